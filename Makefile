@@ -1,0 +1,53 @@
+# Two commands matter: `make run` (quick start) and `make test` (the whole suite, both databases).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test test-sqlite test-postgresql lint format chromium bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/alembic upgrade head
+	$(BIN)/flask --app wsgi demo load
+	@echo "Web app: http://$(HOST):$(PORT)  (scheduler runs beside it; Ctrl-C stops both)"
+	@$(BIN)/python -m scheduler & sched=$$!; \
+	  trap 'kill $$sched 2>/dev/null; wait $$sched 2>/dev/null' EXIT INT TERM; \
+	  $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
+
+# Debian's chromium for the browser tests (Playwright drives it; nothing is downloaded at run time).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test-sqlite: $(STAMP) chromium
+	TEST_DB=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-postgresql: $(STAMP) chromium
+	TEST_DB=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint test-sqlite test-postgresql
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache .hypothesis

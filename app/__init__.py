@@ -1,0 +1,79 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import sqlalchemy.orm as so
+from apiflask import APIFlask
+
+from app import errors, http
+from app.config import Settings, load_settings
+from app.db import make_engine, make_session_factory
+
+
+def create_app(
+    settings: Settings | None = None, *, session_factory: so.sessionmaker | None = None
+) -> APIFlask:
+    """Build the app from settings (config.toml by default) and an optional session factory."""
+    settings = settings or load_settings()
+    app = APIFlask(
+        __name__,
+        title="IVIG Assistant API",
+        version="1",
+        spec_path="/api/v1/openapi.json",
+        docs_path=None,
+        json_errors=False,
+        template_folder="web/templates",
+        static_folder="web/static",
+    )
+    app.config.update(
+        SECRET_KEY=settings.app.secret_key,
+        SESSION_COOKIE_NAME="ivig_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.is_production,
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=settings.auth.session_absolute_hours),
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        JSON_SORT_KEYS=False,
+        SECURITY_SCHEMES={"BearerAuth": {"type": "http", "scheme": "bearer"}},
+        VALIDATION_ERROR_SCHEMA={
+            "properties": {"error": {"type": "object"}},
+            "type": "object",
+        },
+        HTTP_ERROR_SCHEMA={"properties": {"error": {"type": "object"}}, "type": "object"},
+        INFO={"description": "JSON API of the IVIG infusion scheduling and tapering assistant."},
+    )
+    logging.basicConfig(level=settings.app.log_level)
+    app.logger.setLevel(settings.app.log_level)
+
+    engine = None
+    if session_factory is None:
+        engine = make_engine(settings.app.database_url)
+        session_factory = make_session_factory(engine)
+    app.extensions["ivig"] = http.AppState(
+        settings=settings, engine=engine, session_factory=session_factory
+    )
+
+    from app import api, auth, cli, web
+
+    http.init_app(app)
+    app.before_request(auth.load_user)
+    web.init_app(app)
+    app.register_blueprint(api.bp)
+    errors.register(app)
+    cli.init_app(app)
+
+    @app.context_processor
+    def _layout_globals() -> dict[str, object]:
+        from app.policy import Action, can
+
+        user = http.current_user()
+        return {
+            "current_user": user,
+            "can": lambda action: user is not None and can(user.role, Action(action)),
+            "clinic_name": settings.app.clinic_name,
+        }
+
+    return app

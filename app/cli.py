@@ -1,0 +1,109 @@
+"""Command line: `flask --app wsgi users create ...`, `tokens create ...`, `demo load`."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from app import http
+from app.models import Role
+from app.services import demo
+from app.services import users as user_service
+from app.services.context import Actor, system_actor
+from app.services.errors import ServiceError
+
+users_cli = AppGroup("users", help="Staff accounts.")
+tokens_cli = AppGroup("tokens", help="API bearer tokens.")
+demo_cli = AppGroup("demo", help="Demo data for the quick start.")
+
+
+def _fail(exc: ServiceError) -> None:
+    raise click.ClickException(exc.message)
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--name", "full_name", required=True)
+@click.option("--role", required=True, type=click.Choice(["nurse", "physician", "admin"]))
+@click.option("--password", required=True)
+def create_user(email: str, full_name: str, role: str, password: str) -> None:
+    """Create a staff account."""
+    session = http.state().session_factory()
+    try:
+        user = user_service.create_user(
+            session,
+            system_actor("cli"),
+            email=email,
+            full_name=full_name,
+            role=role,
+            password=password,
+            settings=http.settings().auth,
+        )
+    except ServiceError as exc:
+        _fail(exc)
+    else:
+        click.echo(f"created {user.role} {user.email} (id {user.id})")
+    finally:
+        session.close()
+
+
+@tokens_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--name", default="CLI token", show_default=True)
+@click.option("--days", type=int, default=None, help="Days until expiry; 0 = never.")
+def create_token(email: str, name: str, days: int | None) -> None:
+    """Create an API token; the token alone is printed on the last line."""
+    session = http.state().session_factory()
+    try:
+        user = user_service.get_user_by_email(session, email)
+        if days is None:
+            days = http.settings().auth.api_token_days
+        plain, token = user_service.create_api_token(
+            session, system_actor("cli"), user=user, name=name, days=days or None
+        )
+    except ServiceError as exc:
+        _fail(exc)
+    else:
+        expiry = token.expires_at.date().isoformat() if token.expires_at else "never"
+        click.echo(f"token {token.prefix}… for {user.email}, expires {expiry}:")
+        click.echo(plain)
+    finally:
+        session.close()
+
+
+@tokens_cli.command("revoke")
+@click.option("--id", "token_id", type=int, required=True)
+def revoke_token(token_id: int) -> None:
+    """Revoke an API token by id."""
+    session = http.state().session_factory()
+    try:
+        actor = Actor(label="system:cli", role=Role.ADMIN)
+        token = user_service.revoke_api_token(session, actor, token_id)
+    except ServiceError as exc:
+        _fail(exc)
+    else:
+        click.echo(f"revoked token {token.id} ({token.prefix}…)")
+    finally:
+        session.close()
+
+
+@demo_cli.command("load")
+def load_demo() -> None:
+    """Load the demo centers, users and patients (idempotent) and print the logins."""
+    session = http.state().session_factory()
+    try:
+        logins = demo.load_demo_data(session, http.settings())
+    except ServiceError as exc:
+        _fail(exc)
+    else:
+        click.echo("Demo logins (development only):")
+        for login in logins:
+            click.echo(f"  {login.role:<10} {login.email:<24} {login.password}")
+    finally:
+        session.close()
+
+
+def init_app(app: Flask) -> None:
+    for group in (users_cli, tokens_cli, demo_cli):
+        app.cli.add_command(group)

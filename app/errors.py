@@ -1,0 +1,120 @@
+"""Error answers: JSON envelopes on the API, friendly pages elsewhere, never a stack trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIFlask
+from apiflask.exceptions import HTTPError
+from flask import current_app, jsonify, render_template
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.wrappers import Response
+
+from app import http
+from app.services.errors import ServiceError
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+_FRIENDLY = {
+    400: "The request could not be understood. Reload the page and try again.",
+    401: "Please log in.",
+    403: "Your role does not allow this page. Ask an administrator if you need it.",
+    404: "There is nothing at this address.",
+    405: "This page cannot be used that way.",
+    409: "Someone else changed this at the same time. Reload and try again.",
+    413: "What you sent is too large.",
+    500: "Something went wrong on our side. The error was logged; please try again.",
+}
+
+
+def json_error(
+    status: int,
+    message: str,
+    field: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Return the API's error envelope."""
+    body = {"error": {"code": code or _CODES.get(status, "error"), "message": message}}
+    body["error"]["field"] = field
+    response = jsonify(body)
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _first_validation_problem(detail: Any) -> tuple[str | None, str]:
+    """Flatten APIFlask's {"json": {"field": ["msg"]}} into (field, message)."""
+    if isinstance(detail, dict):
+        for location in detail.values():
+            if isinstance(location, dict):
+                for field, messages in location.items():
+                    text = messages[0] if isinstance(messages, list) and messages else messages
+                    field_name = None if field == "_schema" else str(field)
+                    prefix = f"{field_name}: " if field_name else ""
+                    return field_name, f"{prefix}{text}"
+    return None, "The request body is not valid."
+
+
+def _page(status: int, message: str | None = None) -> tuple[str, int]:
+    return (
+        render_template(
+            "errors/error.html", status=status, message=message or _FRIENDLY.get(status, "")
+        ),
+        status,
+    )
+
+
+def register(app: APIFlask) -> None:
+    """Install the error handlers on the app."""
+
+    @app.error_processor
+    def _api_error(error: HTTPError) -> Response:
+        if error.status_code == 422 and error.detail:
+            field, message = _first_validation_problem(error.detail)
+            return json_error(422, message, field, headers=dict(error.headers or {}))
+        return json_error(error.status_code, error.message or "", headers=error.headers)
+
+    @app.errorhandler(ServiceError)
+    def _service_error(error: ServiceError) -> Any:
+        if http.is_api_request():
+            return json_error(error.status, error.message, error.field, error.code)
+        return _page(error.status, error.message)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Any:
+        status = error.code or 500
+        if http.is_api_request():
+            headers = {}
+            if status == 401:
+                headers["WWW-Authenticate"] = 'Bearer realm="api"'
+                message = "Send Authorization: Bearer <token> with a valid API token."
+            elif status == 405:
+                allowed = getattr(error, "valid_methods", None) or []
+                headers["Allow"] = ", ".join(allowed)
+                message = error.description or "Method not allowed."
+            else:
+                message = error.description or error.name
+            return json_error(status, message, headers=headers)
+        return _page(status)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Any:
+        current_app.logger.exception("unhandled error (request %s)", http.request_id())
+        if http.is_api_request():
+            return json_error(500, "Internal error; it was logged with the request id.")
+        return _page(InternalServerError.code)

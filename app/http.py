@@ -1,0 +1,108 @@
+"""Per-request plumbing shared by the web pages and the JSON API."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask import Flask, current_app, g, request
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response
+
+from app.config import Settings
+from app.models import User
+from app.services.context import Actor
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@dataclass
+class AppState:
+    """What the app holds between requests: settings, the engine and a session factory."""
+
+    settings: Settings
+    engine: sa.Engine | None
+    session_factory: so.sessionmaker
+
+
+def state() -> AppState:
+    return current_app.extensions["ivig"]
+
+
+def settings() -> Settings:
+    return state().settings
+
+
+def db() -> so.Session:
+    """Return this request's database session, opening it on first use."""
+    if "db_session" not in g:
+        g.db_session = state().session_factory()
+    return g.db_session
+
+
+def current_user() -> User | None:
+    return g.get("user")
+
+
+def request_id() -> str:
+    return g.get("request_id") or "-"
+
+
+def actor() -> Actor:
+    """Return the acting user for a service call."""
+    user = current_user()
+    if user is None:
+        return Actor(label="anonymous", request_id=request_id())
+    return Actor(label=user.email, user_id=user.id, role=user.role, request_id=request_id())
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _assign_request_id() -> None:
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def _finish(response: Response) -> Response:
+    response.headers["X-Request-ID"] = request_id()
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'",
+    )
+    if request.endpoint != "static" and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session: so.Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.rollback()
+        session.close()
+
+
+def init_app(app: Flask) -> None:
+    """Register the request hooks every request goes through."""
+    app.before_request(_assign_request_id)
+    app.after_request(_finish)
+    app.teardown_appcontext(_close_session)
+
+
+def redirect_target(default: str) -> str:
+    """Return the ?next= path if it is a local path, else the default."""
+    target = request.values.get("next", "")
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+ResponseValue = ResponseReturnValue

@@ -1,0 +1,21 @@
+"""Rows the processes keep about themselves."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from app.db import Base, UTCDateTime
+
+
+class SchedulerHeartbeat(Base):
+    """One row per scheduler process name; /healthz reports when it was last seen."""
+
+    __tablename__ = "scheduler_heartbeats"
+
+    name: so.Mapped[str] = so.mapped_column(sa.String(60), primary_key=True)
+    last_seen_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime())
+    #: host:pid of the process that wrote the last beat.
+    process: so.Mapped[str] = so.mapped_column(sa.String(120))

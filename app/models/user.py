@@ -1,0 +1,86 @@
+"""Staff accounts, their browser sessions and their API tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from app.db import Base, UTCDateTime, utcnow
+
+
+class Role(enum.StrEnum):
+    NURSE = "nurse"
+    PHYSICIAN = "physician"
+    ADMIN = "admin"
+
+
+ROLE_VALUES = tuple(role.value for role in Role)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "role IN ({})".format(", ".join(f"'{r}'" for r in ROLE_VALUES)), name="role_known"
+        ),
+        sa.CheckConstraint("failed_logins >= 0", name="failed_logins_not_negative"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    #: Login name; stored lower-cased.
+    email: so.Mapped[str] = so.mapped_column(sa.String(254), unique=True)
+    #: Name shown on pages and in the audit trail.
+    full_name: so.Mapped[str] = so.mapped_column(sa.String(120))
+    role: so.Mapped[str] = so.mapped_column(sa.String(20))
+    #: argon2id hash (PHC string).
+    password_hash: so.Mapped[str] = so.mapped_column(sa.String(255))
+    active: so.Mapped[bool] = so.mapped_column(default=True)
+    #: Failed logins since the last successful one.
+    failed_logins: so.Mapped[int] = so.mapped_column(default=0)
+    #: Logins are refused until this time after too many failures.
+    locked_until: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+    last_login_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+    created_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def initials(self) -> str:
+        return "".join(part[0] for part in self.full_name.split() if part).upper()[:3]
+
+
+class LoginSession(Base):
+    """A browser login; the cookie carries only its random id, the table its hash."""
+
+    __tablename__ = "login_sessions"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    #: SHA-256 of the session secret held in the signed cookie.
+    secret_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    created_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+
+    user: so.Mapped[User] = so.relationship()
+
+
+class ApiToken(Base):
+    """A bearer token for API clients; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    #: What the token is for, as its creator named it.
+    name: so.Mapped[str] = so.mapped_column(sa.String(100))
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    #: First characters of the token, to recognise it in lists.
+    prefix: so.Mapped[str] = so.mapped_column(sa.String(12))
+    created_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+    last_used_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+    revoked_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+
+    user: so.Mapped[User] = so.relationship()

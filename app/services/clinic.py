@@ -1,0 +1,41 @@
+"""Read-side queries for centers, chairs and patients."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from app.models import Center, Patient
+
+
+def list_centers(session: so.Session) -> list[Center]:
+    """Return every center with its opening hours and chairs loaded."""
+    return list(
+        session.scalars(
+            sa.select(Center)
+            .options(so.selectinload(Center.opening_hours), so.selectinload(Center.chairs))
+            .order_by(Center.name)
+        )
+    )
+
+
+def list_patients(session: so.Session, query: str = "", limit: int = 200) -> list[Patient]:
+    """Return patients whose name or MRN contains the query, by family name."""
+    statement = sa.select(Patient).options(
+        so.joinedload(Patient.home_center), so.joinedload(Patient.treating_physician)
+    )
+    query = query.strip()
+    if query:
+        like = f"%{query}%"
+        statement = statement.where(
+            sa.or_(
+                Patient.family_name.ilike(like),
+                Patient.given_name.ilike(like),
+                Patient.mrn.ilike(like),
+            )
+        )
+    return list(
+        session.scalars(
+            statement.order_by(Patient.family_name, Patient.given_name).limit(limit)
+        ).unique()
+    )

@@ -1,0 +1,35 @@
+"""Who is acting, passed explicitly from adapters to services (never read from Flask)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlalchemy.orm as so
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The user (or system process) on whose behalf a service runs."""
+
+    label: str
+    user_id: int | None = None
+    role: str | None = None
+    request_id: str | None = None
+
+
+def system_actor(process: str, request_id: str | None = None) -> Actor:
+    """Return the actor for work done by a process, not a person."""
+    return Actor(label=f"system:{process}", request_id=request_id)
+
+
+@contextmanager
+def unit_of_work(session: so.Session) -> Iterator[so.Session]:
+    """Commit what the block wrote, or roll all of it back if it raises."""
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise

@@ -1,0 +1,114 @@
+"""Demo data for the quick start: loaded idempotently, refused in production."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from app.config import Settings
+from app.models import Center, Chair, OpeningHours, Patient, User
+from app.services import audit
+from app.services import users as user_service
+from app.services.context import system_actor, unit_of_work
+from app.services.errors import Forbidden
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    role: str
+    email: str
+    password: str
+
+
+DEMO_LOGINS = (
+    DemoLogin("nurse", "nurse@demo.clinic", "demo-nurse-pass"),
+    DemoLogin("physician", "physician@demo.clinic", "demo-physician-pass"),
+    DemoLogin("admin", "admin@demo.clinic", "demo-admin-pass"),
+)
+_NAMES = {"nurse": "Nora Nurse", "physician": "Dr Paul Physician", "admin": "Ada Admin"}
+
+_CENTERS = (
+    ("Riverside Infusion Center", "America/New_York", "12 River Rd", 6, range(0, 5)),
+    ("Hilltop Infusion Suite", "America/Chicago", "400 Hill St", 4, range(0, 6)),
+)
+
+_PATIENTS = (
+    ("DEMO-0001", "Garcia", "Maria", "female", dt.date(1971, 3, 14), 0),
+    ("DEMO-0002", "Okafor", "James", "male", dt.date(1964, 11, 2), 0),
+    ("DEMO-0003", "Lindqvist", "Eva", "female", dt.date(1985, 7, 29), 1),
+    ("DEMO-0004", "Nguyen", "Thi", "female", dt.date(1958, 1, 5), 1),
+)
+
+
+def load_demo_data(session: so.Session, settings: Settings) -> list[DemoLogin]:
+    """Create the demo users, centers, chairs and patients that are missing."""
+    if settings.is_production:
+        raise Forbidden("demo data is refused in production mode")
+    actor = system_actor("demo")
+    for login in DEMO_LOGINS:
+        exists = session.scalar(sa.select(User.id).where(User.email == login.email))
+        if exists is None:
+            user_service.create_user(
+                session,
+                actor,
+                email=login.email,
+                full_name=_NAMES[login.role],
+                role=login.role,
+                password=login.password,
+                settings=settings.auth,
+            )
+    with unit_of_work(session):
+        centers = []
+        for name, zone, address, chairs, weekdays in _CENTERS:
+            center = session.scalar(sa.select(Center).where(Center.name == name))
+            if center is None:
+                center = Center(name=name, timezone=zone, address=address)
+                center.opening_hours = [
+                    OpeningHours(weekday=day, opens_at=dt.time(8), closes_at=dt.time(18))
+                    for day in weekdays
+                ]
+                center.chairs = [Chair(name=f"Chair {n}") for n in range(1, chairs + 1)]
+                session.add(center)
+                session.flush()
+                audit.record(
+                    session,
+                    actor,
+                    "center.create",
+                    "center",
+                    center.id,
+                    after={
+                        "name": name,
+                        "timezone": zone,
+                        "chairs": chairs,
+                    },
+                )
+            centers.append(center)
+        physician_id = session.scalar(sa.select(User.id).where(User.email == DEMO_LOGINS[1].email))
+        for mrn, family, given, sex, born, center_index in _PATIENTS:
+            if session.scalar(sa.select(Patient.id).where(Patient.mrn == mrn)) is None:
+                patient = Patient(
+                    mrn=mrn,
+                    family_name=family,
+                    given_name=given,
+                    sex=sex,
+                    birth_date=born,
+                    home_center_id=centers[center_index].id,
+                    treating_physician_id=physician_id,
+                )
+                session.add(patient)
+                session.flush()
+                audit.record(
+                    session,
+                    actor,
+                    "patient.create",
+                    "patient",
+                    patient.id,
+                    after={
+                        "mrn": mrn,
+                        "home_center_id": patient.home_center_id,
+                    },
+                )
+    return list(DEMO_LOGINS)

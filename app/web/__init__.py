@@ -1,0 +1,25 @@
+"""Server-rendered pages."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify
+
+from app import http
+from app.services import health
+from app.web import account, admin, auth, csrf, main
+
+
+def init_app(app: Flask) -> None:
+    csrf.init_app(app)
+    for blueprint in (auth.bp, main.bp, admin.bp, account.bp):
+        app.register_blueprint(blueprint)
+
+    @app.get("/healthz")
+    def healthz() -> http.ResponseValue:
+        """200 with the database and scheduler status, 503 when the database fails."""
+        try:
+            details = health.check(http.db())
+        except Exception as exc:
+            app.logger.warning("health check failed: %s", exc.__class__.__name__)
+            return jsonify(status="unavailable", database="unreachable"), 503
+        return jsonify(status="ok", **details)

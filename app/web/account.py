@@ -1,0 +1,52 @@
+"""A user's own API tokens."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from app import http
+from app.auth import require
+from app.policy import Action
+from app.services import users as user_service
+from app.services.errors import ServiceError
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+
+
+@bp.route("/tokens", methods=["GET", "POST"])
+@require(Action.MANAGE_OWN_TOKENS)
+def tokens() -> http.ResponseValue:
+    """List the user's API tokens; create one (shown once)."""
+    user = http.current_user()
+    assert user is not None
+    new_token = None
+    status = 200
+    if request.method == "POST":
+        try:
+            new_token, _ = user_service.create_api_token(
+                http.db(),
+                http.actor(),
+                user=user,
+                name=request.form.get("name", "")[:200],
+                days=http.settings().auth.api_token_days or None,
+            )
+        except ServiceError as exc:
+            flash(exc.message, "error")
+            status = exc.status
+    return (
+        render_template(
+            "account/tokens.html",
+            tokens=user_service.list_api_tokens(http.db(), user.id),
+            new_token=new_token,
+        ),
+        status,
+    )
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@require(Action.MANAGE_OWN_TOKENS)
+def revoke_token(token_id: int) -> http.ResponseValue:
+    """Revoke one of the user's tokens."""
+    token = user_service.revoke_api_token(http.db(), http.actor(), token_id)
+    flash(f"Token {token.prefix}… revoked.", "success")
+    return redirect(url_for("account.tokens"))

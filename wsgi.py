@@ -1,0 +1,12 @@
+"""WSGI entry point: `gunicorn wsgi:app`, `flask --app wsgi run`."""
+
+import sys
+
+from app import create_app
+from app.config import ConfigError
+
+try:
+    app = create_app()
+except ConfigError as exc:
+    sys.stderr.write(f"configuration error: {exc}\n")
+    raise SystemExit(2) from None
