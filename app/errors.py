@@ -110,7 +110,8 @@ def register(app: APIFlask) -> None:
             else:
                 message = error.description or error.name
             return json_error(status, message, headers=headers)
-        return _page(status)
+        custom = error.description != type(error).description
+        return _page(status, error.description if custom else None)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Any:

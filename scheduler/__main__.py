@@ -7,20 +7,28 @@ import signal
 import sys
 from types import FrameType
 
+import sqlalchemy as sa
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from app.config import ConfigError, Settings, load_settings
+from app.db import make_engine
 from scheduler import jobs
 
 log = logging.getLogger("scheduler")
 
 
-def build_scheduler(settings: Settings) -> BlockingScheduler:
+def build_scheduler(
+    settings: Settings,
+    scheduler_class: type[BaseScheduler] = BlockingScheduler,
+    engine: sa.Engine | None = None,
+) -> BaseScheduler:
     """Create the scheduler and register its few periodic jobs under fixed ids."""
     url = settings.app.database_url
-    scheduler = BlockingScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=url, tablename="apscheduler_jobs")},
+    store = SQLAlchemyJobStore(engine=engine or make_engine(url), tablename="apscheduler_jobs")
+    scheduler = scheduler_class(
+        jobstores={"default": store},
         job_defaults={
             "coalesce": True,
             "max_instances": 1,
@@ -62,6 +70,8 @@ def main() -> int:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         log.info("scheduler stopped")
+    finally:
+        jobs.dispose_engines()
     return 0
 
 

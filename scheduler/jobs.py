@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
 from app.config import load_settings
 from app.db import make_engine, make_session_factory
 from app.services import health
 
 log = logging.getLogger(__name__)
 
-_factories: dict[str, object] = {}
+_engines: dict[str, sa.Engine] = {}
 
 
-def _session_factory(database_url: str):
-    factory = _factories.get(database_url)
-    if factory is None:
-        factory = make_session_factory(make_engine(database_url))
-        _factories[database_url] = factory
-    return factory
+def _session_factory(database_url: str) -> so.sessionmaker:
+    """Return a session factory on one engine per database URL, kept for the process."""
+    engine = _engines.get(database_url)
+    if engine is None:
+        engine = _engines[database_url] = make_engine(database_url)
+    return make_session_factory(engine)
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (at shutdown)."""
+    while _engines:
+        _engines.popitem()[1].dispose()
 
 
 def heartbeat(database_url: str, name: str = "scheduler") -> None:

@@ -35,42 +35,42 @@ def guarded(action: Action) -> Callable[[F], F]:
 
 
 @bp.get("/me")
-@bp.output(s.UserOut)
 @guarded(Action.VIEW_SCHEDULE)
+@bp.output(s.UserOut)
 def me() -> Any:
     """The user the token belongs to."""
     return http.current_user()
 
 
 @bp.get("/centers")
-@bp.output(s.CenterList)
 @guarded(Action.VIEW_SCHEDULE)
+@bp.output(s.CenterList)
 def centers() -> Any:
     """Infusion centers with opening hours and chairs."""
     return {"centers": clinic.list_centers(http.db())}
 
 
 @bp.get("/patients")
+@guarded(Action.VIEW_PATIENTS)
 @bp.input(s.PatientQuery, location="query", arg_name="query")
 @bp.output(s.PatientList)
-@guarded(Action.VIEW_PATIENTS)
 def patients(query: s.PatientQuery) -> Any:
     """Patients, optionally searched by name or MRN."""
     return {"patients": clinic.list_patients(http.db(), query.q)}
 
 
 @bp.get("/users")
-@bp.output(s.UserList)
 @guarded(Action.MANAGE_USERS)
+@bp.output(s.UserList)
 def users() -> Any:
     """Staff accounts."""
     return {"users": user_service.list_users(http.db())}
 
 
 @bp.post("/users")
+@guarded(Action.MANAGE_USERS)
 @bp.input(s.UserCreateIn, arg_name="body")
 @bp.output(s.UserOut, status_code=201)
-@guarded(Action.MANAGE_USERS)
 def create_user(body: s.UserCreateIn) -> Any:
     """Create a staff account (admin)."""
     return user_service.create_user(
@@ -79,8 +79,8 @@ def create_user(body: s.UserCreateIn) -> Any:
 
 
 @bp.get("/tokens")
-@bp.output(s.TokenList)
 @guarded(Action.MANAGE_OWN_TOKENS)
+@bp.output(s.TokenList)
 def tokens() -> Any:
     """The caller's API tokens."""
     user = http.current_user()
@@ -89,9 +89,9 @@ def tokens() -> Any:
 
 
 @bp.post("/tokens")
+@guarded(Action.MANAGE_OWN_TOKENS)
 @bp.input(s.TokenCreateIn, arg_name="body")
 @bp.output(s.TokenCreatedOut, status_code=201)
-@guarded(Action.MANAGE_OWN_TOKENS)
 def create_token(body: s.TokenCreateIn) -> Any:
     """Create an API token for the caller; the token is in this answer only."""
     user = http.current_user()
@@ -104,8 +104,8 @@ def create_token(body: s.TokenCreateIn) -> Any:
 
 
 @bp.delete("/tokens/<int:token_id>")
-@bp.output({}, status_code=204)
 @guarded(Action.MANAGE_OWN_TOKENS)
+@bp.output({}, status_code=204)
 def revoke_token(token_id: int) -> Any:
     """Revoke an API token (the caller's own; an admin's may be anyone's)."""
     user_service.revoke_api_token(http.db(), http.actor(), token_id)
@@ -113,9 +113,9 @@ def revoke_token(token_id: int) -> Any:
 
 
 @bp.get("/audit")
+@guarded(Action.VIEW_AUDIT)
 @bp.input(s.AuditQuery, location="query", arg_name="query")
 @bp.output(s.AuditPageOut)
-@guarded(Action.VIEW_AUDIT)
 def audit_events(query: s.AuditQuery) -> Any:
     """The audit trail, newest first, filtered (admin)."""
     for name in ("since", "until"):

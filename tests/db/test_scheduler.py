@@ -1,0 +1,68 @@
+"""The scheduler process: fixed job ids from config, and jobs that are safe to repeat."""
+
+import datetime as dt
+import threading
+
+import sqlalchemy as sa
+from alembic import command
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from app.db import make_engine
+from app.models import SchedulerHeartbeat
+from scheduler import jobs
+from scheduler.__main__ import build_scheduler
+from tests.conftest import alembic_config, make_settings
+
+
+def test_jobs_are_stored_in_the_database_with_fixed_ids(databases):
+    url = databases.create()
+    settings = make_settings(url, scheduler={"heartbeat_seconds": 30})
+    engine = make_engine(url)
+    for _ in range(2):  # a restart replaces the job instead of adding a second one
+        scheduler = build_scheduler(settings, BackgroundScheduler, engine)
+        scheduler.start(paused=True)
+        (job,) = scheduler.get_jobs()
+        scheduler.shutdown()
+    assert job.id == "heartbeat"
+    assert job.trigger.interval == dt.timedelta(seconds=30)
+    assert job.coalesce is True and job.max_instances == 1
+    assert job.misfire_grace_time == settings.scheduler.misfire_grace_seconds
+    assert str(scheduler.timezone) == "UTC"
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT id FROM apscheduler_jobs")).all()
+    engine.dispose()
+    assert stored == [("heartbeat",)]
+    command.check(alembic_config(url))  # the scheduler's own table is not drift
+
+
+def test_heartbeat_repeated_and_in_parallel_keeps_one_row(databases):
+    url = databases.create()
+    errors: list[BaseException] = []
+
+    def beat() -> None:
+        try:
+            jobs.heartbeat(url)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=beat) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    jobs.heartbeat(url)
+    jobs.dispose_engines()
+    assert errors == []
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(SchedulerHeartbeat.name)).all()
+    engine.dispose()
+    assert rows == [("scheduler",)]
+
+
+def test_healthz_shows_the_last_heartbeat(client, db_session):
+    from app.services import health
+
+    assert client.get("/healthz").json["scheduler_last_seen"] is None
+    health.beat(db_session, "scheduler")
+    assert client.get("/healthz").json["scheduler_last_seen"] is not None
