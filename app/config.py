@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from app.domain.dosing import DosingLimits, Product, RatePlan
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.toml"
@@ -69,17 +79,125 @@ class AuditSettings(_Section):
     page_size: int = Field(50, ge=5, le=500)
 
 
+class DosingSettings(_Section):
+    weight_basis_default: Literal["actual", "ideal", "adjusted"] = "adjusted"
+    adjusted_weight_factor: float = Field(0.4, ge=0, le=1)
+    rounding_tolerance_percent: float = Field(5.0, ge=0, le=25)
+    max_dose_g_per_kg_per_cycle: float = Field(2.0, gt=0, le=4)
+    min_dose_g_per_kg_per_cycle: float = Field(0.2, gt=0, le=4)
+    min_weight_kg: float = Field(25.0, gt=0, le=500)
+    max_weight_kg: float = Field(250.0, gt=0, le=500)
+    min_height_cm: float = Field(120.0, gt=0, le=300)
+    max_height_cm: float = Field(230.0, gt=0, le=300)
+    min_days_per_cycle: int = Field(1, ge=1, le=5)
+    max_days_per_cycle: int = Field(5, ge=1, le=5)
+    min_interval_weeks: int = Field(2, ge=1, le=52)
+    max_interval_weeks: int = Field(12, ge=1, le=52)
+    thrombosis_soft_stop_g_per_day: float = Field(35.0, gt=0, le=1000)
+    weight_change_review_percent: float = Field(10.0, gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> DosingSettings:
+        for low, high in (
+            ("min_dose_g_per_kg_per_cycle", "max_dose_g_per_kg_per_cycle"),
+            ("min_weight_kg", "max_weight_kg"),
+            ("min_height_cm", "max_height_cm"),
+            ("min_days_per_cycle", "max_days_per_cycle"),
+            ("min_interval_weeks", "max_interval_weeks"),
+        ):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} must not be above {high}")
+        return self
+
+
+class ProductSettings(_Section):
+    name: str = Field(min_length=1, max_length=60)
+    concentration_g_per_ml: float = Field(gt=0, le=1)
+    vial_sizes_g: tuple[float, ...] = Field(min_length=1)
+    max_g_per_day: float = Field(gt=0, le=1000)
+    rate_start_ml_per_kg_min: float = Field(gt=0, le=0.2)
+    rate_step_ml_per_kg_min: float = Field(ge=0, le=0.2)
+    rate_step_every_minutes: int = Field(ge=1, le=240)
+    rate_max_ml_per_kg_min: float = Field(gt=0, le=0.2)
+    rate_max_at_risk_ml_per_kg_min: float = Field(gt=0, le=0.2)
+
+    @field_validator("vial_sizes_g")
+    @classmethod
+    def _positive_sizes(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(size <= 0 or round(size * 10) != size * 10 for size in value):
+            raise ValueError("vial sizes must be positive multiples of 0.1 g")
+        return tuple(sorted(set(value), reverse=True))
+
+
+class SchedulingSettings(_Section):
+    horizon_months: int = Field(12, ge=1, le=36)
+    shift_window_days: int = Field(3, ge=0, le=14)
+    turnover_minutes: int = Field(15, ge=0, le=240)
+    slot_granularity_minutes: int = Field(15, ge=5, le=60)
+    default_start_time: dt.time = dt.time(8, 30)
+    public_holidays_country: str = Field("", max_length=2)
+
+
 class Settings(_Section):
     app: AppSettings = AppSettings()
     auth: AuthSettings = AuthSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     audit: AuditSettings = AuditSettings()
+    dosing: DosingSettings = DosingSettings()
+    products: tuple[ProductSettings, ...] = ()
+    scheduling: SchedulingSettings = SchedulingSettings()
     #: Where the settings were read from (for messages); not a config.toml key.
     source: str = Field("defaults", exclude=True)
 
     @property
     def is_production(self) -> bool:
         return self.app.mode == "production"
+
+    @field_validator("products")
+    @classmethod
+    def _unique_products(cls, value: tuple[ProductSettings, ...]) -> tuple[ProductSettings, ...]:
+        names = [product.name for product in value]
+        if len(set(names)) != len(names):
+            raise ValueError("product names must be unique")
+        return value
+
+    def product_catalog(self) -> dict[str, Product]:
+        """Return the configured IVIG products as domain values, by name."""
+        return {
+            p.name: Product(
+                name=p.name,
+                concentration_g_per_ml=p.concentration_g_per_ml,
+                vial_sizes_g=p.vial_sizes_g,
+                max_g_per_day=p.max_g_per_day,
+                rate_plan=RatePlan(
+                    start_ml_per_kg_min=p.rate_start_ml_per_kg_min,
+                    step_ml_per_kg_min=p.rate_step_ml_per_kg_min,
+                    step_every_minutes=p.rate_step_every_minutes,
+                    max_ml_per_kg_min=p.rate_max_ml_per_kg_min,
+                    max_at_risk_ml_per_kg_min=p.rate_max_at_risk_ml_per_kg_min,
+                ),
+            )
+            for p in self.products
+        }
+
+    def dosing_limits(self) -> DosingLimits:
+        """Return the dosing hard and soft stops as a domain value."""
+        d = self.dosing
+        return DosingLimits(
+            max_dose_g_per_kg_per_cycle=d.max_dose_g_per_kg_per_cycle,
+            min_dose_g_per_kg_per_cycle=d.min_dose_g_per_kg_per_cycle,
+            min_weight_kg=d.min_weight_kg,
+            max_weight_kg=d.max_weight_kg,
+            min_height_cm=d.min_height_cm,
+            max_height_cm=d.max_height_cm,
+            min_days_per_cycle=d.min_days_per_cycle,
+            max_days_per_cycle=d.max_days_per_cycle,
+            min_interval_weeks=d.min_interval_weeks,
+            max_interval_weeks=d.max_interval_weeks,
+            rounding_tolerance_percent=d.rounding_tolerance_percent,
+            thrombosis_soft_stop_g_per_day=d.thrombosis_soft_stop_g_per_day,
+            adjusted_weight_factor=d.adjusted_weight_factor,
+        )
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -13,6 +13,10 @@ class Action(enum.StrEnum):
     MANAGE_OWN_TOKENS = "tokens.manage_own"
     MANAGE_USERS = "users.manage"
     VIEW_AUDIT = "audit.view"
+    USE_CALCULATOR = "dosing.calculate"
+    MANAGE_PATIENTS = "patients.manage"
+    SET_REGIMEN = "regimen.set"
+    RECORD_INFUSION = "infusion.record"
 
 
 _ALL_STAFF = frozenset(Role)
@@ -23,6 +27,10 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.MANAGE_OWN_TOKENS: _ALL_STAFF,
     Action.MANAGE_USERS: frozenset({Role.ADMIN}),
     Action.VIEW_AUDIT: frozenset({Role.ADMIN}),
+    Action.USE_CALCULATOR: _ALL_STAFF,
+    Action.MANAGE_PATIENTS: frozenset({Role.NURSE, Role.PHYSICIAN}),
+    Action.SET_REGIMEN: frozenset({Role.PHYSICIAN}),
+    Action.RECORD_INFUSION: frozenset({Role.NURSE, Role.PHYSICIAN}),
 }
 
 

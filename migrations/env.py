@@ -50,9 +50,20 @@ def run_migrations_online() -> None:
     url = config.attributes.get("database_url") or load_settings().app.database_url
     engine = make_engine(url)
     with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode copies tables; with foreign keys on, dropping the old copy would
+            # cascade. Turn them off outside any transaction, and check them afterwards.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
         _configure(connection)
         with context.begin_transaction():
             context.run_migrations()
+        if sqlite:
+            problems = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            connection.commit()
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+            if problems:
+                raise RuntimeError(f"foreign keys broken by the migration: {problems[:5]}")
     engine.dispose()
 
 

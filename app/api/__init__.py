@@ -139,3 +139,6 @@ def audit_events(query: s.AuditQuery) -> Any:
         "pages": page.pages,
         "total": page.total,
     }
+
+
+from app.api import care  # noqa: E402, F401  (registers its routes on bp)

@@ -147,3 +147,245 @@ class AuditPageOut(BaseModel):
     page: int
     pages: int
     total: int
+
+
+WeightBasisName = Literal["actual", "ideal", "adjusted"]
+SexName = Literal["female", "male"]
+
+
+class DoseIn(_In):
+    weight_kg: float = Field(gt=0, le=1000)
+    height_cm: float = Field(gt=0, le=400)
+    sex: SexName
+    dose_g_per_kg: float = Field(gt=0, le=10, description="grams per kg per cycle")
+    days_per_cycle: int = Field(ge=1, le=10)
+    weight_basis: WeightBasisName = "adjusted"
+    product: str = Field(min_length=1, max_length=60)
+    interval_weeks: int | None = Field(None, ge=1, le=52)
+    thrombosis_risk: bool = False
+    renal_risk: bool = False
+
+
+class ProblemOut(BaseModel):
+    field: str
+    message: str
+    code: str
+
+
+class RateStepOut(BaseModel):
+    starts_at_minute: float
+    minutes: float
+    rate_ml_per_kg_min: float
+    rate_ml_per_hour: float
+    volume_ml: float
+
+
+class VialOut(BaseModel):
+    size_g: float
+    count: int
+
+
+class DoseOut(BaseModel):
+    weight_basis: WeightBasisName
+    ideal_body_weight_kg: float
+    adjusted_body_weight_kg: float
+    dosing_weight_kg: float
+    grams_per_cycle: float
+    grams_per_day: float
+    rounded_grams_per_day: float
+    rounded_grams_per_cycle: float
+    vials_per_day: list[VialOut]
+    vial_count_per_day: int
+    deviation_percent: float
+    waste_g_per_day: float
+    within_tolerance: bool
+    volume_ml_per_day: float
+    rate_steps: list[RateStepOut]
+    minutes_per_day: int
+    max_rate_ml_per_kg_min: float
+    soft_stops: list[ProblemOut]
+
+
+class PatientCreateIn(_In):
+    mrn: str = Field(min_length=1, max_length=40)
+    family_name: str = Field(min_length=1, max_length=100)
+    given_name: str = Field(min_length=1, max_length=100)
+    sex: SexName
+    birth_date: dt.date
+    home_center_id: int
+    height_cm: float | None = Field(None, gt=0, le=400)
+    weight_kg: float | None = Field(None, gt=0, le=1000)
+    dm_subtype: Literal["classic", "amyopathic", "juvenile"] = "classic"
+    treating_physician_id: int | None = None
+    thrombosis_risk: bool = False
+    renal_risk: bool = False
+
+
+class WeightIn(_In):
+    weight_kg: float = Field(gt=0, le=1000)
+    measured_on: dt.date | None = None
+
+
+class WeightOut(_Out):
+    id: int
+    measured_on: dt.date
+    weight_kg: float
+
+
+class RegimenIn(_In):
+    product: str = Field(min_length=1, max_length=60)
+    dose_g_per_kg: float = Field(gt=0, le=10)
+    days_per_cycle: int = Field(ge=1, le=10)
+    interval_weeks: int = Field(ge=1, le=52)
+    weight_basis: WeightBasisName | None = None
+    starts_on: dt.date
+    preferred_weekday: int | None = Field(None, ge=0, le=6)
+    preferred_time: dt.time | None = None
+    center_id: int | None = None
+    reason: str = Field(min_length=1, max_length=2000)
+    override_reason: str | None = Field(None, max_length=2000)
+    based_on_version: int | None = Field(
+        None, ge=1, description="the current version you saw; omit for the first regimen"
+    )
+
+
+class RegimenOut(_Out):
+    id: int
+    version: int
+    product: str
+    dose_g_per_kg: float
+    days_per_cycle: int
+    interval_weeks: int
+    weight_basis: WeightBasisName
+    starts_on: dt.date
+    preferred_weekday: int | None
+    preferred_time: dt.time
+    center_id: int
+    weight_kg: float
+    height_cm: float
+    dosing_weight_kg: float
+    grams_per_day: float
+    grams_per_cycle: float
+    minutes_per_day: int
+    override_reason: str | None
+    reason: str
+    created_by_id: int | None
+    created_at: dt.datetime
+
+
+class ReplanOut(BaseModel):
+    created: int
+    moved: int
+    unchanged: int
+    cancelled: int
+    unbooked: int
+
+
+class RegimenSetOut(BaseModel):
+    regimen: RegimenOut
+    replan: ReplanOut
+
+
+class InfusionOut(_Out):
+    id: int
+    patient_id: int
+    regimen_id: int
+    cycle_number: int
+    day_number: int
+    planned_date: dt.date
+    shift_days: int
+    center_id: int
+    chair_id: int | None
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+    status: Literal["scheduled", "unbooked", "given", "partial", "missed", "cancelled"]
+    planned_grams: float
+    planned_vials: list[list[float]]
+    planned_minutes: int
+    given_grams: float | None
+    lot_numbers: str | None
+    given_started_at: dt.datetime | None
+    given_ended_at: dt.datetime | None
+    max_rate_ml_per_kg_min: float | None
+    status_reason: str | None
+    version: int
+
+
+class RegimenList(BaseModel):
+    regimens: list[RegimenOut]
+
+
+class InfusionList(BaseModel):
+    infusions: list[InfusionOut]
+
+
+class PatientDetailOut(BaseModel):
+    patient: PatientOut
+    height_cm: float | None
+    dm_subtype: str
+    thrombosis_risk: bool
+    renal_risk: bool
+    weights: list[WeightOut]
+    current_regimen: RegimenOut | None
+    weight_change_percent: float | None
+    weight_review_needed: bool
+
+
+class GivenIn(_In):
+    given_grams: float = Field(gt=0, le=1000)
+    started_at: dt.datetime
+    ended_at: dt.datetime
+    lot_numbers: str = Field(min_length=1, max_length=200)
+    max_rate_ml_per_kg_min: float = Field(gt=0, le=1)
+    partial: bool = False
+    reason: str | None = Field(None, max_length=2000)
+    version: int | None = Field(None, ge=1, description="the infusion version you saw")
+
+
+class ReasonIn(_In):
+    reason: str = Field(min_length=1, max_length=500)
+    version: int | None = Field(None, ge=1)
+
+
+class RescheduleIn(_In):
+    chair_id: int
+    starts_at: dt.datetime
+    version: int | None = Field(None, ge=1)
+
+
+class AdverseEventIn(_In):
+    event_type: str = Field(min_length=1, max_length=30)
+    grade: int = Field(ge=1, le=5)
+    occurred_on: dt.date | None = None
+    serious: bool | None = None
+    description: str = Field("", max_length=2000)
+
+
+class AdverseEventOut(_Out):
+    id: int
+    infusion_id: int | None
+    patient_id: int
+    occurred_on: dt.date
+    event_type: str
+    grade: int
+    serious: bool
+    description: str
+
+
+class BoardInfusionOut(InfusionOut):
+    patient_name: str
+
+
+class BoardChairOut(BaseModel):
+    chair_id: int
+    name: str
+    infusions: list[BoardInfusionOut]
+
+
+class DayBoardOut(BaseModel):
+    center_id: int
+    date: dt.date
+    opens_at: dt.time | None
+    closes_at: dt.time | None
+    chairs: list[BoardChairOut]
+    unbooked: list[BoardInfusionOut]

@@ -1,20 +1,28 @@
 """SQLAlchemy models: tables only, one module per aggregate."""
 
 from app.models.audit import AuditEvent
-from app.models.center import Center, Chair, OpeningHours
-from app.models.patient import Patient
+from app.models.center import Center, Chair, Closure, OpeningHours
+from app.models.infusion import AdverseEvent, Infusion, InfusionStatus
+from app.models.patient import Patient, WeightMeasurement
+from app.models.regimen import Regimen
 from app.models.system import SchedulerHeartbeat
 from app.models.user import ApiToken, LoginSession, Role, User
 
 __all__ = [
+    "AdverseEvent",
     "ApiToken",
     "AuditEvent",
     "Center",
     "Chair",
+    "Closure",
+    "Infusion",
+    "InfusionStatus",
     "LoginSession",
     "OpeningHours",
     "Patient",
+    "Regimen",
     "Role",
     "SchedulerHeartbeat",
     "User",
+    "WeightMeasurement",
 ]

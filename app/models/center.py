@@ -26,6 +26,9 @@ class Center(Base):
     chairs: so.Mapped[list[Chair]] = so.relationship(
         back_populates="center", order_by="Chair.name", cascade="all, delete-orphan"
     )
+    closures: so.Mapped[list[Closure]] = so.relationship(
+        back_populates="center", order_by="Closure.closed_on", cascade="all, delete-orphan"
+    )
 
 
 class OpeningHours(Base):
@@ -57,3 +60,17 @@ class Chair(Base):
     active: so.Mapped[bool] = so.mapped_column(default=True)
 
     center: so.Mapped[Center] = so.relationship(back_populates="chairs")
+
+
+class Closure(Base):
+    """A whole day a center is closed (cycles falling on it shift)."""
+
+    __tablename__ = "closures"
+    __table_args__ = (sa.UniqueConstraint("center_id", "closed_on", name="uq_closures_center_day"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    center_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("centers.id", ondelete="CASCADE"))
+    closed_on: so.Mapped[dt.date]
+    reason: so.Mapped[str] = so.mapped_column(sa.String(200))
+
+    center: so.Mapped[Center] = so.relationship(back_populates="closures")

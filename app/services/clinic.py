@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from app.models import Center, Patient
+from app.models import Center, Patient, Role, User
+from app.services.errors import NotFound
 
 
 def list_centers(session: so.Session) -> list[Center]:
@@ -38,4 +39,27 @@ def list_patients(session: so.Session, query: str = "", limit: int = 200) -> lis
         session.scalars(
             statement.order_by(Patient.family_name, Patient.given_name).limit(limit)
         ).unique()
+    )
+
+
+def get_center(session: so.Session, center_id: int) -> Center:
+    """Return a center with hours and chairs, or raise NotFound."""
+    center = session.scalars(
+        sa.select(Center)
+        .where(Center.id == center_id)
+        .options(so.selectinload(Center.opening_hours), so.selectinload(Center.chairs))
+    ).one_or_none()
+    if center is None:
+        raise NotFound(f"center_id: no center {center_id}", field="center_id")
+    return center
+
+
+def list_physicians(session: so.Session) -> list[User]:
+    """Return active physicians, by name."""
+    return list(
+        session.scalars(
+            sa.select(User)
+            .where(User.role == Role.PHYSICIAN, User.active.is_(True))
+            .order_by(User.full_name)
+        )
     )

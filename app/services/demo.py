@@ -9,7 +9,8 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from app.config import Settings
-from app.models import Center, Chair, OpeningHours, Patient, User
+from app.db import utcnow
+from app.models import Center, Chair, OpeningHours, Patient, User, WeightMeasurement
 from app.services import audit
 from app.services import users as user_service
 from app.services.context import system_actor, unit_of_work
@@ -36,10 +37,11 @@ _CENTERS = (
 )
 
 _PATIENTS = (
-    ("DEMO-0001", "Garcia", "Maria", "female", dt.date(1971, 3, 14), 0),
-    ("DEMO-0002", "Okafor", "James", "male", dt.date(1964, 11, 2), 0),
-    ("DEMO-0003", "Lindqvist", "Eva", "female", dt.date(1985, 7, 29), 1),
-    ("DEMO-0004", "Nguyen", "Thi", "female", dt.date(1958, 1, 5), 1),
+    # mrn, family, given, sex, born, center index, height cm, weight kg, thrombosis risk
+    ("DEMO-0001", "Garcia", "Maria", "female", dt.date(1971, 3, 14), 0, 163.0, 68.0, False),
+    ("DEMO-0002", "Okafor", "James", "male", dt.date(1964, 11, 2), 0, 175.0, 100.0, False),
+    ("DEMO-0003", "Lindqvist", "Eva", "female", dt.date(1985, 7, 29), 1, 170.0, 59.5, False),
+    ("DEMO-0004", "Nguyen", "Thi", "female", dt.date(1958, 1, 5), 1, 152.0, 51.0, True),
 )
 
 
@@ -87,7 +89,7 @@ def load_demo_data(session: so.Session, settings: Settings) -> list[DemoLogin]:
                 )
             centers.append(center)
         physician_id = session.scalar(sa.select(User.id).where(User.email == DEMO_LOGINS[1].email))
-        for mrn, family, given, sex, born, center_index in _PATIENTS:
+        for mrn, family, given, sex, born, center_index, height, weight, risk in _PATIENTS:
             if session.scalar(sa.select(Patient.id).where(Patient.mrn == mrn)) is None:
                 patient = Patient(
                     mrn=mrn,
@@ -97,9 +99,16 @@ def load_demo_data(session: so.Session, settings: Settings) -> list[DemoLogin]:
                     birth_date=born,
                     home_center_id=centers[center_index].id,
                     treating_physician_id=physician_id,
+                    height_cm=height,
+                    thrombosis_risk=risk,
                 )
                 session.add(patient)
                 session.flush()
+                session.add(
+                    WeightMeasurement(
+                        patient_id=patient.id, measured_on=utcnow().date(), weight_kg=weight
+                    )
+                )
                 audit.record(
                     session,
                     actor,

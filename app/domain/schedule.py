@@ -1,0 +1,445 @@
+"""Infusion schedules: cycle dates from a regimen, then chair bookings at an infusion center.
+
+Pure functions over plain values (no configuration, no database, no clock): the service
+layer passes in the center's calendar, the chairs' existing occupancy and the settings.
+Dates are the center's local days; instants are aware UTC datetimes.
+"""
+
+import bisect
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+_ONE_DAY = dt.timedelta(days=1)
+_MIDNIGHT = dt.time(0, 0)
+
+
+@dataclass(frozen=True)
+class OpeningHours:
+    """Opening hours of a center on one weekday, in the center's local wall-clock time."""
+
+    weekday: int
+    opens_at: dt.time
+    closes_at: dt.time
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.weekday <= 6:
+            raise ValueError(f"weekday must be 0 (Monday) to 6 (Sunday), got {self.weekday}")
+        if self.opens_at.tzinfo is not None or self.closes_at.tzinfo is not None:
+            raise ValueError("opens_at and closes_at are local wall-clock times without tzinfo")
+        if self.opens_at >= self.closes_at:
+            raise ValueError(f"opens_at {self.opens_at} must be before closes_at {self.closes_at}")
+
+
+@dataclass(frozen=True)
+class CenterCalendar:
+    """When an infusion center is open and which chairs it books, in preference order."""
+
+    timezone: str
+    hours: tuple[OpeningHours, ...]
+    closures: frozenset[dt.date]
+    chair_ids: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        weekdays = [entry.weekday for entry in self.hours]
+        if len(set(weekdays)) != len(weekdays):
+            raise ValueError("hours has more than one entry for the same weekday")
+
+    def hours_on(self, day: dt.date) -> OpeningHours | None:
+        """Return the opening hours on day, or None if the center is closed that day."""
+        if day in self.closures:
+            return None
+        weekday = day.weekday()
+        for entry in self.hours:
+            if entry.weekday == weekday:
+                return entry
+        return None
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A span during which a chair is occupied, turnover after the infusion included."""
+
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class PlannedCycle:
+    """The infusion dates of one cycle, or no dates if it could not be placed."""
+
+    cycle_number: int
+    planned_start: dt.date
+    days: tuple[dt.date, ...]
+    shift_days: int
+
+    @property
+    def placed(self) -> bool:
+        """Return whether the cycle has infusion dates."""
+        return bool(self.days)
+
+
+@dataclass(frozen=True)
+class Booking:
+    """One infusion day of a cycle, on a chair at a time, or unbooked for a nurse to place."""
+
+    cycle_number: int
+    day_number: int
+    date: dt.date
+    chair_id: int | None
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+    shift_days: int
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _shift_offsets(window: int) -> Iterator[int]:
+    # The planned day first, then alternately later and earlier: a day late is clinically
+    # gentler than a day early, and both beat moving further away.
+    yield 0
+    for distance in range(1, window + 1):
+        yield distance
+        yield -distance
+
+
+def _run_from(
+    start: dt.date, count: int, open_weekdays: frozenset[int], closures: frozenset[dt.date]
+) -> tuple[dt.date, ...] | None:
+    """Return count consecutive open days from start, or None if a closure interrupts them."""
+    if start.weekday() not in open_weekdays or start in closures:
+        return None
+    days: list[dt.date] = []
+    day = start
+    while True:
+        if day.weekday() in open_weekdays:
+            # Regular weekly closed days (weekends) are part of a normal cycle; an exceptional
+            # closure on an otherwise open day would split it, so the whole cycle must move.
+            if day in closures:
+                return None
+            days.append(day)
+            if len(days) == count:
+                return tuple(days)
+        day += _ONE_DAY
+
+
+def _candidate_runs(
+    planned: dt.date,
+    count: int,
+    window: int,
+    open_weekdays: frozenset[int],
+    closures: frozenset[dt.date],
+    after: dt.date | None,
+    before: dt.date | None,
+    not_before: dt.date | None,
+) -> Iterator[tuple[dt.date, ...]]:
+    """Yield the runs of days a cycle may occupy, in the order they should be tried."""
+    for offset in _shift_offsets(window):
+        start = planned + dt.timedelta(days=offset)
+        if after is not None and start <= after:
+            continue
+        if not_before is not None and start < not_before:
+            continue
+        run = _run_from(start, count, open_weekdays, closures)
+        if run is not None and (before is None or run[-1] < before):
+            yield run
+
+
+def plan_cycles(
+    start: dt.date,
+    interval_weeks: int,
+    days_per_cycle: int,
+    until: dt.date,
+    calendar: CenterCalendar,
+    shift_window_days: int,
+    first_cycle_number: int = 1,
+    not_before: dt.date | None = None,
+) -> list[PlannedCycle]:
+    """Plan the cycles from start through until on open days, shifting them around closures."""
+    _require(interval_weeks >= 1, f"interval_weeks must be at least 1, got {interval_weeks}")
+    _require(days_per_cycle >= 1, f"days_per_cycle must be at least 1, got {days_per_cycle}")
+    _require(shift_window_days >= 0, f"shift_window_days must be >= 0, got {shift_window_days}")
+    open_weekdays = frozenset(entry.weekday for entry in calendar.hours)
+    step = dt.timedelta(weeks=interval_weeks)
+    index = 0
+    if not_before is not None:
+        # Cycles planned before this belong to the past: jump over them instead of walking.
+        earliest = not_before - dt.timedelta(days=shift_window_days)
+        index = max(0, -(-(earliest - start).days // step.days))
+    cycles: list[PlannedCycle] = []
+    last_day: dt.date | None = None
+    planned = start + index * step
+    while planned <= until:
+        run = next(
+            _candidate_runs(
+                planned,
+                days_per_cycle,
+                shift_window_days,
+                open_weekdays,
+                calendar.closures,
+                after=last_day,
+                before=None,
+                not_before=not_before,
+            ),
+            (),
+        )
+        if run:
+            last_day = run[-1]
+        cycles.append(
+            PlannedCycle(
+                cycle_number=first_cycle_number + index,
+                planned_start=planned,
+                days=run,
+                shift_days=(run[0] - planned).days if run else 0,
+            )
+        )
+        index += 1
+        planned = start + index * step
+    return cycles
+
+
+def _wall_to_utc(wall: dt.datetime, zone: ZoneInfo) -> dt.datetime | None:
+    # fold=0 picks the first occurrence of an ambiguous time; a wall time inside a DST gap
+    # comes back different after the round trip, which is how a nonexistent time shows.
+    instant = wall.replace(tzinfo=zone, fold=0).astimezone(dt.UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) != wall:
+        return None
+    return instant
+
+
+def local_to_utc(day: dt.date, at: dt.time, timezone: str) -> dt.datetime | None:
+    """Convert a local date and wall-clock time to UTC, or None if that time does not exist."""
+    wall = dt.datetime.combine(day, at.replace(tzinfo=None, fold=0))
+    return _wall_to_utc(wall, ZoneInfo(timezone))
+
+
+class _ChairBusy:
+    """A chair's occupied spans as sorted, disjoint half-open intervals."""
+
+    __slots__ = ("ends", "starts")
+
+    def __init__(self, intervals: Sequence[Interval]) -> None:
+        self.starts: list[dt.datetime] = []
+        self.ends: list[dt.datetime] = []
+        for interval in sorted(intervals, key=lambda item: item.starts_at):
+            begin, end = interval.starts_at, interval.ends_at
+            if begin.tzinfo is None or end.tzinfo is None:
+                raise ValueError("busy intervals must be timezone-aware")
+            if end <= begin:
+                continue
+            # Merging overlaps keeps the ends sorted too, so one neighbour decides a conflict.
+            if self.ends and begin <= self.ends[-1]:
+                self.ends[-1] = max(self.ends[-1], end)
+            else:
+                self.starts.append(begin)
+                self.ends.append(end)
+
+    def is_free(self, begin: dt.datetime, end: dt.datetime) -> bool:
+        """Return whether [begin, end) overlaps no occupied span."""
+        position = bisect.bisect_left(self.starts, end)
+        return position == 0 or self.ends[position - 1] <= begin
+
+    def add(self, begin: dt.datetime, end: dt.datetime) -> None:
+        """Occupy [begin, end), which must be free."""
+        position = bisect.bisect_left(self.starts, begin)
+        self.starts.insert(position, begin)
+        self.ends.insert(position, end)
+
+    def remove(self, begin: dt.datetime) -> None:
+        """Free the span added with add(begin, ...)."""
+        position = bisect.bisect_left(self.starts, begin)
+        del self.starts[position]
+        del self.ends[position]
+
+
+class _Slotter:
+    """Finds free chair slots for one center, remembering what it has booked."""
+
+    def __init__(
+        self,
+        calendar: CenterCalendar,
+        preferred_time: dt.time,
+        turnover: dt.timedelta,
+        busy: Mapping[int, Sequence[Interval]],
+        granularity_minutes: int,
+    ) -> None:
+        _require(granularity_minutes >= 1, "granularity_minutes must be at least 1")
+        _require(turnover >= dt.timedelta(0), "turnover must not be negative")
+        self.calendar = calendar
+        self.zone = ZoneInfo(calendar.timezone)
+        self.preferred_seconds = _seconds(preferred_time)
+        self.step_seconds = granularity_minutes * 60
+        self.turnover = turnover
+        self.chairs = {chair: _ChairBusy(busy.get(chair, ())) for chair in calendar.chair_ids}
+        self.hours = {entry.weekday: entry for entry in calendar.hours}
+        self._orders: dict[tuple[dt.time, dt.time, dt.timedelta], tuple[int, ...]] = {}
+
+    def _start_order(self, hours: OpeningHours, duration: dt.timedelta) -> tuple[int, ...]:
+        """Return the candidate start times (seconds after midnight), best first."""
+        key = (hours.opens_at, hours.closes_at, duration)
+        order = self._orders.get(key)
+        if order is None:
+            step = self.step_seconds
+            first = -(-_seconds(hours.opens_at) // step) * step
+            # Whole seconds, rounded up, so a fractional duration never overruns closing.
+            last = _seconds(hours.closes_at) + (-duration // dt.timedelta(seconds=1))
+            preferred = self.preferred_seconds
+            order = tuple(
+                sorted(range(first, last + 1, step), key=lambda s: (abs(s - preferred), s))
+            )
+            self._orders[key] = order
+        return order
+
+    def find(self, day: dt.date, duration: dt.timedelta) -> tuple[int, dt.datetime] | None:
+        """Return the best free (chair, UTC start) on day, or None."""
+        if day in self.calendar.closures:
+            return None
+        hours = self.hours.get(day.weekday())
+        if hours is None:
+            return None
+        midnight = dt.datetime.combine(day, _MIDNIGHT)
+        closing = dt.datetime.combine(day, hours.closes_at)
+        occupancy = duration + self.turnover
+        for seconds in self._start_order(hours, duration):
+            begin = _wall_to_utc(midnight + dt.timedelta(seconds=seconds), self.zone)
+            if begin is None:
+                continue
+            # Wall-clock arithmetic and elapsed time differ on a DST day, so check the real
+            # end of the infusion against closing time on the clock.
+            if (begin + duration).astimezone(self.zone).replace(tzinfo=None) > closing:
+                continue
+            end = begin + occupancy
+            for chair in self.calendar.chair_ids:
+                if self.chairs[chair].is_free(begin, end):
+                    return chair, begin
+        return None
+
+    def book_days(
+        self, days: Sequence[dt.date], durations: Sequence[dt.timedelta], *, all_or_nothing: bool
+    ) -> list[tuple[int, dt.datetime] | None] | None:
+        """Book each day on the best free slot; with all_or_nothing, undo all if one fails."""
+        slots: list[tuple[int, dt.datetime] | None] = []
+        for day, duration in zip(days, durations, strict=True):
+            slot = self.find(day, duration)
+            if slot is None and all_or_nothing:
+                for taken in slots:
+                    if taken is not None:
+                        self.chairs[taken[0]].remove(taken[1])
+                return None
+            if slot is not None:
+                chair, begin = slot
+                self.chairs[chair].add(begin, begin + duration + self.turnover)
+            slots.append(slot)
+        return slots
+
+
+def _seconds(at: dt.time) -> int:
+    return at.hour * 3600 + at.minute * 60 + at.second
+
+
+def find_slot(
+    day: dt.date,
+    calendar: CenterCalendar,
+    preferred_time: dt.time,
+    duration: dt.timedelta,
+    turnover: dt.timedelta,
+    busy: Mapping[int, Sequence[Interval]],
+    granularity_minutes: int,
+) -> tuple[int, dt.datetime] | None:
+    """Find the free chair and UTC start nearest the preferred local time on day."""
+    _require(duration > dt.timedelta(0), "duration must be positive")
+    slotter = _Slotter(calendar, preferred_time, turnover, busy, granularity_minutes)
+    return slotter.find(day, duration)
+
+
+def book_cycles(
+    cycles: Sequence[PlannedCycle],
+    days_per_cycle: int,
+    calendar: CenterCalendar,
+    preferred_time: dt.time,
+    durations: Sequence[dt.timedelta],
+    turnover: dt.timedelta,
+    busy: Mapping[int, Sequence[Interval]],
+    granularity_minutes: int,
+    shift_window_days: int,
+    *,
+    not_before: dt.date | None = None,
+) -> list[Booking]:
+    """Book every day of the planned cycles on chairs, moving a cycle that does not fit."""
+    _require(
+        len(durations) == days_per_cycle,
+        f"durations needs {days_per_cycle} entries (one per day), got {len(durations)}",
+    )
+    _require(all(d > dt.timedelta(0) for d in durations), "every duration must be positive")
+    _require(shift_window_days >= 0, f"shift_window_days must be >= 0, got {shift_window_days}")
+    slotter = _Slotter(calendar, preferred_time, turnover, busy, granularity_minutes)
+    open_weekdays = frozenset(slotter.hours)
+    ordered = sorted(cycles, key=lambda cycle: cycle.cycle_number)
+    # A moved cycle must stay clear of the next cycle's dates, so that cycle keeps its own.
+    next_starts: list[dt.date | None] = []
+    upcoming: dt.date | None = None
+    for cycle in reversed(ordered):
+        next_starts.append(upcoming)
+        if cycle.placed:
+            upcoming = cycle.days[0]
+    next_starts.reverse()
+
+    bookings: list[Booking] = []
+    last_day: dt.date | None = None
+    for cycle, next_start in zip(ordered, next_starts, strict=True):
+        if not cycle.placed:
+            bookings.extend(
+                Booking(
+                    cycle.cycle_number,
+                    number,
+                    cycle.planned_start + dt.timedelta(days=number - 1),
+                    None,
+                    None,
+                    None,
+                    0,
+                )
+                for number in range(1, days_per_cycle + 1)
+            )
+            continue
+        _require(
+            len(cycle.days) == days_per_cycle,
+            f"cycle {cycle.cycle_number} has {len(cycle.days)} days, expected {days_per_cycle}",
+        )
+        days, shift = cycle.days, cycle.shift_days
+        slots = slotter.book_days(days, durations, all_or_nothing=True)
+        if slots is None:
+            for run in _candidate_runs(
+                cycle.planned_start,
+                days_per_cycle,
+                shift_window_days,
+                open_weekdays,
+                calendar.closures,
+                after=last_day,
+                before=next_start,
+                not_before=not_before,
+            ):
+                if run == cycle.days:
+                    continue
+                slots = slotter.book_days(run, durations, all_or_nothing=True)
+                if slots is not None:
+                    days, shift = run, (run[0] - cycle.planned_start).days
+                    break
+        if slots is None:
+            slots = slotter.book_days(days, durations, all_or_nothing=False)
+            assert slots is not None
+        for number, (day, duration, slot) in enumerate(
+            zip(days, durations, slots, strict=True), start=1
+        ):
+            if slot is None:
+                bookings.append(Booking(cycle.cycle_number, number, day, None, None, None, shift))
+            else:
+                chair, begin = slot
+                bookings.append(
+                    Booking(cycle.cycle_number, number, day, chair, begin, begin + duration, shift)
+                )
+        last_day = days[-1]
+    return bookings

@@ -1,0 +1,159 @@
+"""Infusion appointments on chairs, what was given, and adverse events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from app.db import Base, UTCDateTime, utcnow
+from app.models.center import Center, Chair
+from app.models.patient import Patient
+from app.models.regimen import Regimen
+
+
+class InfusionStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"  # booked on a chair
+    UNBOOKED = "unbooked"  # planned, no chair found: a nurse must place it
+    GIVEN = "given"
+    PARTIAL = "partial"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+
+
+#: Statuses that hold a chair (the no-double-booking rule applies to them).
+CHAIR_HOLDING = (InfusionStatus.SCHEDULED, InfusionStatus.GIVEN, InfusionStatus.PARTIAL)
+#: Statuses that are final: re-planning never touches them.
+RECORDED = (InfusionStatus.GIVEN, InfusionStatus.PARTIAL, InfusionStatus.MISSED)
+_STATUS_VALUES = ", ".join(f"'{s.value}'" for s in InfusionStatus)
+
+
+def _uid() -> str:
+    return uuid.uuid4().hex
+
+
+class Infusion(Base):
+    __tablename__ = "infusions"
+    __table_args__ = (
+        sa.CheckConstraint(f"status IN ({_STATUS_VALUES})", name="status_known"),
+        sa.CheckConstraint(
+            "(chair_id IS NULL) = (starts_at IS NULL) AND (starts_at IS NULL) = (ends_at IS NULL)",
+            name="booking_complete",
+        ),
+        sa.CheckConstraint(
+            "starts_at < ends_at AND ends_at <= occupied_until", name="times_ordered"
+        ),
+        sa.CheckConstraint("planned_grams > 0", name="planned_grams_positive"),
+        sa.CheckConstraint("day_number BETWEEN 1 AND 5", name="day_number_range"),
+        sa.Index("ix_infusions_center_starts", "center_id", "starts_at"),
+        sa.Index("ix_infusions_chair_starts", "chair_id", "starts_at"),
+        sa.Index("ix_infusions_patient_date", "patient_id", "planned_date"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    #: Opaque, stable identifier for calendar feeds (no MRN, no name).
+    uid: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True, default=_uid)
+    patient_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("patients.id", ondelete="RESTRICT"))
+    #: The regimen version that planned this infusion.
+    regimen_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("regimens.id", ondelete="RESTRICT"), index=True
+    )
+    cycle_number: so.Mapped[int]
+    day_number: so.Mapped[int]
+    #: Local date of the infusion at its center.
+    planned_date: so.Mapped[dt.date]
+    #: Days the cycle moved from its planned start (closures, full chairs).
+    shift_days: so.Mapped[int] = so.mapped_column(default=0)
+    center_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("centers.id", ondelete="RESTRICT"))
+    chair_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("chairs.id", ondelete="RESTRICT")
+    )
+    starts_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+    #: End of the infusion itself.
+    ends_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+    #: End of the chair's occupancy: ends_at plus turnover.
+    occupied_until: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+    status: so.Mapped[str] = so.mapped_column(sa.String(12), default=InfusionStatus.SCHEDULED)
+    planned_grams: so.Mapped[float]
+    #: [[vial size g, count], ...] for the planned grams.
+    planned_vials: so.Mapped[list[list[float]]] = so.mapped_column(sa.JSON)
+    planned_minutes: so.Mapped[int]
+    #: What was given (recorded by a nurse).
+    given_grams: so.Mapped[float | None]
+    lot_numbers: so.Mapped[str | None] = so.mapped_column(sa.String(200))
+    given_started_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+    given_ended_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+    max_rate_ml_per_kg_min: so.Mapped[float | None]
+    #: Why it was cancelled, missed or only partly given.
+    status_reason: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    recorded_by_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="RESTRICT")
+    )
+    #: iCalendar SEQUENCE: bumped on every change of time, status or location.
+    sequence: so.Mapped[int] = so.mapped_column(default=0)
+    #: Optimistic lock for concurrent edits (sent back by clients; stale -> 409).
+    version: so.Mapped[int] = so.mapped_column(default=1)
+    created_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
+
+    patient: so.Mapped[Patient] = so.relationship()
+    regimen: so.Mapped[Regimen] = so.relationship()
+    center: so.Mapped[Center] = so.relationship()
+    chair: so.Mapped[Chair | None] = so.relationship()
+    adverse_events: so.Mapped[list[AdverseEvent]] = so.relationship(
+        back_populates="infusion", order_by="AdverseEvent.id"
+    )
+
+
+ADVERSE_EVENT_TYPES = (
+    "headache",
+    "fever",
+    "chills",
+    "nausea",
+    "rash",
+    "hypertension",
+    "hypotension",
+    "anaphylaxis",
+    "thrombosis",
+    "renal_injury",
+    "hemolysis",
+    "aseptic_meningitis",
+    "other",
+)
+
+
+class AdverseEvent(Base):
+    """An infusion reaction or adverse event (grade 1-5, CTCAE style)."""
+
+    __tablename__ = "adverse_events"
+    __table_args__ = (
+        sa.CheckConstraint("grade BETWEEN 1 AND 5", name="grade_range"),
+        sa.CheckConstraint(
+            "event_type IN ({})".format(", ".join(f"'{t}'" for t in ADVERSE_EVENT_TYPES)),
+            name="event_type_known",
+        ),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    patient_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("patients.id", ondelete="RESTRICT"), index=True
+    )
+    infusion_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("infusions.id", ondelete="RESTRICT"), index=True
+    )
+    occurred_on: so.Mapped[dt.date]
+    event_type: so.Mapped[str] = so.mapped_column(sa.String(30))
+    grade: so.Mapped[int]
+    serious: so.Mapped[bool]
+    description: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    #: None while the event is open (the rules engine holds IVIG on open serious events).
+    resolved_on: so.Mapped[dt.date | None]
+    recorded_by_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="RESTRICT")
+    )
+    created_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
+
+    infusion: so.Mapped[Infusion | None] = so.relationship(back_populates="adverse_events")

@@ -1,0 +1,386 @@
+"""Nurse actions on infusions, reactions, and the center's day board."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from app.config import Settings
+from app.db import utcnow
+from app.domain import schedule
+from app.models import AdverseEvent, Center, Chair, Infusion, InfusionStatus
+from app.models.infusion import ADVERSE_EVENT_TYPES
+from app.services import audit, scheduling
+from app.services.context import Actor, unit_of_work
+from app.services.errors import Conflict, InvalidInput, NotFound
+
+#: Adverse events that are serious by nature (DOMAIN.md: boxed warning and other reactions).
+SERIOUS_TYPES = frozenset(
+    {"anaphylaxis", "thrombosis", "renal_injury", "hemolysis", "aseptic_meningitis"}
+)
+
+
+def infusion_view(infusion: Infusion) -> dict[str, object]:
+    return {
+        "status": infusion.status,
+        "planned_date": infusion.planned_date,
+        "chair_id": infusion.chair_id,
+        "starts_at": infusion.starts_at,
+        "ends_at": infusion.ends_at,
+        "planned_grams": infusion.planned_grams,
+        "given_grams": infusion.given_grams,
+        "lot_numbers": infusion.lot_numbers,
+        "given_started_at": infusion.given_started_at,
+        "given_ended_at": infusion.given_ended_at,
+        "max_rate_ml_per_kg_min": infusion.max_rate_ml_per_kg_min,
+        "status_reason": infusion.status_reason,
+    }
+
+
+def _load_for_change(
+    session: so.Session, infusion_id: int, expected_version: int | None
+) -> Infusion:
+    infusion = session.get(Infusion, infusion_id, with_for_update=True)
+    if infusion is None:
+        raise NotFound(f"infusion_id: no infusion {infusion_id}", field="infusion_id")
+    if expected_version is not None and infusion.version != expected_version:
+        raise Conflict(
+            f"version: the infusion changed (now version {infusion.version}); reload",
+            field="version",
+        )
+    return infusion
+
+
+def _require_status(infusion: Infusion, *allowed: InfusionStatus) -> None:
+    if infusion.status not in allowed:
+        names = " or ".join(s.value for s in allowed)
+        raise Conflict(
+            f"status: the infusion is {infusion.status}; this needs it {names}", field="status"
+        )
+
+
+def _changed(infusion: Infusion, significant: bool) -> None:
+    if significant:
+        infusion.sequence += 1
+    infusion.version += 1
+    infusion.updated_at = utcnow()
+
+
+@dataclasses.dataclass(frozen=True)
+class GivenInput:
+    given_grams: float
+    started_at: dt.datetime
+    ended_at: dt.datetime
+    lot_numbers: str
+    max_rate_ml_per_kg_min: float
+    partial: bool = False
+    reason: str | None = None
+    expected_version: int | None = None
+
+
+def record_given(
+    session: so.Session, actor: Actor, infusion_id: int, data: GivenInput, settings: Settings
+) -> Infusion:
+    """Record an infusion as given (or partly given, with a reason)."""
+    if data.started_at.tzinfo is None or data.ended_at.tzinfo is None:
+        raise InvalidInput("started_at: give a time zone offset", field="started_at")
+    if data.ended_at <= data.started_at:
+        raise InvalidInput("ended_at: must be after started_at", field="ended_at")
+    if data.ended_at - data.started_at > dt.timedelta(hours=16):
+        raise InvalidInput("ended_at: an infusion day lasts at most 16 hours", field="ended_at")
+    if data.started_at > utcnow() + dt.timedelta(minutes=5):
+        raise InvalidInput("started_at: not in the future", field="started_at")
+    if not data.lot_numbers.strip() or len(data.lot_numbers) > 200:
+        raise InvalidInput(
+            "lot_numbers: give the lot number(s), at most 200 characters", field="lot_numbers"
+        )
+    if data.partial and not (data.reason or "").strip():
+        raise InvalidInput("reason: say why the infusion was only partly given", field="reason")
+    with unit_of_work(session):
+        infusion = _load_for_change(session, infusion_id, data.expected_version)
+        _require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
+        product = settings.product_catalog().get(infusion.regimen.product)
+        max_grams = product.max_g_per_day if product else infusion.planned_grams
+        if not 0 < data.given_grams <= max_grams:
+            raise InvalidInput(
+                f"given_grams: {data.given_grams:g} is outside 0-{max_grams:g} g "
+                f"(the {infusion.regimen.product} maximum per day)",
+                field="given_grams",
+            )
+        max_rate = product.rate_plan.max_ml_per_kg_min if product else None
+        if not 0 < data.max_rate_ml_per_kg_min <= (max_rate or 1):
+            raise InvalidInput(
+                f"max_rate_ml_per_kg_min: {data.max_rate_ml_per_kg_min:g} is outside "
+                f"0-{max_rate:g} mL/kg/min",
+                field="max_rate_ml_per_kg_min",
+            )
+        before = infusion_view(infusion)
+        infusion.status = InfusionStatus.PARTIAL if data.partial else InfusionStatus.GIVEN
+        infusion.given_grams = data.given_grams
+        infusion.given_started_at = data.started_at
+        infusion.given_ended_at = data.ended_at
+        infusion.lot_numbers = data.lot_numbers.strip()
+        infusion.max_rate_ml_per_kg_min = data.max_rate_ml_per_kg_min
+        infusion.status_reason = (data.reason or "").strip() or None
+        infusion.recorded_by_id = actor.user_id
+        _changed(infusion, significant=True)
+        audit.record(
+            session,
+            actor,
+            f"infusion.{infusion.status}",
+            "infusion",
+            infusion.id,
+            before=before,
+            after=infusion_view(infusion),
+        )
+    return infusion
+
+
+def set_status(
+    session: so.Session,
+    actor: Actor,
+    infusion_id: int,
+    status: InfusionStatus,
+    reason: str,
+    expected_version: int | None = None,
+) -> Infusion:
+    """Mark an infusion missed or cancelled, with a reason."""
+    if status not in (InfusionStatus.MISSED, InfusionStatus.CANCELLED):
+        raise InvalidInput("status: missed or cancelled", field="status")
+    if not reason.strip() or len(reason) > 500:
+        raise InvalidInput("reason: give a reason (at most 500 characters)", field="reason")
+    with unit_of_work(session):
+        infusion = _load_for_change(session, infusion_id, expected_version)
+        _require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
+        before = infusion_view(infusion)
+        infusion.status = status
+        infusion.status_reason = reason.strip()
+        infusion.recorded_by_id = actor.user_id
+        _changed(infusion, significant=True)
+        audit.record(
+            session,
+            actor,
+            f"infusion.{status}",
+            "infusion",
+            infusion.id,
+            before=before,
+            after=infusion_view(infusion),
+        )
+    return infusion
+
+
+def reschedule(
+    session: so.Session,
+    actor: Actor,
+    infusion_id: int,
+    chair_id: int,
+    starts_at: dt.datetime,
+    settings: Settings,
+    expected_version: int | None = None,
+) -> Infusion:
+    """Move a not-yet-given infusion to another chair or time (chair rules apply)."""
+    if starts_at.tzinfo is None:
+        raise InvalidInput("starts_at: give a time zone offset", field="starts_at")
+    with unit_of_work(session):
+        infusion = _load_for_change(session, infusion_id, expected_version)
+        _require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
+        chair = session.get(Chair, chair_id)
+        if chair is None or chair.center_id != infusion.center_id or not chair.active:
+            raise InvalidInput(
+                f"chair_id: no active chair {chair_id} at this center", field="chair_id"
+            )
+        center = infusion.center
+        local = starts_at.astimezone(ZoneInfo(center.timezone))
+        duration = dt.timedelta(minutes=infusion.planned_minutes)
+        turnover = dt.timedelta(minutes=settings.scheduling.turnover_minutes)
+        hours = next((h for h in center.opening_hours if h.weekday == local.weekday()), None)
+        closed = {c.closed_on for c in center.closures}
+        if hours is None or local.date() in closed:
+            raise InvalidInput(
+                f"starts_at: the center is closed on {local.date()}", field="starts_at"
+            )
+        end_local = (starts_at + duration).astimezone(ZoneInfo(center.timezone))
+        if (
+            local.time() < hours.opens_at
+            or end_local.time() > hours.closes_at
+            or end_local.date() != local.date()
+        ):
+            raise InvalidInput(
+                f"starts_at: the {infusion.planned_minutes}-minute infusion must fit within "
+                f"{hours.opens_at:%H:%M}-{hours.closes_at:%H:%M}",
+                field="starts_at",
+            )
+        if starts_at < utcnow():
+            raise InvalidInput("starts_at: not in the past", field="starts_at")
+        end = starts_at + duration
+        busy = scheduling.busy_intervals(
+            session,
+            center.id,
+            starts_at - dt.timedelta(days=1),
+            end + turnover,
+            exclude_ids={infusion.id},
+        )
+        wanted = schedule.Interval(starts_at, end + turnover)
+        if any(
+            b.starts_at < wanted.ends_at and wanted.starts_at < b.ends_at
+            for b in busy.get(chair_id, [])
+        ):
+            raise Conflict(f"chair_id: {chair.name} is taken at that time", field="chair_id")
+        before = infusion_view(infusion)
+        infusion.chair_id = chair_id
+        infusion.starts_at = starts_at
+        infusion.ends_at = end
+        infusion.occupied_until = end + turnover
+        infusion.planned_date = local.date()
+        infusion.status = InfusionStatus.SCHEDULED
+        _changed(infusion, significant=True)
+        try:
+            session.flush()
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(
+                f"chair_id: {chair.name} was just taken; pick another slot", field="chair_id"
+            ) from exc
+        audit.record(
+            session,
+            actor,
+            "infusion.reschedule",
+            "infusion",
+            infusion.id,
+            before=before,
+            after=infusion_view(infusion),
+        )
+    return infusion
+
+
+@dataclasses.dataclass(frozen=True)
+class AdverseEventInput:
+    event_type: str
+    grade: int
+    occurred_on: dt.date
+    serious: bool | None = None
+    description: str = ""
+
+
+def record_adverse_event(
+    session: so.Session, actor: Actor, infusion_id: int, data: AdverseEventInput, today: dt.date
+) -> AdverseEvent:
+    """Record a reaction or adverse event linked to an infusion."""
+    if data.event_type not in ADVERSE_EVENT_TYPES:
+        raise InvalidInput(
+            f"event_type: one of {', '.join(ADVERSE_EVENT_TYPES)}", field="event_type"
+        )
+    if not 1 <= data.grade <= 5:
+        raise InvalidInput(f"grade: 1 to 5 (got {data.grade})", field="grade")
+    if data.occurred_on > today:
+        raise InvalidInput("occurred_on: not in the future", field="occurred_on")
+    if len(data.description) > 2000:
+        raise InvalidInput("description: at most 2000 characters", field="description")
+    serious = data.serious
+    if serious is None:
+        serious = data.event_type in SERIOUS_TYPES or data.grade >= 3
+    with unit_of_work(session):
+        infusion = session.get(Infusion, infusion_id)
+        if infusion is None:
+            raise NotFound(f"infusion_id: no infusion {infusion_id}", field="infusion_id")
+        event = AdverseEvent(
+            patient_id=infusion.patient_id,
+            infusion_id=infusion.id,
+            occurred_on=data.occurred_on,
+            event_type=data.event_type,
+            grade=data.grade,
+            serious=serious,
+            description=data.description.strip(),
+            recorded_by_id=actor.user_id,
+        )
+        session.add(event)
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "adverse_event.record",
+            "adverse_event",
+            event.id,
+            after=dataclasses.asdict(data) | {"serious": serious, "infusion_id": infusion.id},
+        )
+    return event
+
+
+def get_infusion(session: so.Session, infusion_id: int) -> Infusion:
+    infusion = session.scalar(
+        sa.select(Infusion)
+        .where(Infusion.id == infusion_id)
+        .options(
+            so.joinedload(Infusion.patient),
+            so.joinedload(Infusion.chair),
+            so.joinedload(Infusion.center),
+            so.joinedload(Infusion.regimen),
+            so.selectinload(Infusion.adverse_events),
+        )
+    )
+    if infusion is None:
+        raise NotFound(f"infusion_id: no infusion {infusion_id}", field="infusion_id")
+    return infusion
+
+
+@dataclasses.dataclass(frozen=True)
+class DayBoard:
+    center: Center
+    day: dt.date
+    hours: tuple[dt.time, dt.time] | None
+    chairs: list[Chair]
+    by_chair: dict[int, list[Infusion]]
+    unbooked: list[Infusion]
+
+
+def day_board(session: so.Session, center_id: int, day: dt.date) -> DayBoard:
+    """The center's chairs and their infusions on a local date, in a fixed number of queries."""
+    return week_board(session, center_id, day, days=1)[0]
+
+
+def week_board(
+    session: so.Session, center_id: int, first_day: dt.date, days: int = 7
+) -> list[DayBoard]:
+    """Day boards for consecutive local dates, loaded with one query for the infusions."""
+    center = session.scalars(
+        sa.select(Center)
+        .where(Center.id == center_id)
+        .options(so.selectinload(Center.opening_hours), so.selectinload(Center.chairs))
+    ).one_or_none()
+    if center is None:
+        raise NotFound(f"center_id: no center {center_id}", field="center_id")
+    last_day = first_day + dt.timedelta(days=days - 1)
+    infusions = list(
+        session.scalars(
+            sa.select(Infusion)
+            .where(
+                Infusion.center_id == center_id,
+                Infusion.planned_date.between(first_day, last_day),
+            )
+            .options(so.joinedload(Infusion.patient), so.joinedload(Infusion.regimen))
+            .order_by(Infusion.starts_at, Infusion.id)
+        )
+    )
+    boards = []
+    for offset in range(days):
+        day = first_day + dt.timedelta(days=offset)
+        hours = next((h for h in center.opening_hours if h.weekday == day.weekday()), None)
+        todays = [i for i in infusions if i.planned_date == day]
+        by_chair: dict[int, list[Infusion]] = {chair.id: [] for chair in center.chairs}
+        for infusion in todays:
+            if infusion.chair_id is not None and infusion.status != InfusionStatus.CANCELLED:
+                by_chair.setdefault(infusion.chair_id, []).append(infusion)
+        boards.append(
+            DayBoard(
+                center=center,
+                day=day,
+                hours=(hours.opens_at, hours.closes_at) if hours else None,
+                chairs=list(center.chairs),
+                by_chair=by_chair,
+                unbooked=[i for i in todays if i.status == InfusionStatus.UNBOOKED],
+            )
+        )
+    return boards

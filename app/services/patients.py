@@ -1,0 +1,203 @@
+"""Patients: registration, measurements, and what the patient page shows."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from app.config import Settings
+from app.models import Center, Infusion, Patient, Regimen, User, WeightMeasurement
+from app.models.patient import DM_SUBTYPES
+from app.models.user import Role
+from app.services import audit, regimens
+from app.services.context import Actor, unit_of_work
+from app.services.errors import Conflict, InvalidInput, NotFound
+
+
+@dataclasses.dataclass(frozen=True)
+class PatientInput:
+    mrn: str
+    family_name: str
+    given_name: str
+    sex: str
+    birth_date: dt.date
+    home_center_id: int
+    height_cm: float | None = None
+    weight_kg: float | None = None
+    dm_subtype: str = "classic"
+    treating_physician_id: int | None = None
+    thrombosis_risk: bool = False
+    renal_risk: bool = False
+
+
+def _check_range(value: float, field: str, low: float, high: float, unit: str) -> None:
+    if not low <= value <= high:
+        raise InvalidInput(f"{field}: {value:g} is outside {low:g}-{high:g} {unit}", field=field)
+
+
+def patient_view(patient: Patient) -> dict[str, object]:
+    return {
+        "mrn": patient.mrn,
+        "name": patient.display_name,
+        "sex": patient.sex,
+        "birth_date": patient.birth_date,
+        "height_cm": patient.height_cm,
+        "dm_subtype": patient.dm_subtype,
+        "home_center_id": patient.home_center_id,
+        "treating_physician_id": patient.treating_physician_id,
+        "thrombosis_risk": patient.thrombosis_risk,
+        "renal_risk": patient.renal_risk,
+    }
+
+
+def create_patient(
+    session: so.Session, actor: Actor, data: PatientInput, settings: Settings, today: dt.date
+) -> Patient:
+    """Register a patient (with a first weight when given)."""
+    limits = settings.dosing
+    mrn = data.mrn.strip()
+    if not 1 <= len(mrn) <= 40:
+        raise InvalidInput("mrn: 1 to 40 characters", field="mrn")
+    for field in ("family_name", "given_name"):
+        if not 1 <= len(getattr(data, field).strip()) <= 100:
+            raise InvalidInput(f"{field}: 1 to 100 characters", field=field)
+    if data.sex not in ("female", "male"):
+        raise InvalidInput("sex: female or male", field="sex")
+    if data.dm_subtype not in DM_SUBTYPES:
+        raise InvalidInput(f"dm_subtype: one of {', '.join(DM_SUBTYPES)}", field="dm_subtype")
+    if not dt.date(1900, 1, 1) <= data.birth_date <= today:
+        raise InvalidInput("birth_date: between 1900-01-01 and today", field="birth_date")
+    if data.height_cm is not None:
+        _check_range(data.height_cm, "height_cm", limits.min_height_cm, limits.max_height_cm, "cm")
+    if data.weight_kg is not None:
+        _check_range(data.weight_kg, "weight_kg", limits.min_weight_kg, limits.max_weight_kg, "kg")
+    with unit_of_work(session):
+        if session.get(Center, data.home_center_id) is None:
+            raise InvalidInput(
+                f"home_center_id: no center {data.home_center_id}", field="home_center_id"
+            )
+        if data.treating_physician_id is not None:
+            doctor = session.get(User, data.treating_physician_id)
+            if doctor is None or doctor.role != Role.PHYSICIAN:
+                raise InvalidInput(
+                    f"treating_physician_id: no physician {data.treating_physician_id}",
+                    field="treating_physician_id",
+                )
+        if session.scalar(sa.select(Patient.id).where(Patient.mrn == mrn)) is not None:
+            raise Conflict(f"mrn: a patient with MRN {mrn} exists already", field="mrn")
+        values = dataclasses.asdict(data) | {"mrn": mrn}
+        weight = values.pop("weight_kg")
+        patient = Patient(**values)
+        session.add(patient)
+        session.flush()
+        if weight is not None:
+            session.add(
+                WeightMeasurement(
+                    patient_id=patient.id,
+                    measured_on=today,
+                    weight_kg=weight,
+                    recorded_by_id=actor.user_id,
+                )
+            )
+        audit.record(
+            session,
+            actor,
+            "patient.create",
+            "patient",
+            patient.id,
+            after=patient_view(patient) | {"weight_kg": weight},
+        )
+    return patient
+
+
+def record_weight(
+    session: so.Session,
+    actor: Actor,
+    patient_id: int,
+    weight_kg: float,
+    measured_on: dt.date,
+    settings: Settings,
+    today: dt.date,
+) -> WeightMeasurement:
+    """Record a body weight (dosing uses the latest)."""
+    limits = settings.dosing
+    _check_range(weight_kg, "weight_kg", limits.min_weight_kg, limits.max_weight_kg, "kg")
+    if measured_on > today:
+        raise InvalidInput("measured_on: not in the future", field="measured_on")
+    with unit_of_work(session):
+        if session.get(Patient, patient_id) is None:
+            raise NotFound(f"patient_id: no patient {patient_id}", field="patient_id")
+        measurement = WeightMeasurement(
+            patient_id=patient_id,
+            measured_on=measured_on,
+            weight_kg=weight_kg,
+            recorded_by_id=actor.user_id,
+        )
+        session.add(measurement)
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "patient.weight",
+            "patient",
+            patient_id,
+            after={"weight_kg": weight_kg, "measured_on": measured_on},
+        )
+    return measurement
+
+
+@dataclasses.dataclass(frozen=True)
+class PatientDetail:
+    patient: Patient
+    weights: list[WeightMeasurement]
+    regimens: list[Regimen]
+    upcoming: list[Infusion]
+    past: list[Infusion]
+    weight_change_percent: float | None
+    weight_review_needed: bool
+
+
+def get_patient(session: so.Session, patient_id: int) -> Patient:
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound(f"patient_id: no patient {patient_id}", field="patient_id")
+    return patient
+
+
+def patient_detail(
+    session: so.Session, patient_id: int, settings: Settings, today: dt.date
+) -> PatientDetail:
+    """Everything the patient page shows, in a fixed number of queries."""
+    patient = get_patient(session, patient_id)
+    weights = list(
+        session.scalars(
+            sa.select(WeightMeasurement)
+            .where(WeightMeasurement.patient_id == patient_id)
+            .order_by(WeightMeasurement.measured_on.desc(), WeightMeasurement.id.desc())
+        )
+    )
+    history = regimens.regimen_history(session, patient_id)
+    infusions = list(
+        session.scalars(
+            sa.select(Infusion)
+            .where(Infusion.patient_id == patient_id)
+            .options(so.joinedload(Infusion.chair), so.joinedload(Infusion.center))
+            .order_by(Infusion.planned_date, Infusion.day_number, Infusion.id)
+        )
+    )
+    change = None
+    if history and weights:
+        change = (weights[0].weight_kg - history[0].weight_kg) / history[0].weight_kg * 100
+    return PatientDetail(
+        patient=patient,
+        weights=weights,
+        regimens=history,
+        upcoming=[i for i in infusions if i.planned_date >= today],
+        past=[i for i in infusions if i.planned_date < today][::-1],
+        weight_change_percent=change,
+        weight_review_needed=change is not None
+        and abs(change) > settings.dosing.weight_change_review_percent,
+    )

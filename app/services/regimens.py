@@ -1,0 +1,205 @@
+"""Set a patient's IVIG regimen (a new version) and re-plan the future in one transaction."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from app.config import Settings
+from app.db import utcnow
+from app.domain import dosing
+from app.models import Center, Patient, Regimen, WeightMeasurement
+from app.services import audit, scheduling
+from app.services.context import Actor, unit_of_work
+from app.services.errors import Conflict, InvalidInput, NotFound
+
+
+@dataclasses.dataclass(frozen=True)
+class RegimenInput:
+    product: str
+    dose_g_per_kg: float
+    days_per_cycle: int
+    interval_weeks: int
+    weight_basis: str
+    starts_on: dt.date
+    reason: str
+    #: The version the physician saw; None only for a patient's first regimen.
+    based_on_version: int | None = None
+    preferred_weekday: int | None = None
+    preferred_time: dt.time | None = None
+    center_id: int | None = None
+    override_reason: str | None = None
+
+
+def dose_request(patient: Patient, weight_kg: float, data: RegimenInput) -> dosing.DoseRequest:
+    """Build the domain's dose request from a patient and a regimen input."""
+    if patient.height_cm is None:
+        raise InvalidInput("height_cm: record the patient's height first", field="height_cm")
+    return dosing.DoseRequest(
+        weight_kg=weight_kg,
+        height_cm=patient.height_cm,
+        sex=patient.sex,  # type: ignore[arg-type]
+        dose_g_per_kg=data.dose_g_per_kg,
+        days_per_cycle=data.days_per_cycle,
+        weight_basis=data.weight_basis,  # type: ignore[arg-type]
+        product=data.product,
+        interval_weeks=data.interval_weeks,
+        thrombosis_risk=patient.thrombosis_risk,
+        renal_risk=patient.renal_risk,
+    )
+
+
+def calculate(request: dosing.DoseRequest, settings: Settings) -> dosing.DoseResult:
+    """Run the dose arithmetic; hard stops become a 422 naming the first field."""
+    try:
+        return dosing.compute_dose(request, settings.product_catalog(), settings.dosing_limits())
+    except dosing.DoseRejected as exc:
+        first = exc.problems[0]
+        message = "; ".join(problem.message for problem in exc.problems)
+        raise InvalidInput(message, field=first.field) from exc
+
+
+def latest_weight(session: so.Session, patient_id: int) -> WeightMeasurement | None:
+    return session.scalar(
+        sa.select(WeightMeasurement)
+        .where(WeightMeasurement.patient_id == patient_id)
+        .order_by(WeightMeasurement.measured_on.desc(), WeightMeasurement.id.desc())
+        .limit(1)
+    )
+
+
+def current_regimen(session: so.Session, patient_id: int, lock: bool = False) -> Regimen | None:
+    statement = (
+        sa.select(Regimen)
+        .where(Regimen.patient_id == patient_id)
+        .order_by(Regimen.version.desc())
+        .limit(1)
+    )
+    return session.scalar(statement.with_for_update() if lock else statement)
+
+
+def regimen_view(regimen: Regimen | None) -> dict[str, object] | None:
+    if regimen is None:
+        return None
+    return {
+        "version": regimen.version,
+        "product": regimen.product,
+        "dose_g_per_kg": regimen.dose_g_per_kg,
+        "days_per_cycle": regimen.days_per_cycle,
+        "interval_weeks": regimen.interval_weeks,
+        "weight_basis": regimen.weight_basis,
+        "dosing_weight_kg": regimen.dosing_weight_kg,
+        "grams_per_day": regimen.grams_per_day,
+        "starts_on": regimen.starts_on,
+        "center_id": regimen.center_id,
+        "preferred_time": regimen.preferred_time,
+        "override_reason": regimen.override_reason,
+        "reason": regimen.reason,
+    }
+
+
+def local_today(timezone: str) -> dt.date:
+    """Return today's date on the center's wall clock."""
+    return utcnow().astimezone(ZoneInfo(timezone)).date()
+
+
+def set_regimen(
+    session: so.Session,
+    actor: Actor,
+    patient_id: int,
+    data: RegimenInput,
+    settings: Settings,
+    today: dt.date | None = None,
+) -> tuple[Regimen, scheduling.ReplanResult]:
+    """Record a new regimen version (physician) and re-plan future infusions."""
+    if not data.reason.strip():
+        raise InvalidInput("reason: say why the regimen is set or changed", field="reason")
+    if data.preferred_weekday is not None and not 0 <= data.preferred_weekday <= 6:
+        raise InvalidInput("preferred_weekday: 0 (Monday) to 6 (Sunday)", field="preferred_weekday")
+    with unit_of_work(session):
+        patient = session.get(Patient, patient_id)
+        if patient is None:
+            raise NotFound(f"patient_id: no patient {patient_id}", field="patient_id")
+        current = current_regimen(session, patient_id, lock=True)
+        current_version = current.version if current else None
+        if data.based_on_version != current_version:
+            raise Conflict(
+                f"based_on_version: the regimen is at version {current_version or 'none'}, "
+                f"not {data.based_on_version}; reload and try again",
+                field="based_on_version",
+            )
+        weight = latest_weight(session, patient_id)
+        if weight is None:
+            raise InvalidInput("weight_kg: record the patient's weight first", field="weight_kg")
+        result = calculate(dose_request(patient, weight.weight_kg, data), settings)
+        override = (data.override_reason or "").strip() or None
+        if result.soft_stops and override is None:
+            warnings = "; ".join(problem.message for problem in result.soft_stops)
+            raise InvalidInput(
+                f"override_reason: a physician's reason is needed to go ahead: {warnings}",
+                field="override_reason",
+            )
+        center_id = data.center_id or patient.home_center_id
+        center = session.get(Center, center_id)
+        if center is None:
+            raise InvalidInput(f"center_id: no center {center_id}", field="center_id")
+        today = today or local_today(center.timezone)
+        regimen = Regimen(
+            patient_id=patient_id,
+            version=(current_version or 0) + 1,
+            product=data.product,
+            dose_g_per_kg=data.dose_g_per_kg,
+            days_per_cycle=data.days_per_cycle,
+            interval_weeks=data.interval_weeks,
+            weight_basis=data.weight_basis,
+            starts_on=data.starts_on,
+            preferred_weekday=data.preferred_weekday,
+            preferred_time=data.preferred_time or settings.scheduling.default_start_time,
+            center_id=center_id,
+            weight_kg=weight.weight_kg,
+            height_cm=patient.height_cm,
+            dosing_weight_kg=result.dosing_weight_kg,
+            grams_per_day=result.rounding.rounded_g,
+            grams_per_cycle=result.rounded_grams_per_cycle,
+            minutes_per_day=result.infusion.minutes,
+            calculation=audit.json_safe(dataclasses.asdict(result)),
+            soft_stops=[dataclasses.asdict(problem) for problem in result.soft_stops],
+            override_reason=override if result.soft_stops else None,
+            reason=data.reason.strip(),
+            created_by_id=actor.user_id,
+        )
+        session.add(regimen)
+        try:
+            session.flush()
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(
+                "based_on_version: someone else changed the regimen at the same time; reload",
+                field="based_on_version",
+            ) from exc
+        plan = scheduling.replan(session, regimen, settings, today)
+        audit.record(
+            session,
+            actor,
+            "regimen.set",
+            "regimen",
+            regimen.id,
+            before=regimen_view(current),
+            after=regimen_view(regimen) | {"patient_id": patient_id, "replan": plan.summary()},
+        )
+    return regimen, plan
+
+
+def regimen_history(session: so.Session, patient_id: int) -> list[Regimen]:
+    """Return every regimen version of a patient, newest first."""
+    return list(
+        session.scalars(
+            sa.select(Regimen)
+            .where(Regimen.patient_id == patient_id)
+            .options(so.joinedload(Regimen.created_by), so.joinedload(Regimen.center))
+            .order_by(Regimen.version.desc())
+        )
+    )

@@ -1,0 +1,267 @@
+"""Turn a regimen version into chair bookings, and re-plan only the future when it changes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from app.config import Settings
+from app.db import utcnow
+from app.domain import schedule
+from app.models import Center, Infusion, InfusionStatus, Regimen
+from app.models.infusion import CHAIR_HOLDING, RECORDED
+
+
+@dataclass
+class ReplanResult:
+    created: list[Infusion] = field(default_factory=list)
+    moved: list[Infusion] = field(default_factory=list)
+    unchanged: list[Infusion] = field(default_factory=list)
+    cancelled: list[Infusion] = field(default_factory=list)
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "created": len(self.created),
+            "moved": len(self.moved),
+            "unchanged": len(self.unchanged),
+            "cancelled": len(self.cancelled),
+            "unbooked": sum(
+                1 for i in self.created + self.moved if i.status == InfusionStatus.UNBOOKED
+            ),
+        }
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """Return the same day `months` later (clamped to the month's end)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for last in (31, 30, 29, 28):
+        try:
+            return dt.date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def _public_holidays(settings: Settings, start: dt.date, end: dt.date) -> set[dt.date]:
+    country = settings.scheduling.public_holidays_country
+    if not country:
+        return set()
+    import holidays
+
+    days = holidays.country_holidays(country, years=range(start.year, end.year + 1))
+    return {day for day in days if start <= day <= end}
+
+
+def center_calendar(
+    center: Center, settings: Settings, start: dt.date, end: dt.date
+) -> schedule.CenterCalendar:
+    """Return the center's opening hours, closures and chairs as a domain value."""
+    closures = {c.closed_on for c in center.closures if start <= c.closed_on <= end}
+    return schedule.CenterCalendar(
+        timezone=center.timezone,
+        hours=tuple(
+            schedule.OpeningHours(h.weekday, h.opens_at, h.closes_at) for h in center.opening_hours
+        ),
+        closures=frozenset(closures | _public_holidays(settings, start, end)),
+        chair_ids=tuple(c.id for c in center.chairs if c.active),
+    )
+
+
+def busy_intervals(
+    session: so.Session,
+    center_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    exclude_ids: set[int] | frozenset[int] = frozenset(),
+) -> dict[int, list[schedule.Interval]]:
+    """Return chair occupancy (with turnover) at a center between two UTC times, one query."""
+    rows = session.execute(
+        sa.select(Infusion.id, Infusion.chair_id, Infusion.starts_at, Infusion.occupied_until)
+        .where(
+            Infusion.center_id == center_id,
+            Infusion.status.in_([s.value for s in CHAIR_HOLDING]),
+            Infusion.starts_at < end,
+            Infusion.occupied_until > start,
+        )
+        .order_by(Infusion.starts_at)
+    ).all()
+    busy: dict[int, list[schedule.Interval]] = defaultdict(list)
+    for infusion_id, chair_id, starts_at, occupied_until in rows:
+        if infusion_id not in exclude_ids and chair_id is not None:
+            busy[chair_id].append(schedule.Interval(starts_at, occupied_until))
+    return busy
+
+
+def first_cycle_start(regimen: Regimen) -> dt.date:
+    """Return the regimen's start date moved forward to its preferred weekday, if any."""
+    if regimen.preferred_weekday is None:
+        return regimen.starts_on
+    ahead = (regimen.preferred_weekday - regimen.starts_on.weekday()) % 7
+    return regimen.starts_on + dt.timedelta(days=ahead)
+
+
+def _apply(
+    infusion: Infusion, booking: schedule.Booking, regimen: Regimen, turnover: dt.timedelta
+) -> bool:
+    """Point an infusion at a booking; return whether time, status or place changed."""
+    status = InfusionStatus.SCHEDULED if booking.chair_id else InfusionStatus.UNBOOKED
+    occupied = booking.ends_at + turnover if booking.ends_at else None
+    significant = (
+        infusion.starts_at != booking.starts_at
+        or infusion.ends_at != booking.ends_at
+        or infusion.chair_id != booking.chair_id
+        or infusion.status != status
+        or infusion.planned_date != booking.date
+    )
+    infusion.regimen_id = regimen.id
+    infusion.cycle_number = booking.cycle_number
+    infusion.day_number = booking.day_number
+    infusion.planned_date = booking.date
+    infusion.shift_days = booking.shift_days
+    infusion.center_id = regimen.center_id
+    infusion.chair_id = booking.chair_id
+    infusion.starts_at = booking.starts_at
+    infusion.ends_at = booking.ends_at
+    infusion.occupied_until = occupied
+    infusion.status = status
+    infusion.planned_grams = regimen.grams_per_day
+    infusion.planned_vials = regimen.calculation["rounding"]["vials"]
+    infusion.planned_minutes = regimen.minutes_per_day
+    return significant
+
+
+def replan(
+    session: so.Session, regimen: Regimen, settings: Settings, today: dt.date
+) -> ReplanResult:
+    """Book the regimen from today to the horizon; only future, not-started infusions move."""
+    now = utcnow()
+    patient_infusions = list(
+        session.scalars(
+            sa.select(Infusion)
+            .where(Infusion.patient_id == regimen.patient_id)
+            .order_by(Infusion.planned_date, Infusion.day_number)
+            .with_for_update()
+        )
+    )
+    movable = [
+        i
+        for i in patient_infusions
+        if i.status in (InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
+        and i.planned_date >= today
+        and (i.starts_at is None or i.starts_at > now)
+    ]
+    given_cycles = [i.cycle_number for i in patient_infusions if i.status in RECORDED]
+    first_cycle = max(given_cycles, default=0) + 1
+    until = add_months(today, settings.scheduling.horizon_months)
+    window = settings.scheduling.shift_window_days
+    center = session.scalars(
+        sa.select(Center)
+        .where(Center.id == regimen.center_id)
+        .options(
+            so.selectinload(Center.opening_hours),
+            so.selectinload(Center.chairs),
+            so.selectinload(Center.closures),
+        )
+    ).one()
+    calendar = center_calendar(
+        center, settings, today - dt.timedelta(days=window), until + dt.timedelta(days=window)
+    )
+    turnover = dt.timedelta(minutes=settings.scheduling.turnover_minutes)
+    busy = busy_intervals(
+        session,
+        center.id,
+        dt.datetime.combine(today - dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC),
+        dt.datetime.combine(until + dt.timedelta(days=window + 2), dt.time(), tzinfo=dt.UTC),
+        exclude_ids={i.id for i in movable},
+    )
+    cycles = schedule.plan_cycles(
+        start=first_cycle_start(regimen),
+        interval_weeks=regimen.interval_weeks,
+        days_per_cycle=regimen.days_per_cycle,
+        until=until,
+        calendar=calendar,
+        shift_window_days=window,
+        first_cycle_number=1,
+        not_before=today,
+    )
+    # Cycle numbers continue the course: the first future cycle follows the last one given.
+    offset = first_cycle - cycles[0].cycle_number if cycles else 0
+    bookings = schedule.book_cycles(
+        cycles,
+        regimen.days_per_cycle,
+        calendar,
+        regimen.preferred_time,
+        [dt.timedelta(minutes=regimen.minutes_per_day)] * regimen.days_per_cycle,
+        turnover,
+        busy,
+        settings.scheduling.slot_granularity_minutes,
+        window,
+    )
+    by_date: dict[dt.date, list[Infusion]] = defaultdict(list)
+    for infusion in movable:
+        by_date[infusion.planned_date].append(infusion)
+    pairs: list[tuple[schedule.Booking, Infusion | None]] = []
+    for booking in bookings:
+        renumbered = schedule.Booking(
+            cycle_number=booking.cycle_number + offset,
+            day_number=booking.day_number,
+            date=booking.date,
+            chair_id=booking.chair_id,
+            starts_at=booking.starts_at,
+            ends_at=booking.ends_at,
+            shift_days=booking.shift_days,
+        )
+        pairs.append((renumbered, by_date[booking.date].pop(0) if by_date[booking.date] else None))
+    result = ReplanResult()
+    # Release what disappears first, so the chair checks never see a slot held twice.
+    for leftovers in by_date.values():
+        for infusion in leftovers:
+            infusion.status = InfusionStatus.CANCELLED
+            infusion.status_reason = f"Regimen changed (version {regimen.version})"
+            _touch(infusion, now, significant=True)
+            result.cancelled.append(infusion)
+    session.flush()
+    for booking, existing in pairs:
+        if existing is None:
+            infusion = Infusion(patient_id=regimen.patient_id, sequence=0, version=1)
+            _apply(infusion, booking, regimen, turnover)
+            infusion.updated_at = now
+            session.add(infusion)
+            result.created.append(infusion)
+        else:
+            before = _snapshot(existing)
+            significant = _apply(existing, booking, regimen, turnover)
+            if _snapshot(existing) != before:
+                _touch(existing, now, significant=significant)
+            (result.moved if significant else result.unchanged).append(existing)
+    session.flush()
+    return result
+
+
+def _snapshot(infusion: Infusion) -> tuple[object, ...]:
+    return (
+        infusion.regimen_id,
+        infusion.cycle_number,
+        infusion.day_number,
+        infusion.shift_days,
+        infusion.planned_grams,
+        infusion.planned_vials,
+        infusion.planned_minutes,
+        infusion.starts_at,
+        infusion.ends_at,
+        infusion.chair_id,
+        infusion.status,
+    )
+
+
+def _touch(infusion: Infusion, now: dt.datetime, *, significant: bool) -> None:
+    """Mark a change: SEQUENCE goes up only for time, status or place (RFC 5545)."""
+    if significant:
+        infusion.sequence += 1
+    infusion.version += 1
+    infusion.updated_at = now
