@@ -99,8 +99,8 @@ def _require(condition: bool, message: str) -> None:
 
 
 def _shift_offsets(window: int) -> Iterator[int]:
-    # The planned day first, then alternately later and earlier: a day late is clinically
-    # gentler than a day early, and both beat moving further away.
+    # Nearest first; on a tie later before earlier, because a later start never shortens
+    # the prescribed interval since the previous cycle.
     yield 0
     for distance in range(1, window + 1):
         yield distance
@@ -225,12 +225,20 @@ class _ChairBusy:
     def __init__(self, intervals: Sequence[Interval]) -> None:
         self.starts: list[dt.datetime] = []
         self.ends: list[dt.datetime] = []
-        for interval in sorted(intervals, key=lambda item: item.starts_at):
+        spans = []
+        for interval in intervals:
             begin, end = interval.starts_at, interval.ends_at
             if begin.tzinfo is None or end.tzinfo is None:
                 raise ValueError("busy intervals must be timezone-aware")
-            if end <= begin:
-                continue
+            # Comparing datetimes that share the UTC tzinfo skips an offset lookup each time.
+            if begin.tzinfo is not dt.UTC:
+                begin = begin.astimezone(dt.UTC)
+            if end.tzinfo is not dt.UTC:
+                end = end.astimezone(dt.UTC)
+            if begin < end:
+                spans.append((begin, end))
+        spans.sort()
+        for begin, end in spans:
             # Merging overlaps keeps the ends sorted too, so one neighbour decides a conflict.
             if self.ends and begin <= self.ends[-1]:
                 self.ends[-1] = max(self.ends[-1], end)
@@ -301,17 +309,27 @@ class _Slotter:
         hours = self.hours.get(day.weekday())
         if hours is None:
             return None
+        zone = self.zone
         midnight = dt.datetime.combine(day, _MIDNIGHT)
         closing = dt.datetime.combine(day, hours.closes_at)
+        offset = zone.utcoffset(dt.datetime.combine(day, hours.opens_at))
+        # Same offset at opening and closing means no clock change in between (no zone
+        # changes its clocks twice within a day), so wall time maps to UTC by subtraction.
+        steady = offset is not None and offset == zone.utcoffset(closing)
+        utc_midnight = (midnight - offset).replace(tzinfo=dt.UTC) if steady else None
         occupancy = duration + self.turnover
         for seconds in self._start_order(hours, duration):
-            begin = _wall_to_utc(midnight + dt.timedelta(seconds=seconds), self.zone)
-            if begin is None:
-                continue
-            # Wall-clock arithmetic and elapsed time differ on a DST day, so check the real
-            # end of the infusion against closing time on the clock.
-            if (begin + duration).astimezone(self.zone).replace(tzinfo=None) > closing:
-                continue
+            if utc_midnight is not None:
+                begin = utc_midnight + dt.timedelta(seconds=seconds)
+            else:
+                found = _wall_to_utc(midnight + dt.timedelta(seconds=seconds), zone)
+                if found is None:
+                    continue
+                # Across a clock change wall-clock arithmetic and elapsed time differ, so
+                # check where the infusion really ends on the clock.
+                if (found + duration).astimezone(zone).replace(tzinfo=None) > closing:
+                    continue
+                begin = found
             end = begin + occupancy
             for chair in self.calendar.chair_ids:
                 if self.chairs[chair].is_free(begin, end):

@@ -107,15 +107,42 @@ def local_today(timezone: str) -> dt.date:
     return utcnow().astimezone(ZoneInfo(timezone)).date()
 
 
+#: Attempts when a concurrent booking took a chair (or locked SQLite) between read and write.
+_BOOKING_ATTEMPTS = 3
+
+
 def set_regimen(
     session: so.Session,
     actor: Actor,
     patient_id: int,
     data: RegimenInput,
     settings: Settings,
-    today: dt.date | None = None,
+    now: dt.datetime | None = None,
 ) -> tuple[Regimen, scheduling.ReplanResult]:
     """Record a new regimen version (physician) and re-plan future infusions."""
+    for attempt in range(1, _BOOKING_ATTEMPTS + 1):
+        try:
+            return _set_regimen_once(session, actor, patient_id, data, settings, now)
+        except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+            # Another request booked the same chair, or took the next version, after we read;
+            # the database refused it (exclusion constraint / trigger / unique key). Try again
+            # on fresh data: a lost version race then surfaces as a clean 409 below.
+            if attempt == _BOOKING_ATTEMPTS or not scheduling.is_booking_race(exc):
+                raise Conflict(
+                    "the schedule changed while booking; reload and try again",
+                    field="based_on_version",
+                ) from exc
+    raise AssertionError("unreachable")
+
+
+def _set_regimen_once(
+    session: so.Session,
+    actor: Actor,
+    patient_id: int,
+    data: RegimenInput,
+    settings: Settings,
+    now: dt.datetime | None,
+) -> tuple[Regimen, scheduling.ReplanResult]:
     if not data.reason.strip():
         raise InvalidInput("reason: say why the regimen is set or changed", field="reason")
     if data.preferred_weekday is not None and not 0 <= data.preferred_weekday <= 6:
@@ -147,7 +174,8 @@ def set_regimen(
         center = session.get(Center, center_id)
         if center is None:
             raise InvalidInput(f"center_id: no center {center_id}", field="center_id")
-        today = today or local_today(center.timezone)
+        now = now or utcnow()
+        today = now.astimezone(ZoneInfo(center.timezone)).date()
         regimen = Regimen(
             patient_id=patient_id,
             version=(current_version or 0) + 1,
@@ -173,14 +201,8 @@ def set_regimen(
             created_by_id=actor.user_id,
         )
         session.add(regimen)
-        try:
-            session.flush()
-        except sa.exc.IntegrityError as exc:
-            raise Conflict(
-                "based_on_version: someone else changed the regimen at the same time; reload",
-                field="based_on_version",
-            ) from exc
-        plan = scheduling.replan(session, regimen, settings, today)
+        session.flush()
+        plan = scheduling.replan(session, regimen, settings, today, now)
         audit.record(
             session,
             actor,

@@ -136,10 +136,14 @@ def _apply(
 
 
 def replan(
-    session: so.Session, regimen: Regimen, settings: Settings, today: dt.date
+    session: so.Session,
+    regimen: Regimen,
+    settings: Settings,
+    today: dt.date,
+    now: dt.datetime | None = None,
 ) -> ReplanResult:
     """Book the regimen from today to the horizon; only future, not-started infusions move."""
-    now = utcnow()
+    now = now or utcnow()
     patient_infusions = list(
         session.scalars(
             sa.select(Infusion)
@@ -201,6 +205,7 @@ def replan(
         busy,
         settings.scheduling.slot_granularity_minutes,
         window,
+        not_before=today,
     )
     by_date: dict[dt.date, list[Infusion]] = defaultdict(list)
     for infusion in movable:
@@ -265,3 +270,18 @@ def _touch(infusion: Infusion, now: dt.datetime, *, significant: bool) -> None:
         infusion.sequence += 1
     infusion.version += 1
     infusion.updated_at = now
+
+
+def is_booking_race(exc: sa.exc.DBAPIError) -> bool:
+    """Tell whether the database refused a write because a concurrent one got there first."""
+    text = str(exc.orig).lower()
+    return any(
+        marker in text
+        for marker in (
+            "ex_infusions_chair_overlap",
+            "uq_regimens_patient_version",
+            "unique constraint failed: regimens",
+            "database is locked",
+            "could not serialize",
+        )
+    )

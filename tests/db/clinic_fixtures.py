@@ -1,0 +1,94 @@
+"""Shared set-up for regimen and infusion tests: a center, staff and the worked-example patient."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import sqlalchemy.orm as so
+
+from app.config import Settings
+from app.models import Center, Chair, OpeningHours, Patient, User
+from app.services import patients as patient_service
+from app.services import regimens as regimen_service
+from app.services.context import Actor
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@dataclass
+class Clinic:
+    center: Center
+    physician: User
+    nurse: User
+    patient: Patient
+
+    @property
+    def doctor(self) -> Actor:
+        return Actor(label=self.physician.email, user_id=self.physician.id, role="physician")
+
+    @property
+    def nursing(self) -> Actor:
+        return Actor(label=self.nurse.email, user_id=self.nurse.id, role="nurse")
+
+
+def make_center(session: so.Session, name: str = "Test Center", chairs: int = 3) -> Center:
+    center = Center(name=name, timezone="America/New_York")
+    center.opening_hours = [
+        OpeningHours(weekday=day, opens_at=dt.time(8), closes_at=dt.time(18)) for day in range(5)
+    ]
+    center.chairs = [Chair(name=f"Chair {n}") for n in range(1, chairs + 1)]
+    session.add(center)
+    session.flush()
+    return center
+
+
+def make_patient(
+    session: so.Session,
+    actor: Actor,
+    center: Center,
+    settings: Settings,
+    mrn: str = "T-100",
+    weight_kg: float = 100.0,
+    height_cm: float = 175.0,
+    sex: str = "male",
+    thrombosis_risk: bool = False,
+) -> Patient:
+    return patient_service.create_patient(
+        session,
+        actor,
+        patient_service.PatientInput(
+            mrn=mrn,
+            family_name="Example",
+            given_name=mrn,
+            sex=sex,
+            birth_date=dt.date(1970, 1, 1),
+            home_center_id=center.id,
+            height_cm=height_cm,
+            weight_kg=weight_kg,
+            thrombosis_risk=thrombosis_risk,
+        ),
+        settings,
+        dt.date(2026, 1, 1),
+    )
+
+
+def regimen_input(**changes: object) -> regimen_service.RegimenInput:
+    values: dict[str, object] = {
+        "product": "Octagam 10%",
+        "dose_g_per_kg": 2.0,
+        "days_per_cycle": 2,
+        "interval_weeks": 4,
+        "weight_basis": "adjusted",
+        "starts_on": dt.date(2026, 10, 5),
+        "preferred_time": dt.time(9, 0),
+        "reason": "Refractory cutaneous DM",
+    }
+    values.update(changes)
+    return regimen_service.RegimenInput(**values)  # type: ignore[arg-type]
+
+
+def at(day: dt.date, hour: int = 7) -> dt.datetime:
+    """A moment on a New York wall clock, as the service's `now`."""
+    return dt.datetime.combine(day, dt.time(hour), tzinfo=NEW_YORK)

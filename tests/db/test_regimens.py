@@ -1,0 +1,320 @@
+"""Regimens become bookings; changes move only the future; bad input writes nothing."""
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from app.models import AuditEvent, Infusion, InfusionStatus, Regimen
+from app.services import infusions as infusion_service
+from app.services import regimens as regimen_service
+from app.services.errors import Conflict, InvalidInput
+from tests.db.clinic_fixtures import Clinic, at, make_center, make_patient, regimen_input
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.fixture
+def clinic(db_session, make_user, settings) -> Clinic:
+    center = make_center(db_session)
+    physician, nurse = make_user("physician"), make_user("nurse")
+    holder = Clinic(center=center, physician=physician, nurse=nurse, patient=None)  # type: ignore[arg-type]
+    holder.patient = make_patient(db_session, holder.nursing, center, settings)
+    return holder
+
+
+def infusions_of(session, patient_id):
+    return list(
+        session.scalars(
+            sa.select(Infusion)
+            .where(Infusion.patient_id == patient_id)
+            .order_by(Infusion.planned_date, Infusion.day_number, Infusion.id)
+        )
+    )
+
+
+def test_worked_example_end_to_end(db_session, clinic, settings):
+    regimen, plan = regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(),
+        settings,
+        now=at(dt.date(2026, 10, 5)),
+    )
+    assert round(regimen.dosing_weight_kg, 2) == 82.28
+    assert round(regimen.calculation["grams_per_cycle"], 2) == 164.56
+    assert round(regimen.calculation["grams_per_day"], 2) == 82.28
+    assert regimen.grams_per_day == 82.0  # 30 + 30 + 20 + 2, within the 5% tolerance
+    assert regimen.calculation["rounding"]["vials"] == [[30.0, 2], [20.0, 1], [2.0, 1]]
+    assert regimen.minutes_per_day == 295
+    booked = infusions_of(db_session, clinic.patient.id)
+    horizon = dt.date(2027, 10, 5)  # 12 months (config) from today
+    cycles = (horizon - dt.date(2026, 10, 5)).days // 28 + 1
+    assert plan.summary()["created"] == len(booked) == cycles * 2
+    first = booked[0]
+    assert (first.planned_date, first.day_number, first.cycle_number) == (
+        dt.date(2026, 10, 5),
+        1,
+        1,
+    )
+    assert booked[1].planned_date == dt.date(2026, 10, 6)
+    assert first.starts_at.astimezone(NEW_YORK).time() == dt.time(9, 0)
+    assert first.ends_at - first.starts_at == dt.timedelta(minutes=295)
+    assert all(i.status == InfusionStatus.SCHEDULED for i in booked)
+    event = db_session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "regimen.set"))
+    assert event.after["replan"]["created"] == cycles * 2 and event.before is None
+
+
+def test_daylight_saving_keeps_the_local_clock_time(db_session, clinic, settings):
+    regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(),
+        settings,
+        now=at(dt.date(2026, 10, 5)),
+    )
+    booked = infusions_of(db_session, clinic.patient.id)
+    before = next(i for i in booked if i.planned_date == dt.date(2026, 10, 5))
+    after = next(i for i in booked if i.planned_date == dt.date(2026, 11, 2))
+    assert before.starts_at.astimezone(NEW_YORK).time() == dt.time(9, 0)
+    assert after.starts_at.astimezone(NEW_YORK).time() == dt.time(9, 0)
+    assert (before.starts_at.hour, after.starts_at.hour) == (13, 14)  # UTC moved, not the clinic
+
+
+def test_regimen_change_moves_only_the_future(db_session, clinic, settings):
+    regimen, _ = regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(),
+        settings,
+        now=at(dt.date(2026, 10, 5)),
+    )
+    first = infusions_of(db_session, clinic.patient.id)[0]
+    infusion_service.record_given(
+        db_session,
+        clinic.nursing,
+        first.id,
+        infusion_service.GivenInput(
+            given_grams=82,
+            started_at=first.starts_at,
+            ended_at=first.ends_at,
+            lot_numbers="A123",
+            max_rate_ml_per_kg_min=0.04,
+        ),
+        settings,
+    )
+    given_before = {c.name: getattr(first, c.name) for c in Infusion.__table__.columns}
+    second = infusions_of(db_session, clinic.patient.id)[1]
+    second_uid, second_sequence = second.uid, second.sequence
+    # Day 2 of cycle 1 is still ahead; the physician widens the interval from the next cycle.
+    new, plan = regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(
+            interval_weeks=6,
+            starts_on=dt.date(2026, 11, 16),
+            based_on_version=1,
+            reason="Responding; widen the interval",
+        ),
+        settings,
+        now=at(dt.date(2026, 10, 6), 6),
+    )
+    assert new.version == 2
+    db_session.expire_all()
+    given_after = {
+        c.name: getattr(db_session.get(Infusion, first.id), c.name)
+        for c in Infusion.__table__.columns
+    }
+    assert given_after == given_before
+    everything = infusions_of(db_session, clinic.patient.id)
+    cancelled = [i for i in everything if i.status == InfusionStatus.CANCELLED]
+    planned = [i for i in everything if i.status == InfusionStatus.SCHEDULED]
+    assert second.id in {i.id for i in cancelled}  # day 2 of cycle 1 is no longer planned
+    assert db_session.get(Infusion, second.id).uid == second_uid
+    assert db_session.get(Infusion, second.id).sequence == second_sequence + 1
+    starts = sorted({i.planned_date for i in planned if i.day_number == 1})
+    assert starts[0] == dt.date(2026, 11, 16)
+    assert all((b - a).days == 42 for a, b in zip(starts, starts[1:], strict=False))
+    assert min(i.cycle_number for i in planned) == 2  # the course continues after cycle 1
+    assert plan.summary()["cancelled"] == len(cancelled)
+    assert all(i.regimen_id == new.id for i in planned)
+
+
+def test_unchanged_dates_keep_their_uid_and_sequence(db_session, clinic, settings):
+    regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(),
+        settings,
+        now=at(dt.date(2026, 10, 1)),
+    )
+    before = {
+        i.planned_date: (i.id, i.uid, i.sequence, i.starts_at)
+        for i in infusions_of(db_session, clinic.patient.id)
+    }
+    _, plan = regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(dose_g_per_kg=1.5, based_on_version=1, reason="Lower the dose"),
+        settings,
+        now=at(dt.date(2026, 10, 1)),
+    )
+    after = {
+        i.planned_date: (i.id, i.uid, i.sequence, i.starts_at)
+        for i in infusions_of(db_session, clinic.patient.id)
+    }
+    assert set(after) == set(before)
+    assert plan.summary()["created"] == 0 and plan.summary()["cancelled"] == 0
+    for day, (infusion_id, uid, sequence, _starts) in before.items():
+        assert after[day][:2] == (infusion_id, uid)
+        assert after[day][2] in (
+            sequence,
+            sequence + 1,
+        )  # +1 only if the time moved (shorter infusion)
+
+
+def test_stale_version_is_a_conflict_and_writes_nothing(db_session, clinic, settings):
+    regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(),
+        settings,
+        now=at(dt.date(2026, 10, 1)),
+    )
+    count = db_session.scalar(sa.select(sa.func.count(Infusion.id)))
+    with pytest.raises(Conflict) as excinfo:
+        regimen_service.set_regimen(
+            db_session,
+            clinic.doctor,
+            clinic.patient.id,
+            regimen_input(dose_g_per_kg=1.5, based_on_version=None),
+            settings,
+            now=at(dt.date(2026, 10, 1)),
+        )
+    assert excinfo.value.field == "based_on_version"
+    assert db_session.scalar(sa.select(sa.func.count(Regimen.id))) == 1
+    assert db_session.scalar(sa.select(sa.func.count(Infusion.id))) == count
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "text"),
+    [
+        ({"dose_g_per_kg": 2.5}, "dose_g_per_kg", "2"),
+        ({"days_per_cycle": 7}, "days_per_cycle", "5"),
+        ({"interval_weeks": 20}, "interval_weeks", "12"),
+        ({"product": "Nope 5%"}, "product", "Octagam"),
+        ({"reason": "  "}, "reason", "why"),
+        ({"preferred_weekday": 9}, "preferred_weekday", "6"),
+    ],
+)
+def test_hard_stops_name_the_field_and_write_nothing(
+    db_session, clinic, settings, changes, field, text
+):
+    with pytest.raises(InvalidInput) as excinfo:
+        regimen_service.set_regimen(
+            db_session,
+            clinic.doctor,
+            clinic.patient.id,
+            regimen_input(**changes),
+            settings,
+            now=at(dt.date(2026, 10, 1)),
+        )
+    assert excinfo.value.field == field
+    assert text in excinfo.value.message
+    assert db_session.scalar(sa.select(sa.func.count(Regimen.id))) == 0
+    assert db_session.scalar(sa.select(sa.func.count(Infusion.id))) == 0
+    assert not db_session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "regimen.set")
+    ).all()
+
+
+def test_thrombosis_soft_stop_needs_an_override_reason(db_session, make_user, settings):
+    center = make_center(db_session, "Risk Center")
+    physician, nurse = make_user("physician"), make_user("nurse")
+    clinic = Clinic(center=center, physician=physician, nurse=nurse, patient=None)  # type: ignore[arg-type]
+    patient = make_patient(
+        db_session, clinic.nursing, center, settings, mrn="R-1", thrombosis_risk=True
+    )
+    with pytest.raises(InvalidInput) as excinfo:
+        regimen_service.set_regimen(
+            db_session,
+            clinic.doctor,
+            patient.id,
+            regimen_input(),
+            settings,
+            now=at(dt.date(2026, 10, 1)),
+        )
+    assert excinfo.value.field == "override_reason" and "35" in excinfo.value.message
+    regimen, _ = regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        patient.id,
+        regimen_input(override_reason="Hydrated, slow rate, benefit outweighs risk"),
+        settings,
+        now=at(dt.date(2026, 10, 1)),
+    )
+    assert regimen.override_reason.startswith("Hydrated")
+    assert regimen.soft_stops[0]["code"] == "thrombosis_risk_daily_dose"
+    assert regimen.calculation["infusion"]["max_rate_ml_per_kg_min"] == 0.03
+
+
+def test_two_patients_never_share_a_chair(db_session, clinic, settings):
+    other = make_patient(db_session, clinic.nursing, clinic.center, settings, mrn="T-200")
+    for patient in (clinic.patient, other):
+        regimen_service.set_regimen(
+            db_session,
+            clinic.doctor,
+            patient.id,
+            regimen_input(),
+            settings,
+            now=at(dt.date(2026, 10, 1)),
+        )
+    rows = db_session.scalars(sa.select(Infusion).where(Infusion.chair_id.is_not(None))).all()
+    by_chair: dict[int, list[Infusion]] = {}
+    for row in rows:
+        by_chair.setdefault(row.chair_id, []).append(row)
+    for items in by_chair.values():
+        items.sort(key=lambda i: i.starts_at)
+        for a, b in zip(items, items[1:], strict=False):
+            assert a.occupied_until <= b.starts_at
+    first_day = [i for i in rows if i.planned_date == dt.date(2026, 10, 5)]
+    assert {i.starts_at.astimezone(NEW_YORK).time() for i in first_day} == {dt.time(9, 0)}
+    assert len({i.chair_id for i in first_day}) == 2  # same time, two chairs
+
+
+def test_the_database_refuses_a_double_booking(db_session, clinic, settings):
+    regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(),
+        settings,
+        now=at(dt.date(2026, 10, 1)),
+    )
+    first = infusions_of(db_session, clinic.patient.id)[0]
+    clash = Infusion(
+        patient_id=first.patient_id,
+        regimen_id=first.regimen_id,
+        cycle_number=99,
+        day_number=1,
+        planned_date=first.planned_date,
+        center_id=first.center_id,
+        chair_id=first.chair_id,
+        starts_at=first.starts_at + dt.timedelta(minutes=30),
+        ends_at=first.ends_at,
+        occupied_until=first.occupied_until,
+        planned_grams=10,
+        planned_vials=[],
+        planned_minutes=60,
+    )
+    db_session.add(clash)
+    with pytest.raises(sa.exc.DatabaseError, match="chair"), db_session.begin_nested():
+        db_session.flush()
