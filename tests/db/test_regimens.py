@@ -1,6 +1,7 @@
 """Regimens become bookings; changes move only the future; bad input writes nothing."""
 
 import datetime as dt
+import itertools
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -85,7 +86,7 @@ def test_daylight_saving_keeps_the_local_clock_time(db_session, clinic, settings
 
 
 def test_regimen_change_moves_only_the_future(db_session, clinic, settings):
-    regimen, _ = regimen_service.set_regimen(
+    _regimen, _ = regimen_service.set_regimen(
         db_session,
         clinic.doctor,
         clinic.patient.id,
@@ -139,7 +140,7 @@ def test_regimen_change_moves_only_the_future(db_session, clinic, settings):
     assert db_session.get(Infusion, second.id).sequence == second_sequence + 1
     starts = sorted({i.planned_date for i in planned if i.day_number == 1})
     assert starts[0] == dt.date(2026, 11, 16)
-    assert all((b - a).days == 42 for a, b in zip(starts, starts[1:], strict=False))
+    assert all((b - a).days == 42 for a, b in itertools.pairwise(starts))
     assert min(i.cycle_number for i in planned) == 2  # the course continues after cycle 1
     assert plan.summary()["cancelled"] == len(cancelled)
     assert all(i.regimen_id == new.id for i in planned)
@@ -283,7 +284,7 @@ def test_two_patients_never_share_a_chair(db_session, clinic, settings):
         by_chair.setdefault(row.chair_id, []).append(row)
     for items in by_chair.values():
         items.sort(key=lambda i: i.starts_at)
-        for a, b in zip(items, items[1:], strict=False):
+        for a, b in itertools.pairwise(items):
             assert a.occupied_until <= b.starts_at
     first_day = [i for i in rows if i.planned_date == dt.date(2026, 10, 5)]
     assert {i.starts_at.astimezone(NEW_YORK).time() for i in first_day} == {dt.time(9, 0)}
