@@ -67,7 +67,10 @@ def _configure_sqlite(engine: sa.Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock up front: concurrent requests queue on busy_timeout
+        # instead of failing when a read transaction later tries to write (SQLite's locking
+        # scheme for the quick start; PostgreSQL relies on row locks and constraints).
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
