@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -68,6 +69,13 @@ def _assign_request_id() -> None:
     g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
+def csp_nonce() -> str:
+    """Return this response's nonce for the one <style> block a page may carry."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
 def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = request_id()
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -75,7 +83,8 @@ def _finish(response: Response) -> Response:
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault(
         "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "default-src 'self'; img-src 'self' data:; "
+        f"style-src 'self' 'nonce-{csp_nonce()}'; script-src 'self'; "
         "frame-ancestors 'none'; form-action 'self'",
     )
     if request.endpoint != "static" and "Cache-Control" not in response.headers:
@@ -95,6 +104,7 @@ def init_app(app: Flask) -> None:
     app.before_request(_assign_request_id)
     app.after_request(_finish)
     app.teardown_appcontext(_close_session)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
 
 
 def redirect_target(default: str) -> str:

@@ -210,8 +210,18 @@ def replan(
     by_date: dict[dt.date, list[Infusion]] = defaultdict(list)
     for infusion in movable:
         by_date[infusion.planned_date].append(infusion)
+    # A day already given, recorded or under way stays as it is; the new plan does not add a
+    # second infusion on it.
+    moving = {i.id for i in movable}
+    kept_dates = {
+        i.planned_date
+        for i in patient_infusions
+        if i.id not in moving and i.status != InfusionStatus.CANCELLED
+    }
     pairs: list[tuple[schedule.Booking, Infusion | None]] = []
     for booking in bookings:
+        if booking.date in kept_dates:
+            continue
         renumbered = schedule.Booking(
             cycle_number=booking.cycle_number + offset,
             day_number=booking.day_number,

@@ -319,3 +319,26 @@ def test_the_database_refuses_a_double_booking(db_session, clinic, settings):
     db_session.add(clash)
     with pytest.raises(sa.exc.DatabaseError, match="chair"), db_session.begin_nested():
         db_session.flush()
+
+
+def test_a_day_already_under_way_is_not_booked_twice(db_session, clinic, settings):
+    monday = dt.date(2026, 10, 5)
+    regimen_service.set_regimen(
+        db_session, clinic.doctor, clinic.patient.id, regimen_input(), settings, now=at(monday, 7)
+    )
+    # Later that Monday (after the 09:00 start) the physician lowers the dose from today on.
+    regimen_service.set_regimen(
+        db_session, clinic.doctor, clinic.patient.id,
+        regimen_input(dose_g_per_kg=1.5, based_on_version=1, reason="Lower"),
+        settings, now=at(monday, 15),
+    )
+    on_monday = [
+        i for i in infusions_of(db_session, clinic.patient.id)
+        if i.planned_date == monday and i.status != InfusionStatus.CANCELLED
+    ]
+    assert len(on_monday) == 1 and on_monday[0].planned_grams == 82.0  # the old plan, under way
+    tuesday = [
+        i for i in infusions_of(db_session, clinic.patient.id)
+        if i.planned_date == monday + dt.timedelta(days=1)
+    ]
+    assert [i.planned_grams for i in tuesday] == [62.0]  # 1.5 g/kg x 82.28 / 2, in vials
