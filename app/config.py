@@ -64,6 +64,7 @@ class SchedulerSettings(_Section):
     timezone: str = "UTC"
     heartbeat_seconds: int = Field(60, ge=5, le=3600)
     misfire_grace_seconds: int = Field(900, ge=1, le=24 * 3600)
+    horizon_hour: int = Field(2, ge=0, le=23)
 
     @field_validator("timezone")
     @classmethod

@@ -17,6 +17,7 @@ class Action(enum.StrEnum):
     MANAGE_PATIENTS = "patients.manage"
     SET_REGIMEN = "regimen.set"
     RECORD_INFUSION = "infusion.record"
+    MANAGE_CENTERS = "centers.manage"
 
 
 _ALL_STAFF = frozenset(Role)
@@ -31,6 +32,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.MANAGE_PATIENTS: frozenset({Role.NURSE, Role.PHYSICIAN}),
     Action.SET_REGIMEN: frozenset({Role.PHYSICIAN}),
     Action.RECORD_INFUSION: frozenset({Role.NURSE, Role.PHYSICIAN}),
+    Action.MANAGE_CENTERS: frozenset({Role.ADMIN}),
 }
 
 

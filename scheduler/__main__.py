@@ -45,6 +45,16 @@ def build_scheduler(
         name="scheduler heartbeat",
         replace_existing=True,
     )
+    scheduler.add_job(
+        jobs.extend_horizons,
+        "cron",
+        hour=settings.scheduler.horizon_hour,
+        minute=17,
+        args=[url],
+        id="extend_horizons",
+        name="book cycles that came inside the horizon",
+        replace_existing=True,
+    )
     return scheduler
 
 

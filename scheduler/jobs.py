@@ -9,7 +9,8 @@ import sqlalchemy.orm as so
 
 from app.config import load_settings
 from app.db import make_engine, make_session_factory
-from app.services import health
+from app.services import audit, health, scheduling
+from app.services.context import system_actor, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,51 @@ def heartbeat(database_url: str, name: str = "scheduler") -> None:
         health.beat(session, name)
     finally:
         session.close()
+
+
+def extend_horizons(database_url: str) -> int:
+    """Book cycles that have come inside the horizon, for every patient; returns how many.
+
+    Safe if two schedulers run it at once: a PostgreSQL advisory lock lets one through, and
+    re-running books nothing new (existing infusions are kept, their dates skipped).
+    """
+    session = _session_factory(database_url)()
+    settings = load_settings(overrides={"app": {"database_url": database_url}})
+    booked = 0
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            got_lock = session.scalar(
+                sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _LOCK_KEY}
+            )
+            if not got_lock:
+                log.info("extend_horizons: another scheduler holds the lock; skipping")
+                return 0
+        try:
+            for patient_id in scheduling.patients_with_regimens(session):
+                with unit_of_work(session):
+                    result = scheduling.extend_horizon(session, patient_id, settings)
+                    if result.created:
+                        audit.record(
+                            session,
+                            system_actor("scheduler"),
+                            "infusions.extend_horizon",
+                            "patient",
+                            patient_id,
+                            after=result.summary(),
+                        )
+                booked += len(result.created)
+        finally:
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+                session.commit()
+    finally:
+        session.close()
+    log.info("extend_horizons: booked %d infusions", booked)
+    return booked
+
+
+#: Advisory lock id for extend_horizons (any stable 64-bit number).
+_LOCK_KEY = 4_801_771_001
 
 
 def default_database_url() -> str:

@@ -12,6 +12,7 @@ from app.api import schemas as s
 from app.domain import dosing
 from app.models import InfusionStatus
 from app.policy import Action
+from app.services import centers as center_service
 from app.services import infusions as infusion_service
 from app.services import patients as patient_service
 from app.services import regimens as regimen_service
@@ -256,4 +257,22 @@ def day_board(center_id: int, day: str) -> Any:
             for chair in board.chairs
         ],
         "unbooked": [board_infusion(i) for i in board.unbooked],
+    }
+
+
+@bp.post("/centers/<int:center_id>/closures")
+@guarded(Action.MANAGE_CENTERS)
+@bp.input(s.ClosureIn, arg_name="body")
+@bp.output(s.ClosureOut, status_code=201)
+def add_closure(center_id: int, body: s.ClosureIn) -> Any:
+    """Close a center for a day; infusions booked on it move within the window (admin)."""
+    closure, totals = center_service.add_closure(
+        http.db(), http.actor(), center_id, body.closed_on, body.reason, http.settings()
+    )
+    return {
+        "id": closure.id,
+        "center_id": center_id,
+        "closed_on": closure.closed_on,
+        "reason": closure.reason,
+        "replan": totals,
     }

@@ -389,3 +389,16 @@ class DayBoardOut(BaseModel):
     closes_at: dt.time | None
     chairs: list[BoardChairOut]
     unbooked: list[BoardInfusionOut]
+
+
+class ClosureIn(_In):
+    closed_on: dt.date
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class ClosureOut(BaseModel):
+    id: int
+    center_id: int
+    closed_on: dt.date
+    reason: str
+    replan: dict[str, int]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -141,8 +142,14 @@ def replan(
     settings: Settings,
     today: dt.date,
     now: dt.datetime | None = None,
+    *,
+    extend_only: bool = False,
 ) -> ReplanResult:
-    """Book the regimen from today to the horizon; only future, not-started infusions move."""
+    """Book the regimen from today to the horizon; only future, not-started infusions move.
+
+    With extend_only, every existing infusion stays where it is and only dates beyond them
+    (the horizon rolling forward) are booked.
+    """
     now = now or utcnow()
     patient_infusions = list(
         session.scalars(
@@ -155,7 +162,8 @@ def replan(
     movable = [
         i
         for i in patient_infusions
-        if i.status in (InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
+        if not extend_only
+        and i.status in (InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
         and i.planned_date >= today
         and (i.starts_at is None or i.starts_at > now)
     ]
@@ -193,6 +201,21 @@ def replan(
         first_cycle_number=1,
         not_before=today,
     )
+    # A cycle that began before today is served by what was already booked for it (given,
+    # under way or waiting to be recorded); re-planning must not add its remaining days again.
+    moving = {i.id for i in movable}
+    kept_dates = {
+        i.planned_date
+        for i in patient_infusions
+        if i.id not in moving and i.status != InfusionStatus.CANCELLED
+    }
+    reach = dt.timedelta(days=window + regimen.days_per_cycle + 2)
+    cycles = [
+        c
+        for c in cycles
+        if c.planned_start >= today
+        or not any(abs(d - c.planned_start) <= reach for d in kept_dates)
+    ]
     # Cycle numbers continue the course: the first future cycle follows the last one given.
     offset = first_cycle - cycles[0].cycle_number if cycles else 0
     bookings = schedule.book_cycles(
@@ -212,12 +235,6 @@ def replan(
         by_date[infusion.planned_date].append(infusion)
     # A day already given, recorded or under way stays as it is; the new plan does not add a
     # second infusion on it.
-    moving = {i.id for i in movable}
-    kept_dates = {
-        i.planned_date
-        for i in patient_infusions
-        if i.id not in moving and i.status != InfusionStatus.CANCELLED
-    }
     pairs: list[tuple[schedule.Booking, Infusion | None]] = []
     for booking in bookings:
         if booking.date in kept_dates:
@@ -293,5 +310,46 @@ def is_booking_race(exc: sa.exc.DBAPIError) -> bool:
             "unique constraint failed: regimens",
             "database is locked",
             "could not serialize",
+        )
+    )
+
+
+def extend_horizon(
+    session: so.Session, patient_id: int, settings: Settings, now: dt.datetime | None = None
+) -> ReplanResult:
+    """Book the current regimen's cycles that have come inside the horizon (scheduler job)."""
+    regimen = session.scalar(
+        sa.select(Regimen)
+        .where(Regimen.patient_id == patient_id)
+        .order_by(Regimen.version.desc())
+        .limit(1)
+    )
+    if regimen is None:
+        return ReplanResult()
+    now = now or utcnow()
+    center = session.get(Center, regimen.center_id)
+    assert center is not None
+    today = now.astimezone(ZoneInfo(center.timezone)).date()
+    return replan(session, regimen, settings, today, now, extend_only=True)
+
+
+def patients_with_regimens(session: so.Session) -> list[int]:
+    """Return the ids of patients who have a regimen."""
+    return list(
+        session.scalars(sa.select(Regimen.patient_id).distinct().order_by(Regimen.patient_id))
+    )
+
+
+def patients_booked_on(session: so.Session, center_id: int, day: dt.date) -> list[int]:
+    """Return the patients with a not-yet-given infusion at a center on a date."""
+    return list(
+        session.scalars(
+            sa.select(Infusion.patient_id)
+            .where(
+                Infusion.center_id == center_id,
+                Infusion.planned_date == day,
+                Infusion.status.in_([InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED]),
+            )
+            .distinct()
         )
     )

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from app.models import AuditEvent, Infusion, InfusionStatus, Regimen
 from app.services import infusions as infusion_service
 from app.services import regimens as regimen_service
+from app.services.context import Actor
 from app.services.errors import Conflict, InvalidInput
 from tests.db.clinic_fixtures import Clinic, at, make_center, make_patient, regimen_input
 
@@ -328,17 +329,97 @@ def test_a_day_already_under_way_is_not_booked_twice(db_session, clinic, setting
     )
     # Later that Monday (after the 09:00 start) the physician lowers the dose from today on.
     regimen_service.set_regimen(
-        db_session, clinic.doctor, clinic.patient.id,
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
         regimen_input(dose_g_per_kg=1.5, based_on_version=1, reason="Lower"),
-        settings, now=at(monday, 15),
+        settings,
+        now=at(monday, 15),
     )
     on_monday = [
-        i for i in infusions_of(db_session, clinic.patient.id)
+        i
+        for i in infusions_of(db_session, clinic.patient.id)
         if i.planned_date == monday and i.status != InfusionStatus.CANCELLED
     ]
     assert len(on_monday) == 1 and on_monday[0].planned_grams == 82.0  # the old plan, under way
     tuesday = [
-        i for i in infusions_of(db_session, clinic.patient.id)
+        i
+        for i in infusions_of(db_session, clinic.patient.id)
         if i.planned_date == monday + dt.timedelta(days=1)
     ]
     assert [i.planned_grams for i in tuesday] == [62.0]  # 1.5 g/kg x 82.28 / 2, in vials
+
+
+def test_a_closure_moves_the_infusions_booked_on_it(db_session, clinic, settings, make_user):
+    from app.services import centers as center_service
+
+    regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(),
+        settings,
+        now=at(dt.date(2026, 10, 1)),
+    )
+    closed = dt.date(2026, 11, 2)  # day 1 of cycle 2
+    before = {i.planned_date for i in infusions_of(db_session, clinic.patient.id)}
+    assert closed in before
+    admin = make_user("admin")
+    _closure, totals = center_service.add_closure(
+        db_session,
+        Actor(label=admin.email, user_id=admin.id, role="admin"),
+        clinic.center.id,
+        closed,
+        "Staff training",
+        settings,
+        now=at(dt.date(2026, 10, 1)),
+    )
+    assert totals["patients"] == 1
+    active = [
+        i
+        for i in infusions_of(db_session, clinic.patient.id)
+        if i.status == InfusionStatus.SCHEDULED
+    ]
+    assert closed not in {i.planned_date for i in active}
+    cycle_2 = sorted(i.planned_date for i in active if i.cycle_number == 2)
+    assert cycle_2 == [dt.date(2026, 11, 3), dt.date(2026, 11, 4)]  # shifted +1, kept together
+    assert all(i.shift_days == 1 for i in active if i.cycle_number == 2)
+    with pytest.raises(Conflict):
+        center_service.add_closure(
+            db_session,
+            Actor(label=admin.email, user_id=admin.id, role="admin"),
+            clinic.center.id,
+            closed,
+            "again",
+            settings,
+            now=at(dt.date(2026, 10, 1)),
+        )
+
+
+def test_the_horizon_rolls_forward_without_touching_what_is_booked(db_session, clinic, settings):
+    from app.services import scheduling
+
+    regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(),
+        settings,
+        now=at(dt.date(2026, 10, 1)),
+    )
+    before = {(i.id, i.starts_at, i.sequence) for i in infusions_of(db_session, clinic.patient.id)}
+    last = max(i.planned_date for i in infusions_of(db_session, clinic.patient.id))
+    same_day = scheduling.extend_horizon(
+        db_session, clinic.patient.id, settings, now=at(dt.date(2026, 10, 1))
+    )
+    assert same_day.created == []
+    later = scheduling.extend_horizon(
+        db_session, clinic.patient.id, settings, now=at(dt.date(2026, 12, 1))
+    )
+    after = infusions_of(db_session, clinic.patient.id)
+    assert before <= {(i.id, i.starts_at, i.sequence) for i in after}
+    assert later.created and min(i.planned_date for i in later.created) > last
+    again = scheduling.extend_horizon(
+        db_session, clinic.patient.id, settings, now=at(dt.date(2026, 12, 1))
+    )
+    assert again.created == []

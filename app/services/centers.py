@@ -1,0 +1,69 @@
+"""Center administration that matters to care: closures move the infusions booked on them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from app.config import Settings
+from app.db import utcnow
+from app.models import Center, Closure
+from app.services import audit, regimens, scheduling
+from app.services.context import Actor, unit_of_work
+from app.services.errors import Conflict, InvalidInput, NotFound
+
+
+def add_closure(
+    session: so.Session,
+    actor: Actor,
+    center_id: int,
+    closed_on: dt.date,
+    reason: str,
+    settings: Settings,
+    now: dt.datetime | None = None,
+) -> tuple[Closure, dict[str, int]]:
+    """Close a center for a day and re-plan every patient booked on it, in one transaction."""
+    if not reason.strip() or len(reason) > 200:
+        raise InvalidInput("reason: give a reason (at most 200 characters)", field="reason")
+    now = now or utcnow()
+    with unit_of_work(session):
+        center = session.get(Center, center_id)
+        if center is None:
+            raise NotFound(f"center_id: no center {center_id}", field="center_id")
+        today = now.astimezone(ZoneInfo(center.timezone)).date()
+        if closed_on < today:
+            raise InvalidInput("closed_on: not in the past", field="closed_on")
+        exists = session.scalar(
+            sa.select(Closure.id).where(
+                Closure.center_id == center_id, Closure.closed_on == closed_on
+            )
+        )
+        if exists is not None:
+            raise Conflict(
+                f"closed_on: {center.name} is already closed on {closed_on}", field="closed_on"
+            )
+        closure = Closure(center_id=center_id, closed_on=closed_on, reason=reason.strip())
+        session.add(closure)
+        session.flush()
+        session.expire(center, ["closures"])
+        totals = {"patients": 0, "moved": 0, "created": 0, "cancelled": 0, "unbooked": 0}
+        for patient_id in scheduling.patients_booked_on(session, center_id, closed_on):
+            regimen = regimens.current_regimen(session, patient_id)
+            if regimen is None:
+                continue
+            summary = scheduling.replan(session, regimen, settings, today, now).summary()
+            totals["patients"] += 1
+            for key in ("moved", "created", "cancelled", "unbooked"):
+                totals[key] += summary[key]
+        audit.record(
+            session,
+            actor,
+            "center.closure",
+            "center",
+            center_id,
+            after={"closed_on": closed_on, "reason": closure.reason, "replan": totals},
+        )
+    return closure, totals
