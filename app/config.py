@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from app.domain.dosing import DosingLimits, Product, RatePlan
+from app.domain.taper import Band, TaperRules
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.toml"
@@ -139,6 +140,43 @@ class SchedulingSettings(_Section):
     public_holidays_country: str = Field("", max_length=2)
 
 
+DRUGS = ("prednisone", "prednisolone", "methylprednisolone", "dexamethasone", "hydrocortisone")
+
+
+class BandSettings(_Section):
+    above_mg: float = Field(ge=0, le=1000)
+    decrement_mg: float = Field(gt=0, le=100)
+    step_days: int = Field(ge=1, le=365)
+
+
+class SteroidSettings(_Section):
+    physiological_floor_mg: float = Field(7.5, ge=0, le=40)
+    below_floor_min_step_days: int = Field(28, ge=1, le=365)
+    below_floor_max_decrement_mg: float = Field(1.0, gt=0, le=20)
+    cortisol_stop_nmol_l: float = Field(300.0, gt=0, le=2000)
+    cortisol_recheck_nmol_l: float = Field(150.0, gt=0, le=2000)
+    max_start_mg: float = Field(100.0, gt=0, le=2000)
+    start_days: int = Field(28, ge=1, le=365)
+    equivalence: dict[str, float] = Field(default_factory=dict)
+    tablets: dict[str, tuple[float, ...]] = Field(default_factory=dict)
+    bands: tuple[BandSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _every_drug_known(self) -> SteroidSettings:
+        for table in ("equivalence", "tablets"):
+            values = getattr(self, table)
+            unknown = set(values) - set(DRUGS)
+            if unknown:
+                raise ValueError(f"{table}: unknown drug(s) {sorted(unknown)}; known: {DRUGS}")
+        if self.cortisol_recheck_nmol_l > self.cortisol_stop_nmol_l:
+            raise ValueError("cortisol_recheck_nmol_l must not be above cortisol_stop_nmol_l")
+        if any(v <= 0 for v in self.equivalence.values()):
+            raise ValueError("equivalence: every factor must be positive")
+        if any(s <= 0 for sizes in self.tablets.values() for s in sizes):
+            raise ValueError("tablets: every strength must be positive")
+        return self
+
+
 class Settings(_Section):
     app: AppSettings = AppSettings()
     auth: AuthSettings = AuthSettings()
@@ -147,6 +185,7 @@ class Settings(_Section):
     dosing: DosingSettings = DosingSettings()
     products: tuple[ProductSettings, ...] = ()
     scheduling: SchedulingSettings = SchedulingSettings()
+    steroids: SteroidSettings = SteroidSettings()
     #: Where the settings were read from (for messages); not a config.toml key.
     source: str = Field("defaults", exclude=True)
 
@@ -180,6 +219,19 @@ class Settings(_Section):
             )
             for p in self.products
         }
+
+    def taper_rules(self) -> TaperRules:
+        """Return the steroid taper rules (bands, floor, equivalents, tablets) as domain values."""
+        s = self.steroids
+        return TaperRules(
+            bands=tuple(Band(b.above_mg, b.decrement_mg, b.step_days) for b in s.bands),
+            floor_mg=s.physiological_floor_mg,
+            below_floor_min_step_days=s.below_floor_min_step_days,
+            below_floor_max_decrement_mg=s.below_floor_max_decrement_mg,
+            equivalence=dict(s.equivalence),
+            tablet_strengths_mg={drug: tuple(sizes) for drug, sizes in s.tablets.items()},
+            max_start_mg=s.max_start_mg,
+        )
 
     def dosing_limits(self) -> DosingLimits:
         """Return the dosing hard and soft stops as a domain value."""

@@ -18,6 +18,7 @@ class Action(enum.StrEnum):
     SET_REGIMEN = "regimen.set"
     RECORD_INFUSION = "infusion.record"
     MANAGE_CENTERS = "centers.manage"
+    APPROVE_TAPER = "taper.approve"
 
 
 _ALL_STAFF = frozenset(Role)
@@ -33,6 +34,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.SET_REGIMEN: frozenset({Role.PHYSICIAN}),
     Action.RECORD_INFUSION: frozenset({Role.NURSE, Role.PHYSICIAN}),
     Action.MANAGE_CENTERS: frozenset({Role.ADMIN}),
+    Action.APPROVE_TAPER: frozenset({Role.PHYSICIAN}),
 }
 
 

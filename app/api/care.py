@@ -98,7 +98,7 @@ def patient(patient_id: int) -> Any:
 @bp.output(s.WeightOut, status_code=201)
 def record_weight(patient_id: int, body: s.WeightIn) -> Any:
     """Record a body weight."""
-    today = dt.date.today()
+    today = patient_service.local_today(http.db(), patient_id)
     return patient_service.record_weight(
         http.db(),
         http.actor(),
@@ -220,7 +220,8 @@ def reschedule(infusion_id: int, body: s.RescheduleIn) -> Any:
 @bp.output(s.AdverseEventOut, status_code=201)
 def adverse_event(infusion_id: int, body: s.AdverseEventIn) -> Any:
     """Record an infusion reaction or adverse event."""
-    today = dt.date.today()
+    item = infusion_service.get_infusion(http.db(), infusion_id)
+    today = regimen_service.local_today(item.center.timezone)
     values = body.model_dump() | {"occurred_on": body.occurred_on or today}
     return infusion_service.record_adverse_event(
         http.db(), http.actor(), infusion_id, infusion_service.AdverseEventInput(**values), today

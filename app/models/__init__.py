@@ -6,6 +6,7 @@ from app.models.infusion import AdverseEvent, Infusion, InfusionStatus
 from app.models.patient import Patient, WeightMeasurement
 from app.models.regimen import Regimen
 from app.models.system import SchedulerHeartbeat
+from app.models.taper import StepStatus, TaperPlan, TaperStep
 from app.models.user import ApiToken, LoginSession, Role, User
 
 __all__ = [
@@ -23,6 +24,9 @@ __all__ = [
     "Regimen",
     "Role",
     "SchedulerHeartbeat",
+    "StepStatus",
+    "TaperPlan",
+    "TaperStep",
     "User",
     "WeightMeasurement",
 ]

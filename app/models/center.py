@@ -24,7 +24,7 @@ class Center(Base):
         back_populates="center", order_by="OpeningHours.weekday", cascade="all, delete-orphan"
     )
     chairs: so.Mapped[list[Chair]] = so.relationship(
-        back_populates="center", order_by="Chair.name", cascade="all, delete-orphan"
+        back_populates="center", order_by="Chair.id", cascade="all, delete-orphan"
     )
     closures: so.Mapped[list[Closure]] = so.relationship(
         back_populates="center", order_by="Closure.closed_on", cascade="all, delete-orphan"

@@ -201,3 +201,9 @@ def patient_detail(
         weight_review_needed=change is not None
         and abs(change) > settings.dosing.weight_change_review_percent,
     )
+
+
+def local_today(session: so.Session, patient_id: int) -> dt.date:
+    """Return today's date on the wall clock of the patient's home center."""
+    patient = get_patient(session, patient_id)
+    return regimens.local_today(patient.home_center.timezone)

@@ -191,6 +191,11 @@ def replan(
         dt.datetime.combine(until + dt.timedelta(days=window + 2), dt.time(), tzinfo=dt.UTC),
         exclude_ids={i.id for i in movable},
     )
+    # Nothing new is booked in a slot that has already begun today.
+    day_start = schedule.local_to_utc(today, dt.time(), center.timezone) or now
+    if day_start < now:
+        for chair_id in calendar.chair_ids:
+            busy.setdefault(chair_id, []).append(schedule.Interval(day_start, now))
     cycles = schedule.plan_cycles(
         start=first_cycle_start(regimen),
         interval_weeks=regimen.interval_weeks,

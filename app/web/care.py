@@ -17,8 +17,10 @@ from app.services import clinic
 from app.services import infusions as infusion_service
 from app.services import patients as patient_service
 from app.services import regimens as regimen_service
+from app.services import tapers as taper_service
 from app.services.errors import ServiceError
 from app.web import forms
+from app.web.tapers import dose_chart
 
 bp = Blueprint("care", __name__)
 
@@ -86,16 +88,27 @@ def _patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
     today = _today(patient.home_center.timezone)
     detail = patient_service.patient_detail(http.db(), patient_id, settings, today)
     current = detail.regimens[0] if detail.regimens else None
+    taper_view = taper_service.patient_taper(http.db(), patient_id, settings, today)
     return (
         render_template(
             "care/patient.html",
             d=detail,
+            t=taper_view,
+            chart=dose_chart(taper_view.daily, today),
             current=current,
             products=list(settings.product_catalog()),
             centers=clinic.list_centers(http.db()),
             default_basis=settings.dosing.weight_basis_default,
             default_time=settings.scheduling.default_start_time,
             today=today,
+            next_cycle_on=next(
+                (
+                    i.planned_date - dt.timedelta(days=i.shift_days)
+                    for i in detail.upcoming
+                    if i.day_number == 1 and i.status == InfusionStatus.SCHEDULED
+                ),
+                today,
+            ),
             form=request.form,
         ),
         status,
@@ -114,7 +127,7 @@ def patient(patient_id: int) -> http.ResponseValue:
 def record_weight(patient_id: int) -> http.ResponseValue:
     """Record a body weight."""
     try:
-        today = dt.date.today()
+        today = patient_service.local_today(http.db(), patient_id)
         patient_service.record_weight(
             http.db(),
             http.actor(),

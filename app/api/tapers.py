@@ -1,0 +1,189 @@
+"""JSON API for steroid tapers: preview, plans, the approval queue and step actions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from app import http
+from app.api import bp, guarded
+from app.api import schemas as s
+from app.models import StepStatus
+from app.policy import Action
+from app.services import patients as patient_service
+from app.services import tapers as taper_service
+
+
+def plan_input(
+    body: s.TaperIn, reason: str = "", based_on_version: int | None = None
+) -> taper_service.PlanInput:
+    params: dict[str, Any] = {}
+    for name in ("decrement_mg", "percent", "step_days"):
+        if getattr(body, name) is not None:
+            params[name] = getattr(body, name)
+    if body.steps is not None:
+        params["steps"] = [step.model_dump() for step in body.steps]
+    return taper_service.PlanInput(
+        drug=body.drug,
+        start_mg=body.start_mg,
+        template=body.template,
+        starts_on=body.starts_on,
+        params=params,
+        start_days=body.start_days,
+        reason=reason,
+        based_on_version=based_on_version,
+    )
+
+
+def tablets_out(tablets: tuple[tuple[float, int], ...] | None) -> list[dict[str, Any]] | None:
+    if tablets is None:
+        return None
+    return [{"strength_mg": strength, "count": count} for strength, count in tablets]
+
+
+@bp.post("/dosing/taper")
+@guarded(Action.USE_CALCULATOR)
+@bp.input(s.TaperIn, arg_name="body")
+@bp.output(s.TaperPreviewOut)
+def preview_taper(body: s.TaperIn) -> Any:
+    """Lay out a taper with dates, tablets and cumulative dose; saves nothing."""
+    steps = taper_service.preview(plan_input(body), http.settings())
+    return {
+        "drug": body.drug,
+        "steps": [
+            {
+                "index": p.dated.index,
+                "starts_on": p.dated.starts_on,
+                "ends_on": p.dated.ends_on,
+                "mg_per_day": p.dated.step.mg_per_day,
+                "alternate_day_mg": p.dated.step.alternate_day_mg,
+                "min_days": p.dated.step.min_days,
+                "requires_cortisol": p.dated.step.requires_cortisol,
+                "tablets": tablets_out(p.tablets),
+                "alternate_tablets": tablets_out(p.alternate_tablets),
+                "cumulative_prednisone_mg": round(p.cumulative_prednisone_mg, 2),
+            }
+            for p in steps
+        ],
+        "total_prednisone_mg": round(steps[-1].cumulative_prednisone_mg, 2) if steps else 0,
+    }
+
+
+@bp.post("/patients/<int:patient_id>/tapers")
+@guarded(Action.APPROVE_TAPER)
+@bp.input(s.TaperPlanIn, arg_name="body")
+@bp.output(s.TaperPlanOut, status_code=201)
+def create_taper(patient_id: int, body: s.TaperPlanIn) -> Any:
+    """Set a new taper plan version (physician); its first step starts on starts_on."""
+    return taper_service.create_plan(
+        http.db(),
+        http.actor(),
+        patient_id,
+        plan_input(body, body.reason, body.based_on_version),
+        http.settings(),
+        dt.date.today(),
+    )
+
+
+@bp.get("/patients/<int:patient_id>/taper")
+@guarded(Action.VIEW_PATIENTS)
+@bp.output(s.PatientTaperOut)
+def patient_taper(patient_id: int) -> Any:
+    """The current taper: today's dose in tablets, the next step and its date, exposure."""
+    patient_service.get_patient(http.db(), patient_id)
+    today = patient_service.local_today(http.db(), patient_id)
+    view = taper_service.patient_taper(http.db(), patient_id, http.settings(), today)
+    return {
+        "plan": view.plan,
+        "active_step_id": view.active.id if view.active else None,
+        "current_mg_per_day": view.active.mg_per_day if view.active else None,
+        "current_tablets": tablets_out(view.active_tablets),
+        "next_step_id": view.next.id if view.next else None,
+        "next_due_on": view.next_due_on,
+        "cumulative_to_date_prednisone_mg": round(view.cumulative_to_date_mg, 2),
+        "cumulative_projected_prednisone_mg": round(view.cumulative_projected_mg, 2),
+    }
+
+
+@bp.get("/taper-steps/due")
+@guarded(Action.APPROVE_TAPER)
+@bp.output(s.DueList)
+def due_steps() -> Any:
+    """Steps waiting for approval (all patients)."""
+    steps = taper_service.due_queue(http.db(), dt.date.today())
+    return {
+        "steps": [
+            s.TaperStepOut.model_validate(step).model_dump()
+            | {"patient_name": step.plan.patient.display_name, "drug": step.plan.drug}
+            for step in steps
+        ]
+    }
+
+
+@bp.post("/taper-steps/<int:step_id>/approve")
+@guarded(Action.APPROVE_TAPER)
+@bp.input(s.ApproveIn, arg_name="body")
+@bp.output(s.TaperStepOut)
+def approve_step(step_id: int, body: s.ApproveIn) -> Any:
+    """Approve a due step: it starts today (physician; the final stop needs cortisol)."""
+    return taper_service.approve_step(
+        http.db(),
+        http.actor(),
+        step_id,
+        http.settings(),
+        dt.date.today(),
+        body.version,
+        body.cortisol_nmol_l,
+        body.override_reason,
+    )
+
+
+def _status(step_id: int, body: s.ReasonIn, status: StepStatus) -> Any:
+    return taper_service.set_step_status(
+        http.db(), http.actor(), step_id, status, body.reason, body.version
+    )
+
+
+@bp.post("/taper-steps/<int:step_id>/hold")
+@guarded(Action.APPROVE_TAPER)
+@bp.input(s.ReasonIn, arg_name="body")
+@bp.output(s.TaperStepOut)
+def hold_step(step_id: int, body: s.ReasonIn) -> Any:
+    """Hold a step, with a reason."""
+    return _status(step_id, body, StepStatus.HELD)
+
+
+@bp.post("/taper-steps/<int:step_id>/release")
+@guarded(Action.APPROVE_TAPER)
+@bp.input(s.ReasonIn, arg_name="body")
+@bp.output(s.TaperStepOut)
+def release_step(step_id: int, body: s.ReasonIn) -> Any:
+    """Release a held step back to planned, with a reason."""
+    return _status(step_id, body, StepStatus.PLANNED)
+
+
+@bp.post("/taper-steps/<int:step_id>/skip")
+@guarded(Action.APPROVE_TAPER)
+@bp.input(s.ReasonIn, arg_name="body")
+@bp.output(s.TaperStepOut)
+def skip_step(step_id: int, body: s.ReasonIn) -> Any:
+    """Skip a step, with a reason."""
+    return _status(step_id, body, StepStatus.SKIPPED)
+
+
+@bp.post("/taper-steps/<int:step_id>/dose")
+@guarded(Action.APPROVE_TAPER)
+@bp.input(s.StepDoseIn, arg_name="body")
+@bp.output(s.TaperStepOut)
+def change_dose(step_id: int, body: s.StepDoseIn) -> Any:
+    """Change a planned step's dose, with a reason (the plan must still never increase)."""
+    return taper_service.change_step_dose(
+        http.db(),
+        http.actor(),
+        step_id,
+        body.mg_per_day,
+        body.reason,
+        http.settings(),
+        body.version,
+        body.alternate_day_mg,
+    )

@@ -1,0 +1,204 @@
+"""Pages for steroid tapers: the approval queue, plan set-up and the printable schedule."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from app import http
+from app.auth import require
+from app.models import StepStatus
+from app.policy import Action
+from app.services import patients as patient_service
+from app.services import regimens as regimen_service
+from app.services import tapers as taper_service
+from app.services.errors import ServiceError
+from app.web import forms
+
+bp = Blueprint("tapers", __name__)
+
+
+def _today() -> dt.date:
+    return dt.date.today()
+
+
+@bp.get("/approvals")
+@require(Action.APPROVE_TAPER)
+def queue() -> http.ResponseValue:
+    """Steps due for a physician's approval."""
+    user = http.current_user()
+    mine = request.args.get("all") != "1"
+    steps = taper_service.due_queue(http.db(), _today(), user.id if (mine and user) else None)
+    strengths = http.settings().steroids.tablets
+    return render_template(
+        "tapers/queue.html",
+        steps=steps,
+        mine=mine,
+        strengths=strengths,
+        tablets=taper_service.taper.fewest_tablets,
+    )
+
+
+@bp.post("/patients/<int:patient_id>/tapers")
+@require(Action.APPROVE_TAPER)
+def create(patient_id: int) -> http.ResponseValue:
+    """Set a taper plan from a template."""
+    template = forms.text("template", 10) or "banded"
+    params: dict[str, float] = {}
+    try:
+        if template == "fixed":
+            params = {
+                "decrement_mg": forms.number("decrement_mg"),
+                "step_days": forms.whole("step_days"),
+            }
+        elif template == "percent":
+            params = {"percent": forms.number("percent"), "step_days": forms.whole("step_days")}
+        data = taper_service.PlanInput(
+            drug=forms.text("drug", 30),
+            start_mg=forms.number("start_mg"),
+            template=template,
+            starts_on=forms.date("starts_on"),
+            params=params,
+            start_days=forms.optional_whole("start_days"),
+            reason=forms.text("reason"),
+            based_on_version=forms.optional_whole("based_on_version"),
+        )
+        plan = taper_service.create_plan(
+            http.db(), http.actor(), patient_id, data, http.settings(), _today()
+        )
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for("care.patient", patient_id=patient_id, _anchor="taper"))
+    flash(f"Taper plan version {plan.version} set: {len(plan.steps)} steps.", "success")
+    return redirect(url_for("care.patient", patient_id=patient_id, _anchor="taper"))
+
+
+def _step_action(step_id: int, action: str) -> http.ResponseValue:
+    version = forms.optional_whole("version")
+    try:
+        if action == "approve":
+            step = taper_service.approve_step(
+                http.db(),
+                http.actor(),
+                step_id,
+                http.settings(),
+                _today(),
+                version,
+                forms.optional_number("cortisol_nmol_l"),
+                forms.optional_text("override_reason"),
+            )
+            message = f"Approved: {step.mg_per_day:g} mg/day from today."
+        elif action == "dose":
+            step = taper_service.change_step_dose(
+                http.db(),
+                http.actor(),
+                step_id,
+                forms.number("mg_per_day"),
+                forms.text("reason", 500),
+                http.settings(),
+                version,
+            )
+            message = f"Step changed to {step.mg_per_day:g} mg/day."
+        else:
+            status = {
+                "hold": StepStatus.HELD,
+                "release": StepStatus.PLANNED,
+                "skip": StepStatus.SKIPPED,
+            }[action]
+            step = taper_service.set_step_status(
+                http.db(), http.actor(), step_id, status, forms.text("reason", 500), version
+            )
+            message = f"Step {status}."
+    except ServiceError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(message, "success")
+    return redirect(http.redirect_target(url_for("tapers.queue")))
+
+
+@bp.post("/taper-steps/<int:step_id>/approve")
+@require(Action.APPROVE_TAPER)
+def approve(step_id: int) -> http.ResponseValue:
+    """Approve a due step."""
+    return _step_action(step_id, "approve")
+
+
+@bp.post("/taper-steps/<int:step_id>/hold")
+@require(Action.APPROVE_TAPER)
+def hold(step_id: int) -> http.ResponseValue:
+    """Hold a step."""
+    return _step_action(step_id, "hold")
+
+
+@bp.post("/taper-steps/<int:step_id>/release")
+@require(Action.APPROVE_TAPER)
+def release(step_id: int) -> http.ResponseValue:
+    """Release a held step."""
+    return _step_action(step_id, "release")
+
+
+@bp.post("/taper-steps/<int:step_id>/skip")
+@require(Action.APPROVE_TAPER)
+def skip(step_id: int) -> http.ResponseValue:
+    """Skip a step."""
+    return _step_action(step_id, "skip")
+
+
+@bp.post("/taper-steps/<int:step_id>/dose")
+@require(Action.APPROVE_TAPER)
+def change_dose(step_id: int) -> http.ResponseValue:
+    """Change a planned step's dose."""
+    return _step_action(step_id, "dose")
+
+
+@bp.get("/patients/<int:patient_id>/taper/print")
+@require(Action.VIEW_PATIENTS)
+def printable(patient_id: int) -> http.ResponseValue:
+    """A day-by-day schedule for the patient, with tablets."""
+    patient = patient_service.get_patient(http.db(), patient_id)
+    today = regimen_service.local_today(patient.home_center.timezone)
+    view = taper_service.patient_taper(http.db(), patient_id, http.settings(), today)
+    strengths = http.settings().steroids.tablets.get(view.plan.drug, ()) if view.plan else ()
+    days = [
+        (day, mg, taper_service.taper.fewest_tablets(mg, strengths))
+        for day, mg in view.daily
+        if day >= today
+    ]
+    return render_template("tapers/print.html", patient=patient, view=view, days=days)
+
+
+def dose_chart(
+    daily: list[tuple[dt.date, float]], today: dt.date, width: int = 640, height: int = 160
+) -> dict[str, object] | None:
+    """Geometry of an SVG step chart of daily dose over time."""
+    if not daily:
+        return None
+    first, last = daily[0][0], daily[-1][0]
+    span = max(1, (last - first).days)
+    top = max(mg for _, mg in daily) or 1.0
+
+    def x(day: dt.date) -> float:
+        return round((day - first).days / span * width, 1)
+
+    def y(mg: float) -> float:
+        return round(height - mg / top * (height - 10), 1)
+
+    points = []
+    previous = None
+    for day, mg in daily:
+        if previous is not None and mg != previous:
+            points.append(f"{x(day)},{y(previous)}")
+        if mg != previous:
+            points.append(f"{x(day)},{y(mg)}")
+        previous = mg
+    points.append(f"{x(last)},{y(daily[-1][1])}")
+    return {
+        "width": width,
+        "height": height,
+        "points": " ".join(points),
+        "today_x": x(today) if first <= today <= last else None,
+        "first": first,
+        "last": last,
+        "top": top,
+    }
