@@ -10,10 +10,10 @@ import sqlalchemy.orm as so
 
 from app.config import Settings
 from app.db import utcnow
-from app.models import Center, Chair, OpeningHours, Patient, User, WeightMeasurement
-from app.services import audit
+from app.models import Center, Chair, OpeningHours, Patient, TaperPlan, User, WeightMeasurement
+from app.services import audit, tapers
 from app.services import users as user_service
-from app.services.context import system_actor, unit_of_work
+from app.services.context import Actor, system_actor, unit_of_work
 from app.services.errors import Forbidden
 
 
@@ -120,4 +120,30 @@ def load_demo_data(session: so.Session, settings: Settings) -> list[DemoLogin]:
                         "home_center_id": patient.home_center_id,
                     },
                 )
+    _demo_taper(session, settings, physician_id)
     return list(DEMO_LOGINS)
+
+
+def _demo_taper(session: so.Session, settings: Settings, physician_id: int | None) -> None:
+    """A prednisone taper begun four weeks ago, so its first step is waiting for approval."""
+    patient = session.scalar(sa.select(Patient).where(Patient.mrn == "DEMO-0003"))
+    if patient is None or session.scalar(
+        sa.select(TaperPlan.id).where(TaperPlan.patient_id == patient.id)
+    ):
+        return
+    started = utcnow().date() - dt.timedelta(days=settings.steroids.start_days)
+    actor = Actor(label="system:demo", user_id=physician_id, role="physician")
+    tapers.create_plan(
+        session,
+        actor,
+        patient.id,
+        tapers.PlanInput(
+            drug="prednisone",
+            start_mg=60,
+            template="banded",
+            starts_on=started,
+            reason="Demo: taper beside IVIG",
+        ),
+        settings,
+        started,
+    )
