@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from app.domain.problems import Problem, Rejected
+
 WeightBasis = Literal["actual", "ideal", "adjusted"]
 Sex = Literal["female", "male"]
 
@@ -82,30 +84,8 @@ class DoseRequest:
     renal_risk: bool = False
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One hard or soft stop, tied to the request field it concerns."""
-
-    field: str
-    message: str
-    code: str
-
-
-class DoseRejected(ValueError):
-    """A dose request that hits one or more hard stops; `problems` lists every one."""
-
-    problems: tuple[Problem, ...]
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        problems = tuple(problems)
-        if not problems:
-            raise ValueError("DoseRejected needs at least one problem")
-        self.problems = problems
-        super().__init__("; ".join(p.message for p in problems))
-
-    def __reduce__(self) -> tuple[type[DoseRejected], tuple[tuple[Problem, ...]]]:
-        # The default reduce would rebuild from the joined message and lose the problems.
-        return (type(self), (self.problems,))
+class DoseRejected(Rejected):
+    """A dose request that hits one or more hard stops."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
+from app.domain.problems import Problem, Rejected
+
 Drug = Literal[
     "prednisone", "prednisolone", "methylprednisolone", "dexamethasone", "hydrocortisone"
 ]
@@ -92,30 +94,8 @@ class DatedStep:
     step: StepPlan
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One hard stop, tied to the parameter or step field it concerns."""
-
-    field: str
-    message: str
-    code: str
-
-
-class TaperRejected(ValueError):
-    """A taper request that hits one or more hard stops; `problems` lists every one."""
-
-    problems: tuple[Problem, ...]
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        problems = tuple(problems)
-        if not problems:
-            raise ValueError("TaperRejected needs at least one problem")
-        self.problems = problems
-        super().__init__("; ".join(p.message for p in problems))
-
-    def __reduce__(self) -> tuple[type[TaperRejected], tuple[tuple[Problem, ...]]]:
-        # The default reduce would rebuild from the joined message and lose the problems.
-        return (type(self), (self.problems,))
+class TaperRejected(Rejected):
+    """A taper request that hits one or more hard stops."""
 
 
 # --- exact numbers ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from app.db import utcnow
 from app.domain import schedule
 from app.models import AdverseEvent, Center, Chair, Infusion, InfusionStatus
 from app.models.infusion import ADVERSE_EVENT_TYPES
-from app.services import audit, scheduling
+from app.services import audit, clinic, scheduling, versions
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 
@@ -44,15 +44,7 @@ def infusion_view(infusion: Infusion) -> dict[str, object]:
 def _load_for_change(
     session: so.Session, infusion_id: int, expected_version: int | None
 ) -> Infusion:
-    infusion = session.get(Infusion, infusion_id, with_for_update=True)
-    if infusion is None:
-        raise NotFound(f"infusion_id: no infusion {infusion_id}", field="infusion_id")
-    if expected_version is not None and infusion.version != expected_version:
-        raise Conflict(
-            f"version: the infusion changed (now version {infusion.version}); reload",
-            field="version",
-        )
-    return infusion
+    return versions.load_for_change(session, Infusion, infusion_id, expected_version, "infusion_id")
 
 
 def _require_status(infusion: Infusion, *allowed: InfusionStatus) -> None:
@@ -345,13 +337,7 @@ def week_board(
     session: so.Session, center_id: int, first_day: dt.date, days: int = 7
 ) -> list[DayBoard]:
     """Day boards for consecutive local dates, loaded with one query for the infusions."""
-    center = session.scalars(
-        sa.select(Center)
-        .where(Center.id == center_id)
-        .options(so.selectinload(Center.opening_hours), so.selectinload(Center.chairs))
-    ).one_or_none()
-    if center is None:
-        raise NotFound(f"center_id: no center {center_id}", field="center_id")
+    center = clinic.get_center(session, center_id)
     last_day = first_day + dt.timedelta(days=days - 1)
     infusions = list(
         session.scalars(

@@ -13,7 +13,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.domain import dosing
 from app.models import Center, Patient, Regimen, WeightMeasurement
-from app.services import audit, scheduling
+from app.services import audit, scheduling, versions
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 
@@ -73,13 +73,7 @@ def latest_weight(session: so.Session, patient_id: int) -> WeightMeasurement | N
 
 
 def current_regimen(session: so.Session, patient_id: int, lock: bool = False) -> Regimen | None:
-    statement = (
-        sa.select(Regimen)
-        .where(Regimen.patient_id == patient_id)
-        .order_by(Regimen.version.desc())
-        .limit(1)
-    )
-    return session.scalar(statement.with_for_update() if lock else statement)
+    return versions.latest_version(session, Regimen, patient_id, lock)
 
 
 def regimen_view(regimen: Regimen | None) -> dict[str, object] | None:

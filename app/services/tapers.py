@@ -17,7 +17,7 @@ from app.db import utcnow
 from app.domain import taper
 from app.models import Patient, StepStatus, TaperPlan, TaperStep
 from app.models.taper import TEMPLATES
-from app.services import audit
+from app.services import audit, versions
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 
@@ -170,13 +170,7 @@ def _step_view(step: TaperStep) -> dict[str, object]:
 
 
 def current_plan(session: so.Session, patient_id: int, lock: bool = False) -> TaperPlan | None:
-    statement = (
-        sa.select(TaperPlan)
-        .where(TaperPlan.patient_id == patient_id)
-        .order_by(TaperPlan.version.desc())
-        .limit(1)
-    )
-    return session.scalar(statement.with_for_update() if lock else statement)
+    return versions.latest_version(session, TaperPlan, patient_id, lock)
 
 
 def create_plan(
@@ -309,14 +303,7 @@ def is_due(step: TaperStep, steps: Sequence[TaperStep], today: dt.date) -> bool:
 
 
 def _load_step(session: so.Session, step_id: int, expected_version: int | None) -> TaperStep:
-    step = session.get(TaperStep, step_id, with_for_update=True)
-    if step is None:
-        raise NotFound(f"step_id: no taper step {step_id}", field="step_id")
-    if expected_version is not None and step.version != expected_version:
-        raise Conflict(
-            f"version: the step changed (now version {step.version}); reload", field="version"
-        )
-    return step
+    return versions.load_for_change(session, TaperStep, step_id, expected_version, "step_id")
 
 
 def _plan_steps(session: so.Session, plan_id: int) -> list[TaperStep]:

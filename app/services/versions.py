@@ -1,0 +1,42 @@
+"""Optimistic locking and version chains shared by the services."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from app.services.errors import Conflict, NotFound
+
+M = TypeVar("M")
+
+
+def load_for_change(
+    session: so.Session, model: type[M], row_id: int, expected_version: int | None, field: str
+) -> M:
+    """Lock a row for update; unknown -> 404, a version other than the client saw -> 409."""
+    row: Any = session.get(model, row_id, with_for_update=True)
+    if row is None:
+        label = field.removesuffix("_id").replace("_", " ")
+        raise NotFound(f"{field}: no {label} {row_id}", field=field)
+    if expected_version is not None and row.version != expected_version:
+        raise Conflict(
+            f"version: it changed since you loaded it (now version {row.version}); reload",
+            field="version",
+        )
+    return row
+
+
+def latest_version(
+    session: so.Session, model: type[M], patient_id: int, lock: bool = False
+) -> M | None:
+    """Return a patient's newest row of a versioned model (regimens, taper plans)."""
+    column: Any = model
+    statement = (
+        sa.select(model)
+        .where(column.patient_id == patient_id)
+        .order_by(column.version.desc())
+        .limit(1)
+    )
+    return session.scalar(statement.with_for_update() if lock else statement)
