@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# Mozilla's ical.js (Thunderbird's parser) checks the calendar feeds in the tests.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 install: $(STAMP)
 
 run: $(STAMP)
@@ -38,10 +43,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test-sqlite: $(STAMP) chromium
+test-sqlite: $(STAMP) chromium node_modules/.installed
 	TEST_DB=sqlite $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-postgresql: $(STAMP) chromium
+test-postgresql: $(STAMP) chromium node_modules/.installed
 	TEST_DB=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint test-sqlite test-postgresql
@@ -50,4 +55,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) instance node_modules .pytest_cache .ruff_cache .hypothesis

@@ -56,12 +56,16 @@ def create_app(
         settings=settings, engine=engine, session_factory=session_factory
     )
 
-    from app import api, auth, cli, web
+    from app import api, auth, cli, logs, web
+    from app.feeds import views as feed_views
+
+    logs.install("werkzeug", "gunicorn.access")
 
     http.init_app(app)
     app.before_request(auth.load_user)
     web.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(feed_views.bp)
     errors.register(app)
     cli.init_app(app)
 

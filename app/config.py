@@ -140,6 +140,22 @@ class SchedulingSettings(_Section):
     public_holidays_country: str = Field("", max_length=2)
 
 
+class FeedSettings(_Section):
+    refresh_minutes: int = Field(60, ge=5, le=24 * 60)
+    cancelled_retention_days: int = Field(14, ge=0, le=365)
+    past_days: int = Field(60, ge=0, le=3650)
+    staff_detail: Literal["initials", "full_names"] = "initials"
+    rate_limit_per_minute: int = Field(30, ge=1, le=10_000)
+    public_base_url: str = Field("", max_length=200)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or be empty)")
+        return value.rstrip("/")
+
+
 DRUGS = ("prednisone", "prednisolone", "methylprednisolone", "dexamethasone", "hydrocortisone")
 
 
@@ -186,6 +202,7 @@ class Settings(_Section):
     products: tuple[ProductSettings, ...] = ()
     scheduling: SchedulingSettings = SchedulingSettings()
     steroids: SteroidSettings = SteroidSettings()
+    feeds: FeedSettings = FeedSettings()
     #: Where the settings were read from (for messages); not a config.toml key.
     source: str = Field("defaults", exclude=True)
 

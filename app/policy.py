@@ -19,6 +19,7 @@ class Action(enum.StrEnum):
     RECORD_INFUSION = "infusion.record"
     MANAGE_CENTERS = "centers.manage"
     APPROVE_TAPER = "taper.approve"
+    MANAGE_FEEDS = "feeds.manage"
 
 
 _ALL_STAFF = frozenset(Role)
@@ -35,6 +36,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.RECORD_INFUSION: frozenset({Role.NURSE, Role.PHYSICIAN}),
     Action.MANAGE_CENTERS: frozenset({Role.ADMIN}),
     Action.APPROVE_TAPER: frozenset({Role.PHYSICIAN}),
+    Action.MANAGE_FEEDS: _ALL_STAFF,
 }
 
 

@@ -519,3 +519,33 @@ class DueStepOut(TaperStepOut):
 
 class DueList(BaseModel):
     steps: list[DueStepOut]
+
+
+class SubscriptionIn(_In):
+    scope: Literal["patient", "center", "chair", "physician"]
+    scope_id: int
+    privacy: Literal["minimal", "detailed"] = "minimal"
+    expires_in_days: int | None = Field(None, ge=1, le=3650)
+
+
+class SubscriptionOut(_Out):
+    id: int
+    scope: str
+    scope_id: int
+    label: str
+    privacy: str
+    token_prefix: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    last_fetched_at: dt.datetime | None
+
+
+class SubscriptionCreatedOut(SubscriptionOut):
+    #: The feed URLs; shown only in this answer (the token is stored as a hash).
+    url: str
+    webcal_url: str
+
+
+class SubscriptionList(BaseModel):
+    subscriptions: list[SubscriptionOut]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from app import http
@@ -81,7 +80,7 @@ def create_taper(patient_id: int, body: s.TaperPlanIn) -> Any:
         patient_id,
         plan_input(body, body.reason, body.based_on_version),
         http.settings(),
-        dt.date.today(),
+        patient_service.local_today(http.db(), patient_id),
     )
 
 
@@ -110,7 +109,7 @@ def patient_taper(patient_id: int) -> Any:
 @bp.output(s.DueList)
 def due_steps() -> Any:
     """Steps waiting for approval (all patients)."""
-    steps = taper_service.due_queue(http.db(), dt.date.today())
+    steps = taper_service.due_queue(http.db())
     return {
         "steps": [
             s.TaperStepOut.model_validate(step).model_dump()
@@ -131,7 +130,7 @@ def approve_step(step_id: int, body: s.ApproveIn) -> Any:
         http.actor(),
         step_id,
         http.settings(),
-        dt.date.today(),
+        None,
         body.version,
         body.cortisol_nmol_l,
         body.override_reason,

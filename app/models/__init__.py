@@ -5,6 +5,7 @@ from app.models.center import Center, Chair, Closure, OpeningHours
 from app.models.infusion import AdverseEvent, Infusion, InfusionStatus
 from app.models.patient import Patient, WeightMeasurement
 from app.models.regimen import Regimen
+from app.models.subscription import Subscription
 from app.models.system import SchedulerHeartbeat
 from app.models.taper import StepStatus, TaperPlan, TaperStep
 from app.models.user import ApiToken, LoginSession, Role, User
@@ -25,6 +26,7 @@ __all__ = [
     "Role",
     "SchedulerHeartbeat",
     "StepStatus",
+    "Subscription",
     "TaperPlan",
     "TaperStep",
     "User",

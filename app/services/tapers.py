@@ -409,7 +409,7 @@ def _reflow(steps: Sequence[TaperStep], started: TaperStep) -> None:
         ):
             if step.earliest_on != cursor:
                 step.earliest_on = cursor
-                step.sequence += 1
+                _touch(step, utcnow())
             cursor = cursor + dt.timedelta(days=step.min_days)
 
 
@@ -538,7 +538,7 @@ def patient_taper(
     daily_all: list[tuple[dt.date, float]] = []
     to_date = projected = 0.0
     for plan in reversed(plans):
-        dated = _as_dated(plan.steps)
+        dated = _as_dated(plan.steps, today)
         daily = taper.daily_doses(dated) if dated else []
         later = plans.index(plan) > 0
         if later:
@@ -565,8 +565,11 @@ def patient_taper(
     )
 
 
-def _as_dated(steps: Sequence[TaperStep]) -> list[taper.DatedStep]:
-    """Date the live steps as they stand: actual dates where known, planned after that."""
+def _as_dated(steps: Sequence[TaperStep], today: dt.date) -> list[taper.DatedStep]:
+    """Date the live steps as they stand: actual dates where known, planned after that.
+
+    The active step lasts at least through today: the next dose starts only when approved.
+    """
     live = [s for s in steps if s.status not in (StepStatus.SKIPPED, StepStatus.CANCELLED)]
     dated = []
     cursor: dt.date | None = None
@@ -575,6 +578,8 @@ def _as_dated(steps: Sequence[TaperStep]) -> list[taper.DatedStep]:
         days = s.min_days
         if s.ended_on is not None and s.started_on is not None:
             days = max(1, (s.ended_on - s.started_on).days)
+        elif s.status == StepStatus.ACTIVE:
+            days = max(days, (today - start).days + 1)
         end = start + dt.timedelta(days=days)
         dated.append(
             taper.DatedStep(
@@ -589,9 +594,13 @@ def _as_dated(steps: Sequence[TaperStep]) -> list[taper.DatedStep]:
 
 
 def due_queue(
-    session: so.Session, today: dt.date, physician_id: int | None = None
+    session: so.Session, today: dt.date | None = None, physician_id: int | None = None
 ) -> list[TaperStep]:
-    """Steps waiting for a physician's approval, oldest due first."""
+    """Steps waiting for a physician's approval, oldest due first.
+
+    Without `today`, each patient's date is the wall-clock date at their home center.
+    """
+    now = utcnow()
     statement = (
         sa.select(TaperStep)
         .join(TaperPlan, TaperStep.plan_id == TaperPlan.id)
@@ -613,6 +622,9 @@ def due_queue(
         if plan_id not in latest:
             continue
         upcoming = next_step(steps)
-        if upcoming is not None and is_due(upcoming, steps, today):
+        if upcoming is None:
+            continue
+        zone = ZoneInfo(upcoming.plan.patient.home_center.timezone)
+        if is_due(upcoming, steps, today or now.astimezone(zone).date()):
             due.append(upcoming)
-    return sorted(due, key=lambda s: (due_on(by_plan[s.plan_id]) or today, s.id))
+    return sorted(due, key=lambda s: (due_on(by_plan[s.plan_id]) or dt.date.max, s.id))

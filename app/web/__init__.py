@@ -6,12 +6,12 @@ from flask import Flask, jsonify
 
 from app import http
 from app.services import health
-from app.web import account, admin, auth, care, csrf, main, tapers
+from app.web import account, admin, auth, care, csrf, feeds, main, tapers
 
 
 def init_app(app: Flask) -> None:
     csrf.init_app(app)
-    for blueprint in (auth.bp, main.bp, admin.bp, account.bp, care.bp, tapers.bp):
+    for blueprint in (auth.bp, main.bp, admin.bp, account.bp, care.bp, tapers.bp, feeds.bp):
         app.register_blueprint(blueprint)
 
     @app.get("/healthz")

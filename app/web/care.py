@@ -5,15 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
 from app import http
 from app.auth import require
 from app.db import utcnow
 from app.domain import dosing
+from app.feeds import ics as ical
 from app.models import InfusionStatus
 from app.policy import Action
 from app.services import clinic
+from app.services import feeds as feed_service
 from app.services import infusions as infusion_service
 from app.services import patients as patient_service
 from app.services import regimens as regimen_service
@@ -94,6 +96,7 @@ def _patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
             "care/patient.html",
             d=detail,
             t=taper_view,
+            feeds=feed_service.list_for(http.db(), patient_id=patient_id),
             chart=dose_chart(taper_view.daily, today),
             current=current,
             products=list(settings.product_catalog()),
@@ -321,6 +324,18 @@ def _infusion_action(infusion_id: int, action: str) -> http.ResponseValue:
         return _infusion_page(infusion_id, exc.status)
     flash("Saved.", "success")
     return redirect(url_for("care.infusion", infusion_id=infusion_id))
+
+
+@bp.get("/infusions/<int:infusion_id>.ics")
+@require(Action.VIEW_SCHEDULE)
+def infusion_ics(infusion_id: int) -> http.ResponseValue:
+    """Download one appointment as an .ics file (for a patient without a feed)."""
+    body = ical.render(feed_service.appointment_calendar(http.db(), infusion_id, http.settings()))
+    return Response(
+        body,
+        content_type="text/calendar; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="infusion-{infusion_id}.ics"'},
+    )
 
 
 @bp.post("/infusions/<int:infusion_id>/given")

@@ -19,17 +19,13 @@ from app.web import forms
 bp = Blueprint("tapers", __name__)
 
 
-def _today() -> dt.date:
-    return dt.date.today()
-
-
 @bp.get("/approvals")
 @require(Action.APPROVE_TAPER)
 def queue() -> http.ResponseValue:
     """Steps due for a physician's approval."""
     user = http.current_user()
     mine = request.args.get("all") != "1"
-    steps = taper_service.due_queue(http.db(), _today(), user.id if (mine and user) else None)
+    steps = taper_service.due_queue(http.db(), None, user.id if (mine and user) else None)
     strengths = http.settings().steroids.tablets
     return render_template(
         "tapers/queue.html",
@@ -64,8 +60,9 @@ def create(patient_id: int) -> http.ResponseValue:
             reason=forms.text("reason"),
             based_on_version=forms.optional_whole("based_on_version"),
         )
+        today = patient_service.local_today(http.db(), patient_id)
         plan = taper_service.create_plan(
-            http.db(), http.actor(), patient_id, data, http.settings(), _today()
+            http.db(), http.actor(), patient_id, data, http.settings(), today
         )
     except ServiceError as exc:
         flash(exc.message, "error")
@@ -83,7 +80,7 @@ def _step_action(step_id: int, action: str) -> http.ResponseValue:
                 http.actor(),
                 step_id,
                 http.settings(),
-                _today(),
+                None,
                 version,
                 forms.optional_number("cortisol_nmol_l"),
                 forms.optional_text("override_reason"),

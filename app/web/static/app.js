@@ -2,3 +2,11 @@
 document.querySelectorAll(".js-print").forEach((button) => {
   button.addEventListener("click", () => window.print());
 });
+document.querySelectorAll(".js-copy").forEach((button) => {
+  button.addEventListener("click", async () => {
+    const field = document.getElementById(button.dataset.target);
+    field.select();
+    try { await navigator.clipboard.writeText(field.value); button.textContent = "Copied"; }
+    catch { document.execCommand("copy"); button.textContent = "Copied"; }
+  });
+});
