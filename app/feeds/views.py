@@ -13,7 +13,7 @@ from flask import Blueprint, Response, request
 
 from app import http
 from app.db import utcnow
-from app.feeds import ics as ical
+from app.domain import ical
 from app.services import feeds as feed_service
 
 bp = Blueprint("feeds", __name__)

@@ -14,7 +14,7 @@ import sqlalchemy.orm as so
 
 from app.config import Settings
 from app.db import utcnow
-from app.feeds import ics as ical
+from app.domain import ical
 from app.models import (
     Center,
     Chair,

@@ -442,6 +442,12 @@ def set_step_status(
         step.status = status
         step.status_reason = reason.strip()
         _touch(step, now)
+        if status == StepStatus.SKIPPED:
+            # The step after a skipped one may start as soon as the active dose ran its days.
+            steps = _plan_steps(session, step.plan_id)
+            active = _active_step(steps)
+            if active is not None:
+                _reflow(steps, active)
         audit.record(
             session,
             actor,

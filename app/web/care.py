@@ -10,8 +10,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from app import http
 from app.auth import require
 from app.db import utcnow
-from app.domain import dosing
-from app.feeds import ics as ical
+from app.domain import dosing, ical
 from app.models import InfusionStatus
 from app.policy import Action
 from app.services import clinic

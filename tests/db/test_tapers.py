@@ -126,3 +126,14 @@ def test_a_new_plan_version_replaces_the_waiting_steps(db_session, physician, pa
     old = db_session.scalars(sa.select(TaperStep).where(TaperStep.plan_id == first.id)).all()
     assert {s.status for s in old} == {StepStatus.COMPLETED, StepStatus.CANCELLED}
     assert second.version == 2 and second.steps[0].status == StepStatus.ACTIVE
+
+
+def test_skipping_the_next_step_brings_the_one_after_forward(
+    db_session, physician, patient, settings
+):
+    plan = tapers.create_plan(db_session, physician, patient.id, banded(), settings, START)
+    tapers.set_step_status(
+        db_session, physician, plan.steps[1].id, StepStatus.SKIPPED, "Responding well"
+    )
+    due_day = START + dt.timedelta(days=28)
+    assert [s.mg_per_day for s in tapers.due_queue(db_session, due_day)] == [40]
