@@ -20,6 +20,7 @@ class Action(enum.StrEnum):
     MANAGE_CENTERS = "centers.manage"
     APPROVE_TAPER = "taper.approve"
     MANAGE_FEEDS = "feeds.manage"
+    RECORD_ASSESSMENT = "assessment.record"
 
 
 _ALL_STAFF = frozenset(Role)
@@ -37,6 +38,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.MANAGE_CENTERS: frozenset({Role.ADMIN}),
     Action.APPROVE_TAPER: frozenset({Role.PHYSICIAN}),
     Action.MANAGE_FEEDS: _ALL_STAFF,
+    Action.RECORD_ASSESSMENT: frozenset({Role.NURSE, Role.PHYSICIAN}),
 }
 
 

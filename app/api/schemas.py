@@ -549,3 +549,39 @@ class SubscriptionCreatedOut(SubscriptionOut):
 
 class SubscriptionList(BaseModel):
     subscriptions: list[SubscriptionOut]
+
+
+class AssessmentIn(_In):
+    assessed_on: dt.date
+    cdasi_activity: float | None = Field(None, description="0-100")
+    cdasi_damage: float | None = Field(None, description="0-32")
+    mmt8: float | None = Field(None, description="0-80")
+    ck: float | None = Field(None, description="U/L")
+    ck_uln: float | None = Field(None, description="the lab's upper limit of normal, U/L")
+    physician_global: float | None = Field(None, description="0-10")
+    patient_global: float | None = Field(None, description="0-10")
+    pruritus: float | None = Field(None, description="0-10")
+    haq: float | None = Field(None, description="0-3")
+    extramuscular_global: float | None = Field(None, description="0-10")
+    notes: str = Field("", max_length=4000)
+
+
+class AssessmentOut(_Out):
+    id: int
+    patient_id: int
+    assessed_on: dt.date
+    cdasi_activity: float | None
+    cdasi_damage: float | None
+    mmt8: float | None
+    ck: float | None
+    ck_uln: float | None
+    physician_global: float | None
+    patient_global: float | None
+    pruritus: float | None
+    haq: float | None
+    extramuscular_global: float | None
+    notes: str
+
+
+class AssessmentList(BaseModel):
+    assessments: list[AssessmentOut]

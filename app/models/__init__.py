@@ -1,5 +1,6 @@
 """SQLAlchemy models: tables only, one module per aggregate."""
 
+from app.models.assessment import Assessment, Suggestion
 from app.models.audit import AuditEvent
 from app.models.center import Center, Chair, Closure, OpeningHours
 from app.models.infusion import AdverseEvent, Infusion, InfusionStatus
@@ -13,6 +14,7 @@ from app.models.user import ApiToken, LoginSession, Role, User
 __all__ = [
     "AdverseEvent",
     "ApiToken",
+    "Assessment",
     "AuditEvent",
     "Center",
     "Chair",
@@ -27,6 +29,7 @@ __all__ = [
     "SchedulerHeartbeat",
     "StepStatus",
     "Subscription",
+    "Suggestion",
     "TaperPlan",
     "TaperStep",
     "User",

@@ -13,6 +13,7 @@ from app.db import utcnow
 from app.domain import dosing, ical
 from app.models import InfusionStatus
 from app.policy import Action
+from app.services import assessments as assessment_service
 from app.services import clinic
 from app.services import feeds as feed_service
 from app.services import infusions as infusion_service
@@ -20,6 +21,7 @@ from app.services import patients as patient_service
 from app.services import regimens as regimen_service
 from app.services import tapers as taper_service
 from app.services.errors import ServiceError
+from app.services.suggestions import evaluation_hook
 from app.web import forms
 from app.web.tapers import dose_chart
 
@@ -96,6 +98,8 @@ def _patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
             d=detail,
             t=taper_view,
             feeds=feed_service.list_for(http.db(), patient_id=patient_id),
+            assessments=assessment_service.list_assessments(http.db(), patient_id),
+            score_names=assessment_service.SCORE_NAMES,
             chart=dose_chart(taper_view.daily, today),
             current=current,
             products=list(settings.product_catalog()),
@@ -144,6 +148,32 @@ def record_weight(patient_id: int) -> http.ResponseValue:
         return _patient_page(patient_id, exc.status)
     flash("Weight recorded.", "success")
     return redirect(url_for("care.patient", patient_id=patient_id))
+
+
+@bp.post("/patients/<int:patient_id>/assessments")
+@require(Action.RECORD_ASSESSMENT)
+def record_assessment(patient_id: int) -> http.ResponseValue:
+    """Record a response assessment."""
+    try:
+        today = patient_service.local_today(http.db(), patient_id)
+        scores = {name: forms.optional_number(name) for name in assessment_service.SCORE_NAMES}
+        assessment_service.record_assessment(
+            http.db(),
+            http.actor(),
+            patient_id,
+            assessment_service.AssessmentInput(
+                assessed_on=forms.date("assessed_on"),
+                scores=scores,
+                notes=forms.text("notes", 4000),
+            ),
+            today,
+            after_record=evaluation_hook(),
+        )
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return _patient_page(patient_id, exc.status)
+    flash("Assessment recorded.", "success")
+    return redirect(url_for("care.patient", patient_id=patient_id, _anchor="assessments"))
 
 
 @bp.post("/patients/<int:patient_id>/regimens")
