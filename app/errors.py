@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
 from flask import current_app, jsonify, render_template
@@ -112,6 +113,20 @@ def register(app: APIFlask) -> None:
             return json_error(status, message, headers=headers)
         custom = error.description != type(error).description
         return _page(status, error.description if custom else None)
+
+    @app.errorhandler(OverflowError)
+    def _overflow(error: OverflowError) -> Any:
+        message = "A number in the request is out of range."
+        if http.is_api_request():
+            return json_error(422, message)
+        return _page(422, message)
+
+    @app.errorhandler(sa.exc.DataError)
+    def _data_error(error: sa.exc.DataError) -> Any:
+        message = "A value in the request is out of range for the database."
+        if http.is_api_request():
+            return json_error(422, message)
+        return _page(422, message)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Any:

@@ -6,6 +6,7 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -110,7 +111,15 @@ def init_app(app: Flask) -> None:
 def redirect_target(default: str) -> str:
     """Return the ?next= path if it is a local path, else the default."""
     target = request.values.get("next", "")
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    parts = urlsplit(target)
+    if (
+        target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in target)
+        and not parts.scheme
+        and not parts.netloc
+    ):
         return target
     return default
 

@@ -43,38 +43,34 @@ def heartbeat(database_url: str, name: str = "scheduler") -> None:
 def extend_horizons(database_url: str) -> int:
     """Book cycles that have come inside the horizon, for every patient; returns how many.
 
-    Safe if two schedulers run it at once: a PostgreSQL advisory lock lets one through, and
-    re-running books nothing new (existing infusions are kept, their dates skipped).
+    Safe if two schedulers run it at once: each patient is handled in its own transaction
+    under a PostgreSQL transaction-level advisory lock (SQLite serialises writers), and a
+    re-run books nothing new (only cycles after the last one booked are added).
     """
     session = _session_factory(database_url)()
     settings = load_settings(overrides={"app": {"database_url": database_url}})
+    postgres = session.get_bind().dialect.name == "postgresql"
     booked = 0
     try:
-        if session.get_bind().dialect.name == "postgresql":
-            got_lock = session.scalar(
-                sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _LOCK_KEY}
-            )
-            if not got_lock:
-                log.info("extend_horizons: another scheduler holds the lock; skipping")
-                return 0
-        try:
-            for patient_id in scheduling.patients_with_regimens(session):
-                with unit_of_work(session):
-                    result = scheduling.extend_horizon(session, patient_id, settings)
-                    if result.created:
-                        audit.record(
-                            session,
-                            system_actor("scheduler"),
-                            "infusions.extend_horizon",
-                            "patient",
-                            patient_id,
-                            after=result.summary(),
-                        )
-                booked += len(result.created)
-        finally:
-            if session.get_bind().dialect.name == "postgresql":
-                session.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
-                session.commit()
+        for patient_id in scheduling.patients_with_regimens(session):
+            session.rollback()
+            with unit_of_work(session):
+                if postgres:
+                    session.execute(
+                        sa.text("SELECT pg_advisory_xact_lock(:key, :patient)"),
+                        {"key": _LOCK_KEY, "patient": patient_id},
+                    )
+                result = scheduling.extend_horizon(session, patient_id, settings)
+                if result.created:
+                    audit.record(
+                        session,
+                        system_actor("scheduler"),
+                        "infusions.extend_horizon",
+                        "patient",
+                        patient_id,
+                        after=result.summary(),
+                    )
+            booked += len(result.created)
     finally:
         session.close()
     log.info("extend_horizons: booked %d infusions", booked)
@@ -82,7 +78,7 @@ def extend_horizons(database_url: str) -> int:
 
 
 #: Advisory lock id for extend_horizons (any stable 64-bit number).
-_LOCK_KEY = 4_801_771_001
+_LOCK_KEY = 480_177
 
 
 def default_database_url() -> str:

@@ -184,5 +184,7 @@ def change_dose(step_id: int, body: s.StepDoseIn) -> Any:
         body.reason,
         http.settings(),
         body.version,
-        body.alternate_day_mg,
+        body.alternate_day_mg
+        if "alternate_day_mg" in body.model_fields_set
+        else taper_service.UNCHANGED,
     )

@@ -10,7 +10,7 @@ import sqlalchemy.orm as so
 
 from app.config import Settings
 from app.db import utcnow
-from app.models import Center, Closure
+from app.models import Center, Closure, Infusion, InfusionStatus
 from app.services import audit, regimens, scheduling
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
@@ -58,6 +58,24 @@ def add_closure(
             totals["patients"] += 1
             for key in ("moved", "created", "cancelled", "unbooked"):
                 totals[key] += summary[key]
+        # Days of cycles already under way are not moved with their cycle: take them off the
+        # closed day and leave them for a nurse to place.
+        stranded = session.scalars(
+            sa.select(Infusion).where(
+                Infusion.center_id == center_id,
+                Infusion.planned_date == closed_on,
+                Infusion.status == InfusionStatus.SCHEDULED,
+            )
+        ).all()
+        for infusion in stranded:
+            infusion.status = InfusionStatus.UNBOOKED
+            infusion.chair_id = infusion.starts_at = infusion.ends_at = None
+            infusion.occupied_until = None
+            infusion.status_reason = f"Center closed: {closure.reason}"
+            infusion.sequence += 1
+            infusion.version += 1
+            infusion.updated_at = now
+        totals["unbooked"] += len(stranded)
         audit.record(
             session,
             actor,

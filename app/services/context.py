@@ -26,10 +26,20 @@ def system_actor(process: str, request_id: str | None = None) -> Actor:
 
 @contextmanager
 def unit_of_work(session: so.Session) -> Iterator[so.Session]:
-    """Commit what the block wrote, or roll all of it back if it raises."""
+    """Commit what the block wrote, or roll all of it back if it raises.
+
+    Units nest: a use case that calls others (approving a suggestion sets a regimen and holds
+    a taper step) commits once, at the outermost unit, so all of it lands or none does.
+    """
+    depth = session.info.get("unit_depth", 0)
+    session.info["unit_depth"] = depth + 1
     try:
         yield session
-        session.commit()
+        if depth == 0:
+            session.commit()
     except BaseException:
-        session.rollback()
+        if depth == 0:
+            session.rollback()
         raise
+    finally:
+        session.info["unit_depth"] = depth

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -60,9 +61,7 @@ def _scope_label(session: so.Session, scope: str, scope_id: int) -> str:
     if scope == "patient":
         patient = session.get(Patient, scope_id)
         if patient is not None:
-            return (
-                f"Infusions and steroid steps ({patient.given_name[:1]}.{patient.family_name[:1]}.)"
-            )
+            return "My infusion appointments"
     elif scope == "center":
         center = session.get(Center, scope_id)
         if center is not None:
@@ -294,6 +293,9 @@ def fingerprint(
             )
         ).one()
         parts += [str(steps[0]), str(steps[1])]
+    if sub.scope == "physician":
+        # A step becomes due at the patient's local midnight without any row changing.
+        parts += [str(s.id) for s in tapers.due_queue(session, physician_id=sub.scope_id)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
@@ -443,7 +445,8 @@ def _approvals(
     for step in tapers.due_queue(session, physician_id=sub.scope_id):
         plan: TaperPlan = step.plan
         who = _who(plan.patient, detailed, secret)
-        day = max(step.earliest_on, now.date())
+        local_today = now.astimezone(ZoneInfo(plan.patient.home_center.timezone)).date()
+        day = max(step.earliest_on, local_today)
         events.append(
             ical.FeedEvent(
                 uid=f"approve-{step.uid}@ivig-assistant",

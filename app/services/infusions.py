@@ -96,15 +96,21 @@ def record_given(
         infusion = _load_for_change(session, infusion_id, data.expected_version)
         _require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
         product = settings.product_catalog().get(infusion.regimen.product)
-        max_grams = product.max_g_per_day if product else infusion.planned_grams
+        if product is None:
+            raise InvalidInput(
+                f"given_grams: the product {infusion.regimen.product!r} is no longer configured; "
+                "ask an administrator",
+                field="given_grams",
+            )
+        max_grams = product.max_g_per_day
         if not 0 < data.given_grams <= max_grams:
             raise InvalidInput(
                 f"given_grams: {data.given_grams:g} is outside 0-{max_grams:g} g "
                 f"(the {infusion.regimen.product} maximum per day)",
                 field="given_grams",
             )
-        max_rate = product.rate_plan.max_ml_per_kg_min if product else None
-        if not 0 < data.max_rate_ml_per_kg_min <= (max_rate or 1):
+        max_rate = product.rate_plan.max_ml_per_kg_min
+        if not 0 < data.max_rate_ml_per_kg_min <= max_rate:
             raise InvalidInput(
                 f"max_rate_ml_per_kg_min: {data.max_rate_ml_per_kg_min:g} is outside "
                 f"0-{max_rate:g} mL/kg/min",
@@ -189,9 +195,9 @@ def reschedule(
         local = starts_at.astimezone(ZoneInfo(center.timezone))
         duration = dt.timedelta(minutes=infusion.planned_minutes)
         turnover = dt.timedelta(minutes=settings.scheduling.turnover_minutes)
-        hours = next((h for h in center.opening_hours if h.weekday == local.weekday()), None)
-        closed = {c.closed_on for c in center.closures}
-        if hours is None or local.date() in closed:
+        calendar = scheduling.center_calendar(center, settings, local.date(), local.date())
+        hours = calendar.hours_on(local.date())
+        if hours is None:
             raise InvalidInput(
                 f"starts_at: the center is closed on {local.date()}", field="starts_at"
             )
@@ -209,6 +215,19 @@ def reschedule(
         if starts_at < utcnow():
             raise InvalidInput("starts_at: not in the past", field="starts_at")
         end = starts_at + duration
+        same_day = session.scalar(
+            sa.select(Infusion.id).where(
+                Infusion.patient_id == infusion.patient_id,
+                Infusion.id != infusion.id,
+                Infusion.planned_date == local.date(),
+                Infusion.status != InfusionStatus.CANCELLED,
+            )
+        )
+        if same_day is not None:
+            raise Conflict(
+                f"starts_at: the patient already has an infusion on {local.date()}",
+                field="starts_at",
+            )
         busy = scheduling.busy_intervals(
             session,
             center.id,

@@ -159,10 +159,19 @@ def replan(
             .with_for_update()
         )
     )
+    # A cycle with a day given, recorded or under way is finished as it was planned: its
+    # remaining days are neither moved nor cancelled by a new version.
+    begun_cycles = {
+        i.cycle_number
+        for i in patient_infusions
+        if i.status in RECORDED
+        or (i.status == InfusionStatus.SCHEDULED and i.starts_at is not None and i.starts_at <= now)
+    }
     movable = [
         i
         for i in patient_infusions
         if not extend_only
+        and i.cycle_number not in begun_cycles
         and i.status in (InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
         and i.planned_date >= today
         and (i.starts_at is None or i.starts_at > now)
@@ -221,6 +230,15 @@ def replan(
         if c.planned_start >= today
         or not any(abs(d - c.planned_start) <= reach for d in kept_dates)
     ]
+    if extend_only:
+        # Rolling the horizon only adds cycles after the last one this version ever booked
+        # (cancelled or moved ones included): it never re-creates what a nurse changed.
+        last = max(
+            (i.planned_date for i in patient_infusions if i.regimen_id == regimen.id),
+            default=None,
+        )
+        if last is not None:
+            cycles = [c for c in cycles if c.planned_start > last]
     # Cycle numbers continue the course: the first future cycle follows the last one given.
     offset = first_cycle - cycles[0].cycle_number if cycles else 0
     bookings = schedule.book_cycles(
@@ -328,6 +346,7 @@ def extend_horizon(
         .where(Regimen.patient_id == patient_id)
         .order_by(Regimen.version.desc())
         .limit(1)
+        .with_for_update()
     )
     if regimen is None:
         return ReplanResult()

@@ -345,7 +345,7 @@ def approve_step(
             due = when.isoformat() if when else "after the steps before it"
             raise Conflict(f"status: the step is not due yet (due {due})", field="status")
         override = (override_reason or "").strip() or None
-        if step.requires_cortisol:
+        if step.requires_cortisol or step.mg_per_day == 0:
             _check_cortisol(cortisol_nmol_l, override, settings)
             step.cortisol_nmol_l = cortisol_nmol_l
             step.cortisol_override_reason = override
@@ -460,6 +460,10 @@ def set_step_status(
     return step
 
 
+#: Marks an argument the caller did not send (distinct from None, which clears a value).
+UNCHANGED = object()
+
+
 def change_step_dose(
     session: so.Session,
     actor: Actor,
@@ -468,9 +472,12 @@ def change_step_dose(
     reason: str,
     settings: Settings,
     expected_version: int | None = None,
-    alternate_day_mg: float | None = None,
+    alternate_day_mg: float | object | None = UNCHANGED,
 ) -> TaperStep:
-    """Change a not-yet-approved step's dose (physician, with a reason); the plan stays valid."""
+    """Change a not-yet-approved step's dose (physician, with a reason); the plan stays valid.
+
+    The alternate-day dose stays as it is unless `alternate_day_mg` is given (None clears it).
+    """
     if not reason.strip():
         raise InvalidInput("reason: say why the dose changes", field="reason")
     now = utcnow()
@@ -482,12 +489,13 @@ def change_step_dose(
                 field="status",
             )
         steps = _plan_steps(session, step.plan_id)
+        alternate = step.alternate_day_mg if alternate_day_mg is UNCHANGED else alternate_day_mg
         live = [s for s in steps if s.status not in (StepStatus.SKIPPED, StepStatus.CANCELLED)]
         candidate = [
             taper.StepPlan(
                 mg_per_day=mg_per_day if s.id == step.id else s.mg_per_day,
                 min_days=s.min_days,
-                alternate_day_mg=alternate_day_mg if s.id == step.id else s.alternate_day_mg,
+                alternate_day_mg=alternate if s.id == step.id else s.alternate_day_mg,
                 requires_cortisol=s.requires_cortisol,
             )
             for s in live
@@ -499,7 +507,7 @@ def change_step_dose(
             raise InvalidInput("; ".join(p.message for p in mine), field="mg_per_day")
         before = _step_view(step)
         step.mg_per_day = mg_per_day
-        step.alternate_day_mg = alternate_day_mg
+        step.alternate_day_mg = alternate
         step.status_reason = reason.strip()
         _touch(step, now)
         audit.record(
@@ -612,7 +620,11 @@ def due_queue(
         .join(TaperPlan, TaperStep.plan_id == TaperPlan.id)
         .join(Patient, TaperPlan.patient_id == Patient.id)
         .where(TaperStep.status.in_([StepStatus.PLANNED, StepStatus.ACTIVE, StepStatus.HELD]))
-        .options(so.contains_eager(TaperStep.plan))
+        .options(
+            so.contains_eager(TaperStep.plan)
+            .joinedload(TaperPlan.patient)
+            .joinedload(Patient.home_center)
+        )
         .order_by(TaperStep.plan_id, TaperStep.position)
     )
     if physician_id is not None:

@@ -123,6 +123,7 @@ def log_in(
             raise AuthenticationFailed("Wrong email or password.")
         actor = Actor(label=user.email, user_id=user.id, role=user.role, request_id=request_id)
         if user.locked_until is not None and user.locked_until > now:
+            _hasher_verify(_DUMMY_HASH, password)  # same cost as a wrong password
             minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
             audit.record(session, actor, "user.login_refused_locked", "user", user.id)
             session.commit()

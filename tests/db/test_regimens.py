@@ -135,10 +135,11 @@ def test_regimen_change_moves_only_the_future(db_session, clinic, settings):
     assert given_after == given_before
     everything = infusions_of(db_session, clinic.patient.id)
     cancelled = [i for i in everything if i.status == InfusionStatus.CANCELLED]
-    planned = [i for i in everything if i.status == InfusionStatus.SCHEDULED]
-    assert second.id in {i.id for i in cancelled}  # day 2 of cycle 1 is no longer planned
-    assert db_session.get(Infusion, second.id).uid == second_uid
-    assert db_session.get(Infusion, second.id).sequence == second_sequence + 1
+    planned = [i for i in everything if i.status == InfusionStatus.SCHEDULED and i.cycle_number > 1]
+    # Day 2 of cycle 1 belongs to a cycle already begun: it is finished as planned, untouched.
+    kept = db_session.get(Infusion, second.id)
+    assert kept.status == InfusionStatus.SCHEDULED
+    assert (kept.uid, kept.sequence) == (second_uid, second_sequence)
     starts = sorted({i.planned_date for i in planned if i.day_number == 1})
     assert starts[0] == dt.date(2026, 11, 16)
     assert all((b - a).days == 42 for a, b in itertools.pairwise(starts))
@@ -347,7 +348,10 @@ def test_a_day_already_under_way_is_not_booked_twice(db_session, clinic, setting
         for i in infusions_of(db_session, clinic.patient.id)
         if i.planned_date == monday + dt.timedelta(days=1)
     ]
-    assert [i.planned_grams for i in tuesday] == [62.0]  # 1.5 g/kg x 82.28 / 2, in vials
+    # Cycle 1 began on Monday: it finishes as planned; the new dose starts with cycle 2.
+    assert [i.planned_grams for i in tuesday] == [82.0]
+    cycle_2 = [i for i in infusions_of(db_session, clinic.patient.id) if i.cycle_number == 2]
+    assert {i.planned_grams for i in cycle_2 if i.status == InfusionStatus.SCHEDULED} == {62.0}
 
 
 def test_a_closure_moves_the_infusions_booked_on_it(db_session, clinic, settings, make_user):
@@ -423,3 +427,80 @@ def test_the_horizon_rolls_forward_without_touching_what_is_booked(db_session, c
         db_session, clinic.patient.id, settings, now=at(dt.date(2026, 12, 1))
     )
     assert again.created == []
+
+
+def test_the_horizon_job_never_recreates_what_a_nurse_cancelled(db_session, clinic, settings):
+    from app.services import scheduling
+
+    regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(),
+        settings,
+        now=at(dt.date(2026, 10, 1)),
+    )
+    target = next(i for i in infusions_of(db_session, clinic.patient.id) if i.cycle_number == 2)
+    infusion_service.set_status(
+        db_session, clinic.nursing, target.id, InfusionStatus.CANCELLED, "Patient travelling"
+    )
+    count = len(infusions_of(db_session, clinic.patient.id))
+    result = scheduling.extend_horizon(
+        db_session, clinic.patient.id, settings, now=at(dt.date(2026, 10, 2))
+    )
+    assert result.created == []
+    assert len(infusions_of(db_session, clinic.patient.id)) == count
+    assert db_session.get(Infusion, target.id).status == InfusionStatus.CANCELLED
+
+
+def test_a_new_cycle_right_after_one_was_given_needs_an_override(db_session, clinic, settings):
+    regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(),
+        settings,
+        now=at(dt.date(2026, 10, 1)),
+    )
+    first = infusions_of(db_session, clinic.patient.id)[0]
+    infusion_service.record_given(
+        db_session,
+        clinic.nursing,
+        first.id,
+        infusion_service.GivenInput(
+            given_grams=82,
+            started_at=first.starts_at,
+            ended_at=first.ends_at,
+            lot_numbers="L1",
+            max_rate_ml_per_kg_min=0.04,
+        ),
+        settings,
+    )
+    soon = regimen_input(starts_on=dt.date(2026, 10, 12), based_on_version=1, reason="restart")
+    with pytest.raises(InvalidInput) as excinfo:
+        regimen_service.set_regimen(
+            db_session,
+            clinic.doctor,
+            clinic.patient.id,
+            soon,
+            settings,
+            now=at(dt.date(2026, 10, 6)),
+        )
+    assert (
+        excinfo.value.field == "override_reason"
+        and "sooner than the 4-week interval" in excinfo.value.message
+    )
+    regimen, _ = regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(
+            starts_on=dt.date(2026, 10, 12),
+            based_on_version=1,
+            reason="restart",
+            override_reason="Severe flare; discussed with the patient",
+        ),
+        settings,
+        now=at(dt.date(2026, 10, 6)),
+    )
+    assert regimen.soft_stops[-1]["code"] == "cycle_too_soon"
