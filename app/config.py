@@ -156,6 +156,10 @@ class FeedSettings(_Section):
         return value.rstrip("/")
 
 
+class RulesSettings(_Section):
+    file: str = Field("", max_length=500)
+
+
 DRUGS = ("prednisone", "prednisolone", "methylprednisolone", "dexamethasone", "hydrocortisone")
 
 
@@ -203,6 +207,7 @@ class Settings(_Section):
     scheduling: SchedulingSettings = SchedulingSettings()
     steroids: SteroidSettings = SteroidSettings()
     feeds: FeedSettings = FeedSettings()
+    rules: RulesSettings = RulesSettings()
     #: Where the settings were read from (for messages); not a config.toml key.
     source: str = Field("defaults", exclude=True)
 

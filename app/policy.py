@@ -21,6 +21,7 @@ class Action(enum.StrEnum):
     APPROVE_TAPER = "taper.approve"
     MANAGE_FEEDS = "feeds.manage"
     RECORD_ASSESSMENT = "assessment.record"
+    DECIDE_SUGGESTION = "suggestion.decide"
 
 
 _ALL_STAFF = frozenset(Role)
@@ -39,6 +40,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.APPROVE_TAPER: frozenset({Role.PHYSICIAN}),
     Action.MANAGE_FEEDS: _ALL_STAFF,
     Action.RECORD_ASSESSMENT: frozenset({Role.NURSE, Role.PHYSICIAN}),
+    Action.DECIDE_SUGGESTION: frozenset({Role.PHYSICIAN}),
 }
 
 

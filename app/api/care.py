@@ -295,7 +295,7 @@ def record_assessment(patient_id: int, body: s.AssessmentIn) -> Any:
         patient_id,
         assessment_service.AssessmentInput(assessed_on=assessed_on, scores=values, notes=notes),
         patient_service.local_today(http.db(), patient_id),
-        after_record=evaluation_hook(),
+        after_record=evaluation_hook(http.settings()),
     )
 
 

@@ -585,3 +585,42 @@ class AssessmentOut(_Out):
 
 class AssessmentList(BaseModel):
     assessments: list[AssessmentOut]
+
+
+class SuggestionOut(_Out):
+    id: int
+    patient_id: int
+    kind: str
+    rule_id: str
+    rule_version: int
+    indicator: Literal["info", "warning", "critical"]
+    summary: str
+    detail: str
+    proposal: dict
+    facts: dict
+    evidence: list[int]
+    status: Literal["pending", "approved", "rejected", "superseded", "expired"]
+    decided_by_id: int | None
+    decided_at: dt.datetime | None
+    decision_reason: str | None
+    applied_regimen_id: int | None
+    applied_step_id: int | None
+    version: int
+    created_at: dt.datetime
+
+
+class SuggestionList(BaseModel):
+    suggestions: list[SuggestionOut]
+
+
+class SuggestionApproveIn(_In):
+    version: int | None = Field(None, ge=1)
+    value: float | None = Field(
+        None, gt=0, le=100, description="a different dose (g/kg) or interval (weeks)"
+    )
+    reason: str | None = Field(None, max_length=2000)
+
+
+class SuggestionRejectIn(_In):
+    reason: str = Field(min_length=1, max_length=2000)
+    version: int | None = Field(None, ge=1)

@@ -147,14 +147,15 @@ def set_regimen(
     now: dt.datetime | None = None,
 ) -> tuple[Regimen, scheduling.ReplanResult]:
     """Record a new regimen version (physician) and re-plan future infusions."""
-    for attempt in range(1, _BOOKING_ATTEMPTS + 1):
+    attempts = 1 if session.info.get("unit_depth", 0) else _BOOKING_ATTEMPTS
+    for attempt in range(1, attempts + 1):
         try:
             return _set_regimen_once(session, actor, patient_id, data, settings, now)
         except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
             # Another request booked the same chair, or took the next version, after we read;
             # the database refused it (exclusion constraint / trigger / unique key). Try again
             # on fresh data: a lost version race then surfaces as a clean 409 below.
-            if attempt == _BOOKING_ATTEMPTS or not scheduling.is_booking_race(exc):
+            if attempt == attempts or not scheduling.is_booking_race(exc):
                 raise Conflict(
                     "the schedule changed while booking; reload and try again",
                     field="based_on_version",

@@ -377,3 +377,23 @@ def patients_booked_on(session: so.Session, center_id: int, day: dt.date) -> lis
             .distinct()
         )
     )
+
+
+def hold_future(session: so.Session, patient_id: int, reason: str, today: dt.date) -> int:
+    """Cancel the patient's not-yet-given future infusions (IVIG held); returns how many."""
+    now = utcnow()
+    held = 0
+    for infusion in session.scalars(
+        sa.select(Infusion).where(
+            Infusion.patient_id == patient_id,
+            Infusion.status.in_([InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED]),
+            Infusion.planned_date >= today,
+        )
+    ):
+        if infusion.starts_at is not None and infusion.starts_at <= now:
+            continue
+        infusion.status = InfusionStatus.CANCELLED
+        infusion.status_reason = reason[:500]
+        _touch(infusion, now, significant=True)
+        held += 1
+    return held

@@ -2,12 +2,425 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from app.config import PROJECT_ROOT, Settings
+from app.db import utcnow
+from app.domain.rules import engine, facts
+from app.models import (
+    AdverseEvent,
+    Assessment,
+    Infusion,
+    InfusionStatus,
+    Patient,
+    Regimen,
+    StepStatus,
+    Suggestion,
+    TaperPlan,
+)
+from app.models.infusion import RECORDED
+from app.services import audit, regimens, scheduling, tapers, versions
+from app.services.context import Actor, unit_of_work
+from app.services.errors import Conflict, InvalidInput
 
-def evaluation_hook() -> Callable[[so.Session, int, dt.date], object] | None:
-    """Return the function that evaluates a patient's rules after new evidence (none yet)."""
-    return None
+DEFAULT_RULES = PROJECT_ROOT / "app" / "domain" / "rules" / "default_rules.toml"
+
+
+def rules_path(settings: Settings) -> Path:
+    """The rule file the clinic configured, or the default one."""
+    if not settings.rules.file:
+        return DEFAULT_RULES
+    path = Path(settings.rules.file)
+    return path if path.is_absolute() else Path(settings.source).parent / path
+
+
+@lru_cache(maxsize=8)
+def _load(path: str, mtime: float) -> engine.RuleSet:
+    return engine.load_rules(Path(path).read_text(encoding="utf-8"))
+
+
+def load_ruleset(settings: Settings, path: Path | None = None) -> engine.RuleSet:
+    """Load (and cache until the file changes) the rule set; errors name the rule."""
+    path = path or rules_path(settings)
+    return _load(str(path), path.stat().st_mtime)
+
+
+def _as_fact(a: Assessment) -> facts.Assessment:
+    return facts.Assessment(
+        id=a.id,
+        assessed_on=a.assessed_on,
+        cdasi_activity=a.cdasi_activity,
+        cdasi_damage=a.cdasi_damage,
+        mmt8=a.mmt8,
+        ck=a.ck,
+        ck_uln=a.ck_uln,
+        physician_global=a.physician_global,
+        patient_global=a.patient_global,
+        pruritus=a.pruritus,
+        haq=a.haq,
+        extramuscular_global=a.extramuscular_global,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PatientRecord:
+    """What the rules read about one patient, loaded from the database."""
+
+    assessments: list[Assessment]
+    regimens: list[Regimen]
+    day_ones_given: list[dt.date]
+    adverse_events: list[AdverseEvent]
+    taper: tapers.TaperView | None
+
+
+def load_record(
+    session: so.Session, patient_id: int, settings: Settings, as_of: dt.date
+) -> PatientRecord:
+    assessments = list(
+        session.scalars(
+            sa.select(Assessment)
+            .where(Assessment.patient_id == patient_id)
+            .order_by(Assessment.assessed_on, Assessment.id)
+        )
+    )
+    history = list(
+        session.scalars(
+            sa.select(Regimen).where(Regimen.patient_id == patient_id).order_by(Regimen.version)
+        )
+    )
+    day_ones = list(
+        session.scalars(
+            sa.select(Infusion.planned_date).where(
+                Infusion.patient_id == patient_id,
+                Infusion.day_number == 1,
+                Infusion.status.in_([s.value for s in RECORDED]),
+            )
+        )
+    )
+    events = list(
+        session.scalars(sa.select(AdverseEvent).where(AdverseEvent.patient_id == patient_id))
+    )
+    has_taper = session.scalar(
+        sa.select(TaperPlan.id).where(TaperPlan.patient_id == patient_id).limit(1)
+    )
+    taper_view = tapers.patient_taper(session, patient_id, settings, as_of) if has_taper else None
+    return PatientRecord(assessments, history, sorted(day_ones), events, taper_view)
+
+
+def history_of(
+    patient_id: int, record: PatientRecord, settings: Settings, as_of: dt.date
+) -> facts.History:
+    """Turn a loaded record into the plain values the rules engine reads."""
+    versions_ = tuple(
+        facts.RegimenVersion(
+            version=r.version,
+            effective_on=scheduling.first_cycle_start(r),
+            dose_g_per_kg=r.dose_g_per_kg,
+            interval_weeks=r.interval_weeks,
+            days_per_cycle=r.days_per_cycle,
+            product=r.product,
+        )
+        for r in record.regimens
+    )
+    taper_fact = None
+    view = record.taper
+    if view is not None and view.plan is not None:
+        equivalence = settings.steroids.equivalence.get(view.plan.drug, 1.0)
+        taper_fact = facts.TaperFact(
+            current_mg_prednisone=view.active.mg_per_day * equivalence if view.active else None,
+            next_step_due=bool(
+                view.next
+                and view.next_due_on
+                and view.next_due_on <= as_of
+                and view.next.status == StepStatus.PLANNED
+            ),
+            floor_mg=settings.steroids.physiological_floor_mg,
+        )
+    return facts.History(
+        patient_id=patient_id,
+        as_of=as_of,
+        course_started_on=min((v.effective_on for v in versions_), default=None),
+        assessments=tuple(_as_fact(a) for a in record.assessments),
+        cycles_given=tuple(record.day_ones_given),
+        regimens=versions_,
+        adverse_events=tuple(
+            facts.AdverseEventFact(e.occurred_on, e.event_type, e.serious, e.resolved_on)
+            for e in record.adverse_events
+        ),
+        taper=taper_fact,
+    )
+
+
+def evaluate_patient(
+    session: so.Session, patient_id: int, settings: Settings, as_of: dt.date | None = None
+) -> list[Suggestion]:
+    """Run the rules for one patient and store new suggestions (inside the caller's unit)."""
+    if as_of is None:
+        patient = session.get(Patient, patient_id)
+        assert patient is not None
+        as_of = utcnow().astimezone(ZoneInfo(patient.home_center.timezone)).date()
+    ruleset = load_ruleset(settings)
+    record = load_record(session, patient_id, settings, as_of)
+    fact_values, proposals = engine.evaluate_history(
+        ruleset, history_of(patient_id, record, settings, as_of)
+    )
+    evidence = [a.id for a in record.assessments if a.assessed_on <= as_of][-3:]
+    last_event = max((e.id for e in record.adverse_events), default=0)
+    next_step = record.taper.next if record.taper else None
+    created = []
+    now = utcnow()
+    for proposal in proposals:
+        key = ":".join(
+            str(part)
+            for part in (
+                patient_id,
+                proposal.rule_id,
+                proposal.rule_version,
+                evidence[-1] if evidence else 0,
+                last_event,
+                next_step.id if next_step and proposal.action == "taper_step" else 0,
+            )
+        )
+        if session.scalar(sa.select(Suggestion.id).where(Suggestion.dedupe_key == key)) is not None:
+            continue
+        params = dict(proposal.params)
+        if proposal.action == "taper_step" and next_step is not None:
+            params |= {"step_id": next_step.id, "to_mg": next_step.mg_per_day}
+        suggestion = Suggestion(
+            patient_id=patient_id,
+            dedupe_key=key,
+            kind=proposal.action,
+            rule_id=proposal.rule_id,
+            rule_version=proposal.rule_version,
+            indicator=proposal.indicator,
+            summary=proposal.summary[:139],
+            detail=proposal.detail,
+            proposal=audit.json_safe(params),
+            facts=audit.json_safe(dict(fact_values)),
+            evidence=evidence,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            with session.begin_nested():
+                session.add(suggestion)
+                session.flush()
+        except sa.exc.IntegrityError:
+            continue  # a concurrent evaluation stored the same suggestion first
+        blocks = next((r.blocks for r in ruleset.rules if r.id == proposal.rule_id), ())
+        for older in session.scalars(
+            sa.select(Suggestion).where(
+                Suggestion.patient_id == patient_id,
+                Suggestion.kind.in_([proposal.action, *blocks]),
+                Suggestion.status == "pending",
+                Suggestion.id != suggestion.id,
+            )
+        ):
+            # Same kind: the newer one supersedes it; a kind this rule blocks (the safety
+            # hold blocks de-escalation) expires.
+            older.status = "superseded" if older.kind == proposal.action else "expired"
+            older.updated_at = now
+            older.version += 1
+        audit.record(
+            session,
+            Actor(label="system:rules"),
+            "suggestion.create",
+            "suggestion",
+            suggestion.id,
+            after={
+                "patient_id": patient_id,
+                "rule": proposal.rule_id,
+                "summary": suggestion.summary,
+            },
+        )
+        created.append(suggestion)
+    return created
+
+
+def evaluation_hook(settings: Settings) -> Callable[[so.Session, int, dt.date], object]:
+    """The function the assessment and adverse-event services call after new evidence."""
+
+    def run(session: so.Session, patient_id: int, as_of: dt.date) -> object:
+        return evaluate_patient(session, patient_id, settings, as_of)
+
+    return run
+
+
+def _decided(suggestion: Suggestion, actor: Actor, status: str, reason: str | None) -> None:
+    now = utcnow()
+    suggestion.status = status
+    suggestion.decided_by_id = actor.user_id
+    suggestion.decided_at = now
+    suggestion.decision_reason = reason
+    suggestion.version += 1
+    suggestion.updated_at = now
+
+
+def _pending(session: so.Session, suggestion_id: int, expected_version: int | None) -> Suggestion:
+    suggestion = versions.load_for_change(
+        session, Suggestion, suggestion_id, expected_version, "suggestion_id"
+    )
+    if suggestion.status != "pending":
+        raise Conflict(f"status: the suggestion is already {suggestion.status}", field="status")
+    return suggestion
+
+
+def _next_cycle_start(session: so.Session, patient_id: int, today: dt.date) -> dt.date:
+    first = session.execute(
+        sa.select(Infusion.planned_date, Infusion.shift_days)
+        .where(
+            Infusion.patient_id == patient_id,
+            Infusion.day_number == 1,
+            Infusion.status.in_([InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED]),
+            Infusion.planned_date >= today,
+        )
+        .order_by(Infusion.planned_date)
+        .limit(1)
+    ).first()
+    return first[0] - dt.timedelta(days=first[1]) if first else today
+
+
+def approve(
+    session: so.Session,
+    actor: Actor,
+    suggestion_id: int,
+    settings: Settings,
+    expected_version: int | None = None,
+    value: float | None = None,
+    reason: str | None = None,
+) -> Suggestion:
+    """Approve a suggestion and apply it: regimen, re-planned infusions, taper, audit: one unit."""
+    reason = (reason or "").strip() or None
+    if value is not None and reason is None:
+        raise InvalidInput("reason: say why you change the proposed value", field="reason")
+    with unit_of_work(session):
+        suggestion = _pending(session, suggestion_id, expected_version)
+        patient = session.get(Patient, suggestion.patient_id)
+        assert patient is not None
+        today = utcnow().astimezone(ZoneInfo(patient.home_center.timezone)).date()
+        params = suggestion.proposal
+        _decided(suggestion, actor, "approved", reason)
+        if suggestion.kind in ("deescalate_ivig", "flare_return"):
+            current = regimens.current_regimen(session, patient.id, lock=True)
+            if current is None:
+                raise Conflict("status: the patient has no regimen to change", field="status")
+            changes: dict[str, object] = {}
+            if suggestion.kind == "deescalate_ivig":
+                target = value if value is not None else params["to"]
+                field = "dose_g_per_kg" if params["change"] == "dose" else "interval_weeks"
+                changes[field] = target if field == "dose_g_per_kg" else int(target)
+            else:
+                back = session.scalar(
+                    sa.select(Regimen).where(
+                        Regimen.patient_id == patient.id, Regimen.version == params["to_version"]
+                    )
+                )
+                if back is None:
+                    raise Conflict("status: the regimen to return to is gone", field="status")
+                changes = {
+                    "dose_g_per_kg": back.dose_g_per_kg,
+                    "interval_weeks": back.interval_weeks,
+                    "days_per_cycle": back.days_per_cycle,
+                    "product": back.product,
+                }
+                _hold_next_step(session, actor, patient.id, f"Flare (suggestion #{suggestion.id})")
+            data = regimens.RegimenInput(
+                product=str(changes.get("product", current.product)),
+                dose_g_per_kg=float(changes.get("dose_g_per_kg", current.dose_g_per_kg)),  # type: ignore[arg-type]
+                days_per_cycle=int(changes.get("days_per_cycle", current.days_per_cycle)),  # type: ignore[call-overload]
+                interval_weeks=int(changes.get("interval_weeks", current.interval_weeks)),  # type: ignore[call-overload]
+                weight_basis=current.weight_basis,
+                starts_on=_next_cycle_start(session, patient.id, today),
+                preferred_weekday=current.preferred_weekday,
+                preferred_time=current.preferred_time,
+                center_id=current.center_id,
+                reason=f"Suggestion #{suggestion.id}: {suggestion.summary}"
+                + (f" (changed: {reason})" if reason else ""),
+                override_reason=reason,
+                based_on_version=current.version,
+            )
+            regimen, _plan = regimens.set_regimen(session, actor, patient.id, data, settings)
+            suggestion.applied_regimen_id = regimen.id
+        elif suggestion.kind == "taper_step":
+            step = tapers.approve_step(session, actor, int(params["step_id"]), settings)
+            suggestion.applied_step_id = step.id
+        elif suggestion.kind == "hold_taper":
+            _hold_next_step(session, actor, patient.id, f"Suggestion #{suggestion.id}")
+        elif suggestion.kind == "safety_hold":
+            scheduling.hold_future(session, patient.id, f"IVIG held: {suggestion.summary}", today)
+        audit.record(
+            session,
+            actor,
+            "suggestion.approve",
+            "suggestion",
+            suggestion.id,
+            after={"kind": suggestion.kind, "proposal": params, "value": value, "reason": reason},
+        )
+    return suggestion
+
+
+def _hold_next_step(session: so.Session, actor: Actor, patient_id: int, reason: str) -> None:
+    plan = tapers.current_plan(session, patient_id)
+    if plan is None:
+        return
+    upcoming = tapers.next_step(plan.steps)
+    if upcoming is not None and upcoming.status == StepStatus.PLANNED:
+        tapers.set_step_status(session, actor, upcoming.id, StepStatus.HELD, reason)
+
+
+def reject(
+    session: so.Session,
+    actor: Actor,
+    suggestion_id: int,
+    reason: str,
+    expected_version: int | None = None,
+) -> Suggestion:
+    """Reject a suggestion with a reason; the same evidence will not raise it again."""
+    if not reason.strip() or len(reason) > 2000:
+        raise InvalidInput("reason: say why (at most 2000 characters)", field="reason")
+    with unit_of_work(session):
+        suggestion = _pending(session, suggestion_id, expected_version)
+        _decided(suggestion, actor, "rejected", reason.strip())
+        audit.record(
+            session,
+            actor,
+            "suggestion.reject",
+            "suggestion",
+            suggestion.id,
+            after={"reason": reason.strip()},
+        )
+    return suggestion
+
+
+def queue(session: so.Session, physician_id: int | None = None) -> list[Suggestion]:
+    """Pending suggestions: critical first, then warnings, then by date."""
+    order = sa.case({"critical": 0, "warning": 1}, value=Suggestion.indicator, else_=2)
+    statement = (
+        sa.select(Suggestion)
+        .where(Suggestion.status == "pending")
+        .order_by(order, Suggestion.created_at, Suggestion.id)
+    )
+    if physician_id is not None:
+        statement = statement.join(Patient, Suggestion.patient_id == Patient.id).where(
+            Patient.treating_physician_id == physician_id
+        )
+    return list(session.scalars(statement))
+
+
+def for_patient(session: so.Session, patient_id: int) -> list[Suggestion]:
+    """Every suggestion for a patient, newest first."""
+    return list(
+        session.scalars(
+            sa.select(Suggestion)
+            .where(Suggestion.patient_id == patient_id)
+            .order_by(Suggestion.created_at.desc(), Suggestion.id.desc())
+        )
+    )

@@ -6,12 +6,21 @@ from flask import Flask, jsonify
 
 from app import http
 from app.services import health
-from app.web import account, admin, auth, care, csrf, feeds, main, tapers
+from app.web import account, admin, auth, care, csrf, feeds, main, suggestions, tapers
 
 
 def init_app(app: Flask) -> None:
     csrf.init_app(app)
-    for blueprint in (auth.bp, main.bp, admin.bp, account.bp, care.bp, tapers.bp, feeds.bp):
+    for blueprint in (
+        auth.bp,
+        main.bp,
+        admin.bp,
+        account.bp,
+        care.bp,
+        tapers.bp,
+        feeds.bp,
+        suggestions.bp,
+    ):
         app.register_blueprint(blueprint)
 
     @app.get("/healthz")

@@ -19,6 +19,7 @@ from app.services import feeds as feed_service
 from app.services import infusions as infusion_service
 from app.services import patients as patient_service
 from app.services import regimens as regimen_service
+from app.services import suggestions as suggestion_service
 from app.services import tapers as taper_service
 from app.services.errors import ServiceError
 from app.services.suggestions import evaluation_hook
@@ -99,6 +100,7 @@ def _patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
             t=taper_view,
             feeds=feed_service.list_for(http.db(), patient_id=patient_id),
             assessments=assessment_service.list_assessments(http.db(), patient_id),
+            suggestions=suggestion_service.for_patient(http.db(), patient_id),
             score_names=assessment_service.SCORE_NAMES,
             chart=dose_chart(taper_view.daily, today),
             current=current,
@@ -167,7 +169,7 @@ def record_assessment(patient_id: int) -> http.ResponseValue:
                 notes=forms.text("notes", 4000),
             ),
             today,
-            after_record=evaluation_hook(),
+            after_record=evaluation_hook(http.settings()),
         )
     except ServiceError as exc:
         flash(exc.message, "error")

@@ -1,0 +1,166 @@
+"""Assessments become suggestions; an approval changes the regimen and re-plans in one unit."""
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from app.models import AuditEvent, Infusion, InfusionStatus, Regimen, Suggestion
+from app.services import assessments, infusions, suggestions
+from app.services import regimens as regimen_service
+from app.services.errors import Conflict, InvalidInput
+from tests.db.clinic_fixtures import Clinic, at, make_center, make_patient, regimen_input
+
+START = dt.date(2026, 3, 2)  # a Monday, months before "today" (2026-11-24)
+
+
+@pytest.fixture
+def clinic(db_session, make_user, settings) -> Clinic:
+    center = make_center(db_session)
+    physician, nurse = make_user("physician"), make_user("nurse")
+    holder = Clinic(center=center, physician=physician, nurse=nurse, patient=None)  # type: ignore[arg-type]
+    holder.patient = make_patient(db_session, holder.nursing, center, settings)
+    regimen_service.set_regimen(
+        db_session,
+        holder.doctor,
+        holder.patient.id,
+        regimen_input(starts_on=START),
+        settings,
+        now=at(START - dt.timedelta(days=3)),
+    )
+    return holder
+
+
+def give_until(db_session, clinic, settings, until):
+    for infusion in db_session.scalars(
+        sa.select(Infusion)
+        .where(
+            Infusion.patient_id == clinic.patient.id,
+            Infusion.planned_date <= until,
+            Infusion.status == InfusionStatus.SCHEDULED,
+        )
+        .order_by(Infusion.planned_date)
+    ).all():
+        infusions.record_given(
+            db_session,
+            clinic.nursing,
+            infusion.id,
+            infusions.GivenInput(
+                given_grams=infusion.planned_grams,
+                started_at=infusion.starts_at,
+                ended_at=infusion.ends_at,
+                lot_numbers="L",
+                max_rate_ml_per_kg_min=0.04,
+            ),
+            settings,
+        )
+
+
+def assess(db_session, clinic, settings, day, activity):
+    return assessments.record_assessment(
+        db_session,
+        clinic.nursing,
+        clinic.patient.id,
+        assessments.AssessmentInput(assessed_on=day, scores={"cdasi_activity": activity}),
+        day,
+        after_record=suggestions.evaluation_hook(settings),
+    )
+
+
+def pending(db_session, patient_id):
+    return list(
+        db_session.scalars(
+            sa.select(Suggestion).where(
+                Suggestion.patient_id == patient_id, Suggestion.status == "pending"
+            )
+        )
+    )
+
+
+def test_a_responder_gets_one_deescalation_that_approval_applies(db_session, clinic, settings):
+    assess(db_session, clinic, settings, START - dt.timedelta(days=1), 40)  # baseline
+    give_until(db_session, clinic, settings, START + dt.timedelta(weeks=16))
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=8), 30)
+    assert pending(db_session, clinic.patient.id) == []  # under 12 weeks on the regimen
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=12), 29)
+    (first,) = pending(db_session, clinic.patient.id)
+    assert first.kind == "deescalate_ivig"
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=16), 28)
+    (suggestion,) = pending(db_session, clinic.patient.id)  # the newer one supersedes
+    db_session.refresh(first)
+    assert first.status == "superseded" and suggestion.id != first.id
+    assert suggestion.proposal["change"] == "dose" and suggestion.proposal["to"] == 1.5
+    assert len(suggestion.summary) < 140 and suggestion.detail
+    # Evaluating again on the same evidence makes no second suggestion.
+    suggestions.evaluate_patient(
+        db_session, clinic.patient.id, settings, START + dt.timedelta(weeks=16)
+    )
+    db_session.commit()
+    assert len(pending(db_session, clinic.patient.id)) == 1
+    with pytest.raises(InvalidInput):
+        suggestions.approve(
+            db_session, clinic.doctor, suggestion.id, settings, value=1.0
+        )  # no reason
+    approved = suggestions.approve(db_session, clinic.doctor, suggestion.id, settings)
+    assert approved.status == "approved" and approved.applied_regimen_id is not None
+    current = regimen_service.current_regimen(db_session, clinic.patient.id)
+    assert (current.version, current.dose_g_per_kg) == (2, 1.5)
+    future = db_session.scalars(
+        sa.select(Infusion).where(
+            Infusion.patient_id == clinic.patient.id,
+            Infusion.status == InfusionStatus.SCHEDULED,
+            Infusion.planned_date >= dt.date.today() + dt.timedelta(days=1),
+        )
+    ).all()
+    assert future and all(i.regimen_id == current.id for i in future)
+    with pytest.raises(Conflict):
+        suggestions.approve(db_session, clinic.doctor, suggestion.id, settings)
+    actions = set(db_session.scalars(sa.select(AuditEvent.action)))
+    assert {"suggestion.create", "suggestion.approve", "regimen.set"} <= actions
+
+
+def test_a_non_responder_is_flagged_for_review_and_rejection_sticks(db_session, clinic, settings):
+    assess(db_session, clinic, settings, START - dt.timedelta(days=1), 40)
+    give_until(db_session, clinic, settings, START + dt.timedelta(weeks=9))
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=9), 38)
+    (suggestion,) = pending(db_session, clinic.patient.id)
+    assert suggestion.kind == "review_nonresponse" and suggestion.indicator == "warning"
+    with pytest.raises(InvalidInput):
+        suggestions.reject(db_session, clinic.doctor, suggestion.id, " ")
+    suggestions.reject(db_session, clinic.doctor, suggestion.id, "Skin improving clinically; wait")
+    suggestions.evaluate_patient(
+        db_session, clinic.patient.id, settings, START + dt.timedelta(weeks=9)
+    )
+    db_session.commit()
+    assert pending(db_session, clinic.patient.id) == []  # not repeated without new evidence
+    assert db_session.scalar(sa.select(sa.func.count(Regimen.id))) == 1  # therapy unchanged
+
+
+def test_a_serious_adverse_event_holds_ivig_and_blocks_deescalation(db_session, clinic, settings):
+    assess(db_session, clinic, settings, START - dt.timedelta(days=1), 40)
+    give_until(db_session, clinic, settings, START + dt.timedelta(weeks=16))
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=8), 30)
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=12), 29)
+    given = db_session.scalars(
+        sa.select(Infusion).where(Infusion.status == InfusionStatus.GIVEN)
+    ).first()
+    infusions.record_adverse_event(
+        db_session,
+        clinic.nursing,
+        given.id,
+        infusions.AdverseEventInput(
+            event_type="thrombosis", grade=3, occurred_on=START + dt.timedelta(weeks=15)
+        ),
+        START + dt.timedelta(weeks=15),
+    )
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=16), 28)
+    kinds = {s.kind: s for s in pending(db_session, clinic.patient.id)}
+    assert set(kinds) == {"safety_hold"} and kinds["safety_hold"].indicator == "critical"
+    suggestions.approve(db_session, clinic.doctor, kinds["safety_hold"].id, settings)
+    assert not db_session.scalars(
+        sa.select(Infusion).where(
+            Infusion.patient_id == clinic.patient.id,
+            Infusion.status == InfusionStatus.SCHEDULED,
+            Infusion.planned_date > dt.date.today() + dt.timedelta(days=1),
+        )
+    ).all()
