@@ -226,7 +226,12 @@ def adverse_event(infusion_id: int, body: s.AdverseEventIn) -> Any:
     today = regimen_service.local_today(item.center.timezone)
     values = body.model_dump() | {"occurred_on": body.occurred_on or today}
     return infusion_service.record_adverse_event(
-        http.db(), http.actor(), infusion_id, infusion_service.AdverseEventInput(**values), today
+        http.db(),
+        http.actor(),
+        infusion_id,
+        infusion_service.AdverseEventInput(**values),
+        today,
+        after_record=evaluation_hook(http.settings()),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -277,9 +278,14 @@ class AdverseEventInput:
 
 
 def record_adverse_event(
-    session: so.Session, actor: Actor, infusion_id: int, data: AdverseEventInput, today: dt.date
+    session: so.Session,
+    actor: Actor,
+    infusion_id: int,
+    data: AdverseEventInput,
+    today: dt.date,
+    after_record: Callable[[so.Session, int, dt.date], object] | None = None,
 ) -> AdverseEvent:
-    """Record a reaction or adverse event linked to an infusion."""
+    """Record a reaction or adverse event; `after_record` (the rules engine) runs in the unit."""
     if data.event_type not in ADVERSE_EVENT_TYPES:
         raise InvalidInput(
             f"event_type: one of {', '.join(ADVERSE_EVENT_TYPES)}", field="event_type"
@@ -317,6 +323,8 @@ def record_adverse_event(
             event.id,
             after=dataclasses.asdict(data) | {"serious": serious, "infusion_id": infusion.id},
         )
+        if after_record is not None:
+            after_record(session, infusion.patient_id, today)
     return event
 
 

@@ -229,6 +229,9 @@ def evaluate_patient(
             older.status = "superseded" if older.kind == proposal.action else "expired"
             older.updated_at = now
             older.version += 1
+        if proposal.action == "hold_taper":
+            # Holding keeps today's dose: safe to do at once; a physician releases it.
+            _hold_next_step(session, Actor(label="system:rules"), patient_id, suggestion.summary)
         audit.record(
             session,
             Actor(label="system:rules"),

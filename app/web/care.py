@@ -349,6 +349,7 @@ def _infusion_action(infusion_id: int, action: str) -> http.ResponseValue:
                     description=forms.text("description"),
                 ),
                 _today(timezone),
+                after_record=evaluation_hook(http.settings()),
             )
     except ServiceError as exc:
         flash(exc.message, "error")
