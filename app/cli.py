@@ -16,6 +16,7 @@ from app.services.errors import ServiceError
 users_cli = AppGroup("users", help="Staff accounts.")
 tokens_cli = AppGroup("tokens", help="API bearer tokens.")
 demo_cli = AppGroup("demo", help="Demo data for the quick start.")
+rules_cli = AppGroup("rules", help="The decision-support rules.")
 
 
 def _fail(exc: ServiceError) -> None:
@@ -104,6 +105,40 @@ def load_demo() -> None:
         session.close()
 
 
+@rules_cli.command("simulate")
+@click.option("--patient", "patient_ids", type=int, multiple=True, help="Patient id (repeatable).")
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="A rule file to try instead of the configured one.",
+)
+def simulate_rules(patient_ids: tuple[int, ...], rules_file: str | None) -> None:
+    """Replay rules over history, as of each assessment date, and print what they would say."""
+    from pathlib import Path
+
+    from app.domain.rules.engine import RuleFileError
+    from app.services import suggestions
+
+    settings = http.settings()
+    try:
+        ruleset = suggestions.load_ruleset(settings, Path(rules_file) if rules_file else None)
+    except RuleFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    session = http.state().session_factory()
+    try:
+        results = suggestions.simulate(session, settings, ruleset, list(patient_ids) or None)
+    finally:
+        session.close()
+    for item in results:
+        p = item.proposal
+        click.echo(
+            f"{item.as_of}  patient {item.patient_id}  {p.indicator:<8} {p.rule_id}: {p.summary}"
+        )
+    click.echo(f"{len(results)} suggestion(s) would have been made; nothing was saved.")
+
+
 def init_app(app: Flask) -> None:
-    for group in (users_cli, tokens_cli, demo_cli):
+    for group in (users_cli, tokens_cli, demo_cli, rules_cli):
         app.cli.add_command(group)

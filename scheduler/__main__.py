@@ -55,6 +55,16 @@ def build_scheduler(
         name="book cycles that came inside the horizon",
         replace_existing=True,
     )
+    scheduler.add_job(
+        jobs.evaluate_rules,
+        "cron",
+        hour=settings.scheduler.horizon_hour,
+        minute=47,
+        args=[url],
+        id="evaluate_rules",
+        name="evaluate the rules for every patient",
+        replace_existing=True,
+    )
     return scheduler
 
 

@@ -9,7 +9,7 @@ import sqlalchemy.orm as so
 
 from app.config import load_settings
 from app.db import make_engine, make_session_factory
-from app.services import audit, health, scheduling
+from app.services import audit, health, scheduling, suggestions
 from app.services.context import system_actor, unit_of_work
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,18 @@ def extend_horizons(database_url: str) -> int:
         session.close()
     log.info("extend_horizons: booked %d infusions", booked)
     return booked
+
+
+def evaluate_rules(database_url: str) -> int:
+    """Nightly: run the rules for every patient (facts change with time: weeks, due steps)."""
+    session = _session_factory(database_url)()
+    settings = load_settings(overrides={"app": {"database_url": database_url}})
+    try:
+        made = suggestions.evaluate_everyone(session, settings)
+    finally:
+        session.close()
+    log.info("evaluate_rules: %d new suggestions", made)
+    return made
 
 
 #: Advisory lock id for extend_horizons (any stable 64-bit number).

@@ -427,3 +427,56 @@ def for_patient(session: so.Session, patient_id: int) -> list[Suggestion]:
             .order_by(Suggestion.created_at.desc(), Suggestion.id.desc())
         )
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulatedSuggestion:
+    patient_id: int
+    as_of: dt.date
+    proposal: engine.Proposal
+
+
+def simulate(
+    session: so.Session,
+    settings: Settings,
+    ruleset: engine.RuleSet,
+    patient_ids: list[int] | None = None,
+) -> list[SimulatedSuggestion]:
+    """Replay a rule set over patients' histories, as of each assessment date; saves nothing."""
+    if patient_ids is None:
+        patient_ids = list(session.scalars(sa.select(Patient.id).order_by(Patient.id)))
+    out = []
+    for patient_id in patient_ids:
+        dates = sorted(
+            set(
+                session.scalars(
+                    sa.select(Assessment.assessed_on).where(Assessment.patient_id == patient_id)
+                )
+            )
+        )
+        if not dates:
+            continue
+        record = load_record(session, patient_id, settings, dates[-1])
+        seen: set[tuple[str, int]] = set()
+        for as_of in dates:
+            _facts, proposals = engine.evaluate_history(
+                ruleset, history_of(patient_id, record, settings, as_of)
+            )
+            for proposal in proposals:
+                key = (
+                    proposal.rule_id,
+                    max(a.id for a in record.assessments if a.assessed_on <= as_of),
+                )
+                if key not in seen:
+                    seen.add(key)
+                    out.append(SimulatedSuggestion(patient_id, as_of, proposal))
+    return out
+
+
+def evaluate_everyone(session: so.Session, settings: Settings) -> int:
+    """Nightly: evaluate every patient with a regimen, one unit each; returns suggestions made."""
+    made = 0
+    for patient_id in scheduling.patients_with_regimens(session):
+        with unit_of_work(session):
+            made += len(evaluate_patient(session, patient_id, settings))
+    return made

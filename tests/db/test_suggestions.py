@@ -164,3 +164,29 @@ def test_a_serious_adverse_event_holds_ivig_and_blocks_deescalation(db_session, 
             Infusion.planned_date > dt.date.today() + dt.timedelta(days=1),
         )
     ).all()
+
+
+def test_simulation_replays_a_rule_file_without_saving(app, db_session, clinic, settings, tmp_path):
+    assess(db_session, clinic, settings, START - dt.timedelta(days=1), 40)
+    give_until(db_session, clinic, settings, START + dt.timedelta(weeks=9))
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=9), 38)
+    before = db_session.scalar(sa.select(sa.func.count(Suggestion.id)))
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["rules", "simulate", "--patient", str(clinic.patient.id)])
+    assert result.exit_code == 0, result.output
+    assert "non_response_review" in result.output and "nothing was saved" in result.output
+    stricter = suggestions.DEFAULT_RULES.read_text().replace(
+        "cycles_given >= 3", "cycles_given >= 30"
+    )
+    path = tmp_path / "rules.toml"
+    path.write_text(stricter)
+    result = runner.invoke(args=["rules", "simulate", "--rules", str(path)])
+    assert result.exit_code == 0 and "non_response_review" not in result.output
+    path.write_text(stricter.replace("cycles_given >= 30", "cycles_givn >= 30"))
+    result = runner.invoke(args=["rules", "simulate", "--rules", str(path)])
+    assert (
+        result.exit_code != 0
+        and "non_response_review" in result.output
+        and "cycles_givn" in result.output
+    )
+    assert db_session.scalar(sa.select(sa.func.count(Suggestion.id))) == before
