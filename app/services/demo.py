@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from app.config import Settings
 from app.db import utcnow
-from app.models import Center, Chair, OpeningHours, Patient, TaperPlan, User, WeightMeasurement
+from app.models import (
+    Center,
+    Chair,
+    OpeningHours,
+    Patient,
+    Regimen,
+    TaperPlan,
+    User,
+    WeightMeasurement,
+)
 from app.services import audit, tapers
 from app.services import users as user_service
 from app.services.context import Actor, system_actor, unit_of_work
@@ -42,6 +52,7 @@ _PATIENTS = (
     ("DEMO-0002", "Okafor", "James", "male", dt.date(1964, 11, 2), 0, 175.0, 100.0, False),
     ("DEMO-0003", "Lindqvist", "Eva", "female", dt.date(1985, 7, 29), 1, 170.0, 59.5, False),
     ("DEMO-0004", "Nguyen", "Thi", "female", dt.date(1958, 1, 5), 1, 152.0, 51.0, True),
+    ("DEMO-0005", "Brown", "Alex", "male", dt.date(1969, 5, 20), 0, 175.0, 100.0, False),
 )
 
 
@@ -121,7 +132,74 @@ def load_demo_data(session: so.Session, settings: Settings) -> list[DemoLogin]:
                     },
                 )
     _demo_taper(session, settings, physician_id)
+    _demo_responder(session, settings, physician_id)
     return list(DEMO_LOGINS)
+
+
+def _demo_responder(session: so.Session, settings: Settings, physician_id: int | None) -> None:
+    """Sixteen weeks of IVIG with a response: one more stable assessment earns a suggestion."""
+    from app.models import Assessment, Infusion, InfusionStatus
+    from app.services import infusions, regimens
+
+    patient = session.scalar(sa.select(Patient).where(Patient.mrn == "DEMO-0005"))
+    if patient is None or session.scalar(
+        sa.select(Regimen.id).where(Regimen.patient_id == patient.id)
+    ):
+        return
+    zone = ZoneInfo(patient.home_center.timezone)
+    today = utcnow().astimezone(zone).date()
+    start = today - dt.timedelta(weeks=16)
+    start -= dt.timedelta(days=start.weekday())  # a Monday
+    doctor = Actor(label="system:demo", user_id=physician_id, role="physician")
+    regimens.set_regimen(
+        session,
+        doctor,
+        patient.id,
+        regimens.RegimenInput(
+            product="Octagam 10%",
+            dose_g_per_kg=2.0,
+            days_per_cycle=2,
+            interval_weeks=4,
+            weight_basis="adjusted",
+            starts_on=start,
+            preferred_time=dt.time(9),
+            reason="Demo: refractory cutaneous DM",
+        ),
+        settings,
+        now=dt.datetime.combine(start - dt.timedelta(days=1), dt.time(8), tzinfo=zone),
+    )
+    past = session.scalars(
+        sa.select(Infusion).where(
+            Infusion.patient_id == patient.id,
+            Infusion.status == InfusionStatus.SCHEDULED,
+            Infusion.planned_date < today,
+        )
+    ).all()
+    nurse = Actor(label="system:demo")
+    for infusion in past:
+        infusions.record_given(
+            session,
+            nurse,
+            infusion.id,
+            infusions.GivenInput(
+                given_grams=infusion.planned_grams,
+                started_at=infusion.starts_at,
+                ended_at=infusion.ends_at,
+                lot_numbers="DEMO-LOT",
+                max_rate_ml_per_kg_min=0.04,
+            ),
+            settings,
+        )
+    with unit_of_work(session):
+        for days, activity in ((-1, 40.0), (56, 30.0)):
+            session.add(
+                Assessment(
+                    patient_id=patient.id,
+                    assessed_on=start + dt.timedelta(days=days),
+                    cdasi_activity=activity,
+                    notes="demo",
+                )
+            )
 
 
 def _demo_taper(session: so.Session, settings: Settings, physician_id: int | None) -> None:
