@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -113,6 +114,57 @@ def load_record(
     )
     taper_view = tapers.patient_taper(session, patient_id, settings, as_of) if has_taper else None
     return PatientRecord(assessments, history, sorted(day_ones), events, taper_view)
+
+
+#: Patients per IN (...) list when loading many records at once.
+_CHUNK = 900
+
+
+def load_records(
+    session: so.Session, patient_ids: Sequence[int], settings: Settings, as_of: dt.date
+) -> dict[int, PatientRecord]:
+    """Load many patients' records with a fixed number of queries per chunk of patients."""
+    records: dict[int, PatientRecord] = {}
+    for start in range(0, len(patient_ids), _CHUNK):
+        chunk = list(patient_ids[start : start + _CHUNK])
+        by: dict[str, dict[int, list]] = {k: defaultdict(list) for k in ("a", "r", "d", "e", "t")}
+        for a in session.scalars(
+            sa.select(Assessment)
+            .where(Assessment.patient_id.in_(chunk))
+            .order_by(Assessment.assessed_on, Assessment.id)
+        ):
+            by["a"][a.patient_id].append(a)
+        for r in session.scalars(
+            sa.select(Regimen).where(Regimen.patient_id.in_(chunk)).order_by(Regimen.version)
+        ):
+            by["r"][r.patient_id].append(r)
+        for pid, day in session.execute(
+            sa.select(Infusion.patient_id, Infusion.planned_date).where(
+                Infusion.patient_id.in_(chunk),
+                Infusion.day_number == 1,
+                Infusion.status.in_([s.value for s in RECORDED]),
+            )
+        ):
+            by["d"][pid].append(day)
+        for e in session.scalars(sa.select(AdverseEvent).where(AdverseEvent.patient_id.in_(chunk))):
+            by["e"][e.patient_id].append(e)
+        for plan in session.scalars(
+            sa.select(TaperPlan)
+            .where(TaperPlan.patient_id.in_(chunk))
+            .options(so.selectinload(TaperPlan.steps))
+            .order_by(TaperPlan.version.desc())
+        ):
+            by["t"][plan.patient_id].append(plan)
+        for pid in chunk:
+            plans = by["t"].get(pid)
+            records[pid] = PatientRecord(
+                assessments=by["a"].get(pid, []),
+                regimens=by["r"].get(pid, []),
+                day_ones_given=sorted(by["d"].get(pid, [])),
+                adverse_events=by["e"].get(pid, []),
+                taper=tapers.taper_view(plans, settings, as_of) if plans else None,
+            )
+    return records
 
 
 def history_of(
@@ -473,10 +525,21 @@ def simulate(
     return out
 
 
-def evaluate_everyone(session: so.Session, settings: Settings) -> int:
-    """Nightly: evaluate every patient with a regimen, one unit each; returns suggestions made."""
+def evaluate_everyone(session: so.Session, settings: Settings, as_of: dt.date | None = None) -> int:
+    """Nightly: evaluate every patient with a regimen; loads in bulk, writes only what fires."""
+    as_of = as_of or utcnow().date()
+    ruleset = load_ruleset(settings)
+    patient_ids = scheduling.patients_with_regimens(session)
     made = 0
-    for patient_id in scheduling.patients_with_regimens(session):
-        with unit_of_work(session):
-            made += len(evaluate_patient(session, patient_id, settings))
+    for start in range(0, len(patient_ids), _CHUNK):
+        chunk = patient_ids[start : start + _CHUNK]
+        records = load_records(session, chunk, settings, as_of)
+        firing = [
+            pid
+            for pid in chunk
+            if engine.evaluate_history(ruleset, history_of(pid, records[pid], settings, as_of))[1]
+        ]
+        for patient_id in firing:
+            with unit_of_work(session):
+                made += len(evaluate_patient(session, patient_id, settings, as_of))
     return made

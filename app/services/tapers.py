@@ -548,6 +548,12 @@ def patient_taper(
             .order_by(TaperPlan.version.desc())
         ).unique()
     )
+    return taper_view(plans, settings, today)
+
+
+def taper_view(plans: Sequence[TaperPlan], settings: Settings, today: dt.date) -> TaperView:
+    """Summarise a patient's loaded plans (newest version first) as of a date."""
+    plans = list(plans)
     equivalence = settings.steroids.equivalence
     daily_all: list[tuple[dt.date, float]] = []
     to_date = projected = 0.0

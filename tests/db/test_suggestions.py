@@ -190,3 +190,23 @@ def test_simulation_replays_a_rule_file_without_saving(app, db_session, clinic, 
         and "cycles_givn" in result.output
     )
     assert db_session.scalar(sa.select(sa.func.count(Suggestion.id))) == before
+
+
+def test_nightly_evaluation_loads_in_bulk_and_repeats_nothing(
+    db_session, connection, clinic, settings
+):
+    assess(db_session, clinic, settings, START - dt.timedelta(days=1), 40)
+    give_until(db_session, clinic, settings, START + dt.timedelta(weeks=9))
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=9), 38)
+    assert suggestions.evaluate_everyone(db_session, settings, START + dt.timedelta(weeks=9)) == 0
+    others = [
+        make_patient(db_session, clinic.nursing, clinic.center, settings, mrn=f"Q-{n}").id
+        for n in range(6)
+    ]
+    statements: list[str] = []
+    sa.event.listen(connection, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    suggestions.load_records(db_session, others[:2], settings, START)
+    few = len(statements)
+    statements.clear()
+    suggestions.load_records(db_session, [clinic.patient.id, *others], settings, START)
+    assert len(statements) <= few  # the number of queries does not grow with patients
