@@ -94,6 +94,21 @@ def patient(patient_id: int) -> Any:
     }
 
 
+@bp.patch("/patients/<int:patient_id>")
+@guarded(Action.MANAGE_PATIENTS)
+@bp.input(s.PatientChangesIn, arg_name="body")
+@bp.output(s.PatientOut)
+def update_patient(patient_id: int, body: s.PatientChangesIn) -> Any:
+    """Change height, DM subtype or risk flags (audited; they change dosing)."""
+    return patient_service.update_patient(
+        http.db(),
+        http.actor(),
+        patient_id,
+        patient_service.PatientChanges(**body.model_dump()),
+        http.settings(),
+    )
+
+
 @bp.post("/patients/<int:patient_id>/weights")
 @guarded(Action.MANAGE_PATIENTS)
 @bp.input(s.WeightIn, arg_name="body")

@@ -624,3 +624,10 @@ class SuggestionApproveIn(_In):
 class SuggestionRejectIn(_In):
     reason: str = Field(min_length=1, max_length=2000)
     version: int | None = Field(None, ge=1)
+
+
+class PatientChangesIn(_In):
+    height_cm: float | None = Field(None, gt=0, le=400)
+    dm_subtype: Literal["classic", "amyopathic", "juvenile"] | None = None
+    thrombosis_risk: bool | None = None
+    renal_risk: bool | None = None

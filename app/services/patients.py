@@ -207,3 +207,36 @@ def local_today(session: so.Session, patient_id: int) -> dt.date:
     """Return today's date on the wall clock of the patient's home center."""
     patient = get_patient(session, patient_id)
     return regimens.local_today(patient.home_center.timezone)
+
+
+@dataclasses.dataclass(frozen=True)
+class PatientChanges:
+    height_cm: float | None = None
+    dm_subtype: str | None = None
+    thrombosis_risk: bool | None = None
+    renal_risk: bool | None = None
+
+
+def update_patient(
+    session: so.Session, actor: Actor, patient_id: int, changes: PatientChanges, settings: Settings
+) -> Patient:
+    """Change height, subtype or risk flags (they change dosing, so each change is audited)."""
+    limits = settings.dosing
+    if changes.height_cm is not None:
+        _check_range(
+            changes.height_cm, "height_cm", limits.min_height_cm, limits.max_height_cm, "cm"
+        )
+    if changes.dm_subtype is not None and changes.dm_subtype not in DM_SUBTYPES:
+        raise InvalidInput(f"dm_subtype: one of {', '.join(DM_SUBTYPES)}", field="dm_subtype")
+    with unit_of_work(session):
+        patient = get_patient(session, patient_id)
+        before = patient_view(patient)
+        for name, value in dataclasses.asdict(changes).items():
+            if value is not None:
+                setattr(patient, name, value)
+        after = patient_view(patient)
+        if after != before:
+            audit.record(
+                session, actor, "patient.update", "patient", patient.id, before=before, after=after
+            )
+    return patient

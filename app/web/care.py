@@ -130,6 +130,29 @@ def patient(patient_id: int) -> http.ResponseValue:
     return _patient_page(patient_id)
 
 
+@bp.post("/patients/<int:patient_id>/details")
+@require(Action.MANAGE_PATIENTS)
+def update_details(patient_id: int) -> http.ResponseValue:
+    """Change height and risk flags."""
+    try:
+        patient_service.update_patient(
+            http.db(),
+            http.actor(),
+            patient_id,
+            patient_service.PatientChanges(
+                height_cm=forms.optional_number("height_cm"),
+                thrombosis_risk=forms.checkbox("thrombosis_risk"),
+                renal_risk=forms.checkbox("renal_risk"),
+            ),
+            http.settings(),
+        )
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return _patient_page(patient_id, exc.status)
+    flash("Patient details saved.", "success")
+    return redirect(url_for("care.patient", patient_id=patient_id))
+
+
 @bp.post("/patients/<int:patient_id>/weights")
 @require(Action.MANAGE_PATIENTS)
 def record_weight(patient_id: int) -> http.ResponseValue:

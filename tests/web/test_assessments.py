@@ -79,3 +79,27 @@ def test_future_dates_and_wrong_roles_are_refused(client, make_user, bearer, pat
     )
     assert post(client, bearer(make_user("nurse")), 999_999, cdasi_activity=10).status_code == 404
     assert db_session.scalar(sa.select(sa.func.count(Assessment.id))) == 0
+
+
+def test_height_and_risk_flags_can_be_changed_and_are_audited(
+    client, make_user, bearer, patient, db_session
+):
+    nurse = make_user("nurse")
+    response = client.patch(
+        f"/api/v1/patients/{patient.id}",
+        headers=bearer(nurse),
+        json={"height_cm": 180, "thrombosis_risk": True},
+    )
+    assert response.status_code == 200, response.json
+    db_session.refresh(patient)
+    assert patient.height_cm == 180 and patient.thrombosis_risk
+    event = db_session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "patient.update"))
+    assert event.before["height_cm"] == 175 and event.after["thrombosis_risk"] is True
+    bad = client.patch(
+        f"/api/v1/patients/{patient.id}", headers=bearer(nurse), json={"height_cm": 300}
+    )
+    assert (
+        bad.status_code == 422
+        and bad.json["error"]["field"] == "height_cm"
+        and "230" in bad.json["error"]["message"]
+    )
