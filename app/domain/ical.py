@@ -257,7 +257,10 @@ def render(calendar: FeedCalendar) -> bytes:
 
 def _is_aware(value: object) -> TypeGuard[dt.datetime]:
     """Tell whether value is an aware datetime that has a UTC equivalent."""
-    if not isinstance(value, dt.datetime) or value.utcoffset() is None:
+    if not isinstance(value, dt.datetime):
+        return False
+    # Rows come back in UTC: skip the utcoffset() call for the common case.
+    if value.tzinfo is not dt.UTC and value.utcoffset() is None:
         return False
     # Only the first and last day of the calendar can leave it when moved to UTC
     # (0001-01-01T00:00+05:00 falls in year 0), so only they pay for the conversion.

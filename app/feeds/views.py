@@ -13,7 +13,6 @@ from flask import Blueprint, Response, request
 
 from app import http
 from app.db import utcnow
-from app.domain import ical
 from app.services import feeds as feed_service
 
 bp = Blueprint("feeds", __name__)
@@ -90,7 +89,7 @@ def feed(name: str) -> Response:
     ):
         feed_service.record_fetch(session, sub, sub.content_etag, print_, now)
         return _not_modified(sub.content_etag, wants_gzip, sub.content_changed_at)
-    body = ical.render(feed_service.feed_calendar(session, sub, settings, now))
+    body = feed_service.render_feed(session, sub, settings, now)
     etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
     feed_service.record_fetch(session, sub, etag, print_, now)
     last_modified = sub.content_changed_at or now

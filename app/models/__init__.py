@@ -1,5 +1,6 @@
 """SQLAlchemy models: tables only, one module per aggregate."""
 
+from app.models import revisions  # noqa: F401  (registers the feed-revision hook)
 from app.models.assessment import Assessment, Suggestion
 from app.models.audit import AuditEvent
 from app.models.center import Center, Chair, Closure, OpeningHours
@@ -7,7 +8,7 @@ from app.models.infusion import AdverseEvent, Infusion, InfusionStatus
 from app.models.patient import Patient, WeightMeasurement
 from app.models.regimen import Regimen
 from app.models.subscription import Subscription
-from app.models.system import SchedulerHeartbeat
+from app.models.system import ContentRevision, SchedulerHeartbeat
 from app.models.taper import StepStatus, TaperPlan, TaperStep
 from app.models.user import ApiToken, LoginSession, Role, User
 
@@ -19,6 +20,7 @@ __all__ = [
     "Center",
     "Chair",
     "Closure",
+    "ContentRevision",
     "Infusion",
     "InfusionStatus",
     "LoginSession",

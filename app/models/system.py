@@ -19,3 +19,15 @@ class SchedulerHeartbeat(Base):
     last_seen_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime())
     #: host:pid of the process that wrote the last beat.
     process: so.Mapped[str] = so.mapped_column(sa.String(120))
+
+
+class ContentRevision(Base):
+    """A counter bumped in every transaction that changes what calendar feeds show.
+
+    Feeds answer 304 from it without rendering: one primary-key read instead of a scan.
+    """
+
+    __tablename__ = "content_revisions"
+
+    name: so.Mapped[str] = so.mapped_column(sa.String(40), primary_key=True)
+    revision: so.Mapped[int] = so.mapped_column(default=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import hashlib
 import hmac
 import re
@@ -19,6 +20,7 @@ from app.domain import ical
 from app.models import (
     Center,
     Chair,
+    ContentRevision,
     Infusion,
     InfusionStatus,
     Patient,
@@ -215,9 +217,11 @@ class Window:
 
 
 def _window(settings: Settings, now: dt.datetime) -> Window:
+    # Day boundaries (UTC), so the feed's content changes with the date only at midnight.
+    midnight = dt.datetime.combine(now.date(), dt.time(), tzinfo=dt.UTC)
     return Window(
         since=now.date() - dt.timedelta(days=settings.feeds.past_days),
-        cancelled_since=now - dt.timedelta(days=settings.feeds.cancelled_retention_days),
+        cancelled_since=midnight - dt.timedelta(days=settings.feeds.cancelled_retention_days),
     )
 
 
@@ -260,39 +264,22 @@ def _step_filter(sub: Subscription, window: Window) -> list[sa.ColumnElement[boo
 def fingerprint(
     session: so.Session, sub: Subscription, settings: Settings, now: dt.datetime
 ) -> str:
-    """A cheap summary that changes whenever the feed's content would (for 304s)."""
-    window = _window(settings, now)
-    count, latest = session.execute(
-        sa.select(sa.func.count(Infusion.id), sa.func.max(Infusion.updated_at)).where(
-            *_infusion_filter(sub, window)
-        )
-    ).one()
+    """A cheap summary that changes whenever the feed's content could (for 304s).
+
+    Rows a feed shows bump one counter in the transaction that changes them; time moves the
+    feed's window and retention once a day, so the date is part of it too.
+    """
+    revision = session.scalar(
+        sa.select(ContentRevision.revision).where(ContentRevision.name == "feeds")
+    )
     parts = [
         sub.scope,
         str(sub.scope_id),
         sub.privacy,
         sub.label,
         now.date().isoformat(),
-        str(count),
-        str(latest),
+        str(revision),
     ]
-    if sub.scope in ("patient", "physician"):
-        steps = session.execute(
-            sa.select(sa.func.count(TaperStep.id), sa.func.max(TaperStep.updated_at)).where(
-                *(
-                    _step_filter(sub, window)
-                    if sub.scope == "patient"
-                    else [
-                        TaperStep.patient_id.in_(
-                            sa.select(Patient.id).where(
-                                Patient.treating_physician_id == sub.scope_id
-                            )
-                        )
-                    ]
-                )
-            )
-        ).one()
-        parts += [str(steps[0]), str(steps[1])]
     if sub.scope == "physician":
         # A step becomes due at the patient's local midnight without any row changing.
         parts += [str(s.id) for s in tapers.due_queue(session, physician_id=sub.scope_id)]
@@ -349,6 +336,10 @@ def feed_calendar(
         .order_by(Infusion.starts_at, Infusion.id)
     ).all()
     events: list[ical.FeedEvent] = []
+    # A feed repeats the same patients, chairs and cycles many times: build each text once.
+    summaries: dict[int, str] = {}
+    locations: dict[tuple[str, str | None], str] = {}
+    descriptions: dict[tuple[int, int], str] = {}
     for (
         uid,
         sequence,
@@ -366,14 +357,23 @@ def feed_calendar(
         chair_name,
     ) in rows:
         if staff:
-            who = (
-                family + ", " + given
-                if detailed
-                else (f"{given[:1]}{family[:1]}".upper() + f" #{_short_id(pid, secret)}")
-            )
-            summary = f"Infusion: {who}"
-            location = f"{center_name}, {chair_name}" if chair_name else center_name
-            description = f"Cycle {cycle}, day {day}"
+            summary = summaries.get(pid)
+            if summary is None:
+                who = (
+                    f"{family}, {given}"
+                    if detailed
+                    else f"{given[:1]}{family[:1]}".upper() + f" #{_short_id(pid, secret)}"
+                )
+                summary = summaries[pid] = f"Infusion: {who}"
+            place = (center_name, chair_name)
+            location = locations.get(place)
+            if location is None:
+                location = locations[place] = (
+                    f"{center_name}, {chair_name}" if chair_name else center_name
+                )
+            description = descriptions.get((cycle, day))
+            if description is None:
+                description = descriptions[(cycle, day)] = f"Cycle {cycle}, day {day}"
         else:
             summary = "Infusion appointment"
             location = f"{center_name}, {address}" if address else center_name
@@ -524,3 +524,20 @@ def appointment_calendar(
         refresh_minutes=settings.feeds.refresh_minutes,
         events=[event],
     )
+
+
+def render_feed(
+    session: so.Session, sub: Subscription, settings: Settings, now: dt.datetime
+) -> bytes:
+    """Render a subscription's calendar to bytes (what GET /feeds/<token>.ics serves).
+
+    The cyclic garbage collector is paused meanwhile: a large feed makes tens of thousands of
+    small, short-lived, acyclic objects, and collecting during the loop only costs time.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return ical.render(feed_calendar(session, sub, settings, now))
+    finally:
+        if was_enabled:
+            gc.enable()
