@@ -259,30 +259,8 @@ def _subscription(
 
 
 def _feed_rows(sub: Subscription, settings: Settings, now: dt.datetime) -> sa.Select:
-    """The SELECT of feed_service.feed_calendar, rebuilt from the service's own filter."""
-    return (
-        sa.select(
-            Infusion.uid,
-            Infusion.sequence,
-            Infusion.updated_at,
-            Infusion.status,
-            Infusion.starts_at,
-            Infusion.ends_at,
-            Infusion.cycle_number,
-            Infusion.day_number,
-            Patient.id,
-            Patient.given_name,
-            Patient.family_name,
-            Center.name,
-            Center.address,
-            Chair.name,
-        )
-        .join(Patient, Infusion.patient_id == Patient.id)
-        .join(Center, Infusion.center_id == Center.id)
-        .outerjoin(Chair, Infusion.chair_id == Chair.id)
-        .where(*feed_service._infusion_filter(sub, feed_service._window(settings, now)))
-        .order_by(Infusion.starts_at, Infusion.id)
-    )
+    """The SELECT feed_service.feed_calendar runs: the floor."""
+    return feed_service.infusion_rows(sub, settings, now)
 
 
 def _sql_of(session: so.Session, run: Callable[[], object]) -> list[str]:
