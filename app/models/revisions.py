@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from app.models.assessment import Suggestion
 from app.models.center import Center, Chair, Closure
 from app.models.infusion import Infusion
 from app.models.patient import Patient
@@ -14,7 +15,7 @@ from app.models.system import ContentRevision
 from app.models.taper import TaperPlan, TaperStep
 
 #: Rows whose changes feeds show (not Subscription: every fetch touches it).
-_WATCHED = (Infusion, TaperStep, TaperPlan, Patient, Center, Chair, Closure)
+_WATCHED = (Infusion, TaperStep, TaperPlan, Patient, Center, Chair, Closure, Suggestion)
 
 
 @sa.event.listens_for(so.Session, "after_flush")

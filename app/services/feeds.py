@@ -27,6 +27,7 @@ from app.models import (
     Role,
     StepStatus,
     Subscription,
+    Suggestion,
     TaperPlan,
     TaperStep,
     User,
@@ -38,7 +39,9 @@ from app.services.errors import Forbidden, InvalidInput, NotFound
 
 #: Feed tokens: 32 random bytes (256 bits), URL-safe base64.
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
-PRODID = "-//IVIG Assistant//Calendar feeds 1//EN"
+# Neutral on purpose: feeds leave the clinic, and the product name would name the drug.
+PRODID = "-//Clinic Scheduler//Calendar feeds 1//EN"
+UID_DOMAIN = "clinic-feeds"
 _TOUCH_EVERY = dt.timedelta(minutes=1)
 
 
@@ -385,7 +388,7 @@ def feed_calendar(
             description = None
         events.append(
             ical.FeedEvent(
-                uid=f"{uid}@ivig-assistant",
+                uid=f"{uid}@{UID_DOMAIN}",
                 sequence=sequence,
                 dtstamp=updated,
                 status=_STATUS.get(status, "CONFIRMED"),  # type: ignore[arg-type]
@@ -425,7 +428,7 @@ def _patient_steps(session: so.Session, sub: Subscription, window: Window) -> li
             summary = f"Steroid dose from today: {step.mg_per_day:g} mg a day"
         events.append(
             ical.FeedEvent(
-                uid=f"{step.uid}@ivig-assistant",
+                uid=f"{step.uid}@{UID_DOMAIN}",
                 sequence=step.sequence,
                 dtstamp=step.updated_at,
                 status="CANCELLED"
@@ -454,11 +457,32 @@ def _approvals(
         day = max(step.earliest_on, local_today)
         events.append(
             ical.FeedEvent(
-                uid=f"approve-{step.uid}@ivig-assistant",
+                uid=f"approve-{step.uid}@{UID_DOMAIN}",
                 sequence=step.sequence,
                 dtstamp=step.updated_at,
                 status="CONFIRMED",
                 summary=f"Taper step waiting for approval: {who}",
+                all_day_start=day,
+                all_day_end=day + dt.timedelta(days=1),
+            )
+        )
+    pending = session.execute(
+        sa.select(Suggestion, Patient, Center.timezone)
+        .join(Patient, Suggestion.patient_id == Patient.id)
+        .join(Center, Patient.home_center_id == Center.id)
+        .where(Suggestion.status == "pending", Patient.treating_physician_id == sub.scope_id)
+        .order_by(Suggestion.created_at, Suggestion.id)
+    ).all()
+    for suggestion, patient, timezone in pending:
+        # Only that a decision waits, and for whom: the content stays in the clinic.
+        day = suggestion.created_at.astimezone(ZoneInfo(timezone)).date()
+        events.append(
+            ical.FeedEvent(
+                uid=f"suggestion-{suggestion.id}@{UID_DOMAIN}",
+                sequence=suggestion.version - 1,
+                dtstamp=suggestion.updated_at,
+                status="CONFIRMED",
+                summary=f"Suggestion waiting for a decision: {_who(patient, detailed, secret)}",
                 all_day_start=day,
                 all_day_end=day + dt.timedelta(days=1),
             )
@@ -514,7 +538,7 @@ def appointment_calendar(
             "infusion_id: the infusion has no chair and time yet", field="infusion_id"
         )
     event = ical.FeedEvent(
-        uid=f"{uid}@ivig-assistant",
+        uid=f"{uid}@{UID_DOMAIN}",
         sequence=sequence,
         dtstamp=updated,
         status=_STATUS.get(status, "CONFIRMED"),  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from app import create_app, logs
 from app.feeds import views as feed_views
-from app.models import AuditEvent, Infusion, Subscription
+from app.models import AuditEvent, Infusion, Subscription, Suggestion
 from app.services import regimens as regimen_service
 from app.services import tapers
 from tests.conftest import make_settings
@@ -103,6 +103,7 @@ def test_patient_feed_is_minimal_and_keeps_local_time(client, bearer, clinic):
     assert {str(e["SUMMARY"]) for e in vevents} == {"Infusion appointment"}
     assert "Test Center" in str(vevents[0]["LOCATION"])
     assert "Chair" not in body.decode() and "Cycle" not in body.decode()
+    assert "ivig" not in body.decode().lower()  # not even in PRODID or UIDs: it names the drug
     local = {e.decoded("DTSTART").astimezone(NEW_YORK).time() for e in vevents}
     assert local == {dt.time(9, 0)}  # across the November daylight-saving change too
 
@@ -325,3 +326,28 @@ def test_creating_a_feed_is_audited_and_the_token_is_not_stored(client, bearer, 
     assert token not in (stored.token_hash, stored.token_prefix)
     event = db_session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "feed.create"))
     assert token not in str(event.after)
+
+
+def test_physician_feed_shows_a_suggestion_waiting_without_its_content(
+    client, bearer, clinic, db_session
+):
+    db_session.add(
+        Suggestion(
+            patient_id=clinic.patient.id,
+            dedupe_key="feed-test",
+            kind="deescalate_ivig",
+            rule_id="ivig_deescalation",
+            rule_version=1,
+            indicator="info",
+            summary="Stable responder: lower the IVIG dose 2 -> 1.5 g/kg",
+            detail="...",
+            proposal={},
+            facts={},
+            evidence=[],
+        )
+    )
+    db_session.commit()
+    created = subscribe(client, bearer, clinic.physician, "physician", clinic.physician.id)
+    body = client.get(path_of(created)).get_data().decode()
+    assert "Suggestion waiting for a decision:" in body
+    assert "ivig" not in body.lower() and "g/kg" not in body
