@@ -22,6 +22,7 @@ class Action(enum.StrEnum):
     MANAGE_FEEDS = "feeds.manage"
     RECORD_ASSESSMENT = "assessment.record"
     DECIDE_SUGGESTION = "suggestion.decide"
+    SIMULATE_RULES = "rules.simulate"
 
 
 _ALL_STAFF = frozenset(Role)
@@ -41,6 +42,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.MANAGE_FEEDS: _ALL_STAFF,
     Action.RECORD_ASSESSMENT: frozenset({Role.NURSE, Role.PHYSICIAN}),
     Action.DECIDE_SUGGESTION: frozenset({Role.PHYSICIAN}),
+    Action.SIMULATE_RULES: frozenset({Role.ADMIN, Role.PHYSICIAN}),
 }
 
 

@@ -8,8 +8,9 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app import http
 from app.auth import require
+from app.domain.rules import engine
 from app.policy import Action
-from app.services import audit
+from app.services import audit, suggestions
 from app.services import users as user_service
 from app.services.errors import ServiceError
 
@@ -75,3 +76,26 @@ def users() -> http.ResponseValue:
         render_template("admin/users.html", users=user_service.list_users(http.db()), form=form),
         status,
     )
+
+
+@bp.route("/rules", methods=["GET", "POST"])
+@require(Action.SIMULATE_RULES)
+def rules() -> http.ResponseValue:
+    """Replay the configured rules (or a pasted rule file) over history; saves nothing."""
+    results = None
+    source = request.form.get("rules", "")[:100_000]
+    status = 200
+    if request.method == "POST":
+        settings = http.settings()
+        try:
+            ruleset = (
+                engine.load_rules(source) if source.strip() else suggestions.load_ruleset(settings)
+            )
+        except engine.RuleFileError as exc:
+            flash(str(exc), "error")
+            status = 422
+        else:
+            raw = request.form.get("patient_id", "").strip()
+            ids = [int(raw)] if raw.isdigit() else None
+            results = suggestions.simulate(http.db(), settings, ruleset, ids)
+    return render_template("admin/rules.html", results=results, source=source), status

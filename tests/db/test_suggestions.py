@@ -210,3 +210,21 @@ def test_nightly_evaluation_loads_in_bulk_and_repeats_nothing(
     statements.clear()
     suggestions.load_records(db_session, [clinic.patient.id, *others], settings, START)
     assert len(statements) <= few  # the number of queries does not grow with patients
+
+
+def test_the_simulation_page_replays_and_refuses_a_bad_file(
+    app, client, db_session, clinic, settings, make_user
+):
+    from tests.conftest import csrf_of, login
+
+    assess(db_session, clinic, settings, START - dt.timedelta(days=1), 40)
+    give_until(db_session, clinic, settings, START + dt.timedelta(weeks=9))
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=9), 38)
+    login(client, make_user("admin").email)
+    page = client.post(
+        "/admin/rules", data={"csrf_token": csrf_of(client), "patient_id": str(clinic.patient.id)}
+    )
+    assert page.status_code == 200 and "non_response_review" in page.get_data(as_text=True)
+    bad = suggestions.DEFAULT_RULES.read_text().replace("cycles_given >= 3", "cycles_givn >= 3")
+    page = client.post("/admin/rules", data={"csrf_token": csrf_of(client), "rules": bad})
+    assert page.status_code == 422 and "cycles_givn" in page.get_data(as_text=True)
