@@ -228,3 +228,42 @@ def test_the_simulation_page_replays_and_refuses_a_bad_file(
     bad = suggestions.DEFAULT_RULES.read_text().replace("cycles_given >= 3", "cycles_givn >= 3")
     page = client.post("/admin/rules", data={"csrf_token": csrf_of(client), "rules": bad})
     assert page.status_code == 422 and "cycles_givn" in page.get_data(as_text=True)
+
+
+def test_a_flare_after_deescalation_returns_to_the_controlled_regimen(db_session, clinic, settings):
+    from app.services import tapers
+
+    assess(db_session, clinic, settings, START - dt.timedelta(days=1), 40)
+    give_until(db_session, clinic, settings, START + dt.timedelta(weeks=16))
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=8), 30)
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=12), 20)
+    (deescalation,) = pending(db_session, clinic.patient.id)
+    assert deescalation.kind == "deescalate_ivig"
+    suggestions.approve(db_session, clinic.doctor, deescalation.id, settings)
+    lowered = regimen_service.current_regimen(db_session, clinic.patient.id)
+    assert (lowered.version, lowered.dose_g_per_kg) == (2, 1.5)
+    effective = max(regimen_service.local_today("America/New_York"), lowered.starts_on)
+    tapers.create_plan(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        tapers.PlanInput(
+            drug="prednisone",
+            start_mg=20,
+            template="banded",
+            starts_on=effective,
+            start_days=90,
+            reason="DM",
+        ),
+        settings,
+        effective,
+    )
+    flare_day = effective + dt.timedelta(weeks=6)
+    assess(db_session, clinic, settings, flare_day, 31)  # 11 points above the nadir of 20
+    kinds = {s.kind: s for s in pending(db_session, clinic.patient.id)}
+    assert "flare_return" in kinds and kinds["flare_return"].proposal["to_version"] == 1
+    view = tapers.patient_taper(db_session, clinic.patient.id, settings, flare_day)
+    assert view.next is not None and view.next.status == "held"  # held at once, no approval needed
+    suggestions.approve(db_session, clinic.doctor, kinds["flare_return"].id, settings)
+    back = regimen_service.current_regimen(db_session, clinic.patient.id)
+    assert (back.version, back.dose_g_per_kg) == (3, 2.0)
