@@ -267,3 +267,32 @@ def test_a_flare_after_deescalation_returns_to_the_controlled_regimen(db_session
     suggestions.approve(db_session, clinic.doctor, kinds["flare_return"].id, settings)
     back = regimen_service.current_regimen(db_session, clinic.patient.id)
     assert (back.version, back.dose_g_per_kg) == (3, 2.0)
+
+
+def test_a_long_remission_at_the_lowest_regimen_is_reviewed_for_stopping(
+    db_session, make_user, settings
+):
+    center = make_center(db_session, "Remission Center")
+    physician, nurse = make_user("physician"), make_user("nurse")
+    holder = Clinic(center=center, physician=physician, nurse=nurse, patient=None)  # type: ignore[arg-type]
+    holder.patient = make_patient(db_session, holder.nursing, center, settings, mrn="REM-1")
+    regimen_service.set_regimen(
+        db_session,
+        holder.doctor,
+        holder.patient.id,
+        regimen_input(starts_on=START, dose_g_per_kg=1.0, days_per_cycle=1, interval_weeks=8),
+        settings,
+        now=at(START - dt.timedelta(days=3)),
+    )
+    assess(db_session, holder, settings, START - dt.timedelta(days=1), 40)
+    give_until(db_session, holder, settings, START + dt.timedelta(weeks=36))
+    for week in (8, 16, 24, 32):
+        assess(db_session, holder, settings, START + dt.timedelta(weeks=week), 10)
+        assert "discontinuation_review" not in {
+            s.kind for s in pending(db_session, holder.patient.id)
+        }
+    assess(
+        db_session, holder, settings, START + dt.timedelta(weeks=36), 9
+    )  # > 6 months in remission
+    kinds = {s.kind for s in pending(db_session, holder.patient.id)}
+    assert "discontinuation_review" in kinds and "deescalate_ivig" not in kinds
