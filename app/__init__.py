@@ -9,7 +9,7 @@ import sqlalchemy.orm as so
 from apiflask import APIFlask
 
 from app import errors, http
-from app.config import Settings, load_settings
+from app.config import ConfigError, Settings, load_settings
 from app.db import make_engine, make_session_factory
 
 
@@ -18,6 +18,7 @@ def create_app(
 ) -> APIFlask:
     """Build the app from settings (config.toml by default) and an optional session factory."""
     settings = settings or load_settings()
+    _check_rules(settings)
     app = APIFlask(
         __name__,
         title="IVIG Assistant API",
@@ -81,3 +82,14 @@ def create_app(
         }
 
     return app
+
+
+def _check_rules(settings: Settings) -> None:
+    """Refuse to start with a rule file that does not load (the message names the rule)."""
+    from app.domain.rules.engine import RuleFileError
+    from app.services import suggestions
+
+    try:
+        suggestions.load_ruleset(settings)
+    except (RuleFileError, OSError) as exc:
+        raise ConfigError(f"rules.file: {suggestions.rules_path(settings)}: {exc}") from exc

@@ -96,3 +96,14 @@ def test_missing_file_and_bad_toml_say_so(tmp_path):
         load_settings(tmp_path / "nope.toml", environ={})
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(write(tmp_path, "[app\n"), environ={})
+
+
+def test_a_bad_rule_file_stops_the_app_naming_the_rule(tmp_path):
+    from app import create_app
+
+    rules = (ROOT / "app" / "domain" / "rules" / "default_rules.toml").read_text()
+    bad = tmp_path / "rules.toml"
+    bad.write_text(rules.replace("cycles_given >= 3", "cycles_givn >= 3"))
+    config = write(tmp_path, f'[rules]\nfile = "{bad.name}"\n')
+    with pytest.raises(ConfigError, match=r"rules\.file: .*non_response_review.*cycles_givn"):
+        create_app(load_settings(config, environ={}))
