@@ -92,3 +92,24 @@ def regimen_input(**changes: object) -> regimen_service.RegimenInput:
 def at(day: dt.date, hour: int = 7) -> dt.datetime:
     """A moment on a New York wall clock, as the service's `now`."""
     return dt.datetime.combine(day, dt.time(hour), tzinfo=NEW_YORK)
+
+
+def give(
+    session: so.Session, actor: Actor, infusion: object, settings: Settings, lot: str = "L1"
+) -> None:
+    """Record an infusion as given, as planned (its planned grams, times and the top rate)."""
+    from app.services import infusions
+
+    infusions.record_given(
+        session,
+        actor,
+        infusion.id,  # type: ignore[attr-defined]
+        infusions.GivenInput(
+            given_grams=infusion.planned_grams,  # type: ignore[attr-defined]
+            started_at=infusion.starts_at,  # type: ignore[attr-defined]
+            ended_at=infusion.ends_at,  # type: ignore[attr-defined]
+            lot_numbers=lot,
+            max_rate_ml_per_kg_min=0.04,
+        ),
+        settings,
+    )

@@ -12,7 +12,7 @@ from app.services import infusions as infusion_service
 from app.services import regimens as regimen_service
 from app.services.context import Actor
 from app.services.errors import Conflict, InvalidInput
-from tests.db.clinic_fixtures import Clinic, at, make_center, make_patient, regimen_input
+from tests.db.clinic_fixtures import Clinic, at, give, make_center, make_patient, regimen_input
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -96,19 +96,7 @@ def test_regimen_change_moves_only_the_future(db_session, clinic, settings):
         now=at(dt.date(2026, 10, 5)),
     )
     first = infusions_of(db_session, clinic.patient.id)[0]
-    infusion_service.record_given(
-        db_session,
-        clinic.nursing,
-        first.id,
-        infusion_service.GivenInput(
-            given_grams=82,
-            started_at=first.starts_at,
-            ended_at=first.ends_at,
-            lot_numbers="A123",
-            max_rate_ml_per_kg_min=0.04,
-        ),
-        settings,
-    )
+    give(db_session, clinic.nursing, first, settings, lot="A123")
     given_before = {c.name: getattr(first, c.name) for c in Infusion.__table__.columns}
     second = infusions_of(db_session, clinic.patient.id)[1]
     second_uid, second_sequence = second.uid, second.sequence
@@ -463,19 +451,7 @@ def test_a_new_cycle_right_after_one_was_given_needs_an_override(db_session, cli
         now=at(dt.date(2026, 10, 1)),
     )
     first = infusions_of(db_session, clinic.patient.id)[0]
-    infusion_service.record_given(
-        db_session,
-        clinic.nursing,
-        first.id,
-        infusion_service.GivenInput(
-            given_grams=82,
-            started_at=first.starts_at,
-            ended_at=first.ends_at,
-            lot_numbers="L1",
-            max_rate_ml_per_kg_min=0.04,
-        ),
-        settings,
-    )
+    give(db_session, clinic.nursing, first, settings, lot="L1")
     soon = regimen_input(starts_on=dt.date(2026, 10, 12), based_on_version=1, reason="restart")
     with pytest.raises(InvalidInput) as excinfo:
         regimen_service.set_regimen(

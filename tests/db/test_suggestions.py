@@ -9,7 +9,7 @@ from app.models import AuditEvent, Infusion, InfusionStatus, Regimen, Suggestion
 from app.services import assessments, infusions, suggestions
 from app.services import regimens as regimen_service
 from app.services.errors import Conflict, InvalidInput
-from tests.db.clinic_fixtures import Clinic, at, make_center, make_patient, regimen_input
+from tests.db.clinic_fixtures import Clinic, at, give, make_center, make_patient, regimen_input
 
 START = dt.date(2026, 3, 2)  # a Monday, months before "today" (2026-11-24)
 
@@ -41,19 +41,7 @@ def give_until(db_session, clinic, settings, until):
         )
         .order_by(Infusion.planned_date)
     ).all():
-        infusions.record_given(
-            db_session,
-            clinic.nursing,
-            infusion.id,
-            infusions.GivenInput(
-                given_grams=infusion.planned_grams,
-                started_at=infusion.starts_at,
-                ended_at=infusion.ends_at,
-                lot_numbers="L",
-                max_rate_ml_per_kg_min=0.04,
-            ),
-            settings,
-        )
+        give(db_session, clinic.nursing, infusion, settings)
 
 
 def assess(db_session, clinic, settings, day, activity):
