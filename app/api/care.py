@@ -66,12 +66,12 @@ def create_patient(body: s.PatientCreateIn) -> Any:
         http.actor(),
         patient_service.PatientInput(**body.model_dump()),
         http.settings(),
-        dt.date.today(),
     )
 
 
 def _detail(patient_id: int) -> patient_service.PatientDetail:
-    return patient_service.patient_detail(http.db(), patient_id, http.settings(), dt.date.today())
+    today = patient_service.local_today(http.db(), patient_id)
+    return patient_service.patient_detail(http.db(), patient_id, http.settings(), today)
 
 
 @bp.get("/patients/<int:patient_id>")

@@ -21,7 +21,7 @@ from app.models import (
     User,
     WeightMeasurement,
 )
-from app.services import audit, tapers
+from app.services import audit, regimens, tapers
 from app.services import users as user_service
 from app.services.context import Actor, system_actor, unit_of_work
 from app.services.errors import Forbidden
@@ -117,7 +117,9 @@ def load_demo_data(session: so.Session, settings: Settings) -> list[DemoLogin]:
                 session.flush()
                 session.add(
                     WeightMeasurement(
-                        patient_id=patient.id, measured_on=utcnow().date(), weight_kg=weight
+                        patient_id=patient.id,
+                        measured_on=regimens.local_today(centers[center_index].timezone),
+                        weight_kg=weight,
                     )
                 )
                 audit.record(
@@ -139,7 +141,7 @@ def load_demo_data(session: so.Session, settings: Settings) -> list[DemoLogin]:
 def _demo_responder(session: so.Session, settings: Settings, physician_id: int | None) -> None:
     """Sixteen weeks of IVIG with a response: one more stable assessment earns a suggestion."""
     from app.models import Assessment, Infusion, InfusionStatus
-    from app.services import infusions, regimens
+    from app.services import infusions
 
     patient = session.scalar(sa.select(Patient).where(Patient.mrn == "DEMO-0005"))
     if patient is None or session.scalar(
@@ -209,7 +211,8 @@ def _demo_taper(session: so.Session, settings: Settings, physician_id: int | Non
         sa.select(TaperPlan.id).where(TaperPlan.patient_id == patient.id)
     ):
         return
-    started = utcnow().date() - dt.timedelta(days=settings.steroids.start_days)
+    today = regimens.local_today(patient.home_center.timezone)
+    started = today - dt.timedelta(days=settings.steroids.start_days)
     actor = Actor(label="system:demo", user_id=physician_id, role="physician")
     tapers.create_plan(
         session,

@@ -54,9 +54,16 @@ def patient_view(patient: Patient) -> dict[str, object]:
 
 
 def create_patient(
-    session: so.Session, actor: Actor, data: PatientInput, settings: Settings, today: dt.date
+    session: so.Session,
+    actor: Actor,
+    data: PatientInput,
+    settings: Settings,
+    today: dt.date | None = None,
 ) -> Patient:
-    """Register a patient (with a first weight when given)."""
+    """Register a patient (with a first weight when given).
+
+    Without `today`, dates are checked against the wall-clock date of the home center.
+    """
     limits = settings.dosing
     mrn = data.mrn.strip()
     if not 1 <= len(mrn) <= 40:
@@ -68,17 +75,19 @@ def create_patient(
         raise InvalidInput("sex: female or male", field="sex")
     if data.dm_subtype not in DM_SUBTYPES:
         raise InvalidInput(f"dm_subtype: one of {', '.join(DM_SUBTYPES)}", field="dm_subtype")
-    if not dt.date(1900, 1, 1) <= data.birth_date <= today:
-        raise InvalidInput("birth_date: between 1900-01-01 and today", field="birth_date")
     if data.height_cm is not None:
         _check_range(data.height_cm, "height_cm", limits.min_height_cm, limits.max_height_cm, "cm")
     if data.weight_kg is not None:
         _check_range(data.weight_kg, "weight_kg", limits.min_weight_kg, limits.max_weight_kg, "kg")
     with unit_of_work(session):
-        if session.get(Center, data.home_center_id) is None:
+        center = session.get(Center, data.home_center_id)
+        if center is None:
             raise InvalidInput(
                 f"home_center_id: no center {data.home_center_id}", field="home_center_id"
             )
+        today = today or regimens.local_today(center.timezone)
+        if not dt.date(1900, 1, 1) <= data.birth_date <= today:
+            raise InvalidInput("birth_date: between 1900-01-01 and today", field="birth_date")
         if data.treating_physician_id is not None:
             doctor = session.get(User, data.treating_physician_id)
             if doctor is None or doctor.role != Role.PHYSICIAN:

@@ -19,6 +19,7 @@ from app.domain.rules import engine, facts
 from app.models import (
     AdverseEvent,
     Assessment,
+    Center,
     Infusion,
     InfusionStatus,
     Patient,
@@ -526,20 +527,31 @@ def simulate(
 
 
 def evaluate_everyone(session: so.Session, settings: Settings, as_of: dt.date | None = None) -> int:
-    """Nightly: evaluate every patient with a regimen; loads in bulk, writes only what fires."""
-    as_of = as_of or utcnow().date()
+    """Nightly: evaluate every patient with a regimen; loads in bulk, writes only what fires.
+
+    Without `as_of`, each patient is evaluated as of the date at their home center.
+    """
     ruleset = load_ruleset(settings)
     patient_ids = scheduling.patients_with_regimens(session)
+    zones = dict(
+        session.execute(
+            sa.select(Patient.id, Center.timezone).join(Center, Patient.home_center_id == Center.id)
+        ).all()
+    )
+    now = utcnow()
     made = 0
     for start in range(0, len(patient_ids), _CHUNK):
         chunk = patient_ids[start : start + _CHUNK]
-        records = load_records(session, chunk, settings, as_of)
+        dates = {pid: as_of or now.astimezone(ZoneInfo(zones[pid])).date() for pid in chunk}
+        records = load_records(session, chunk, settings, max(dates.values()))
         firing = [
             pid
             for pid in chunk
-            if engine.evaluate_history(ruleset, history_of(pid, records[pid], settings, as_of))[1]
+            if engine.evaluate_history(
+                ruleset, history_of(pid, records[pid], settings, dates[pid])
+            )[1]
         ]
         for patient_id in firing:
             with unit_of_work(session):
-                made += len(evaluate_patient(session, patient_id, settings, as_of))
+                made += len(evaluate_patient(session, patient_id, settings, dates[patient_id]))
     return made

@@ -69,9 +69,7 @@ def new_patient() -> http.ResponseValue:
                 thrombosis_risk=forms.checkbox("thrombosis_risk"),
                 renal_risk=forms.checkbox("renal_risk"),
             )
-            patient = patient_service.create_patient(
-                http.db(), http.actor(), data, http.settings(), dt.date.today()
-            )
+            patient = patient_service.create_patient(http.db(), http.actor(), data, http.settings())
         except ServiceError as exc:
             flash(exc.message, "error")
             status = exc.status

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from app.models import AdverseEvent, AuditEvent, Infusion, Patient, Regimen
 from app.services import regimens as regimen_service
 from app.services.context import Actor
+from app.services.regimens import local_today
 from app.services.scheduling import add_months
 from tests.db.clinic_fixtures import at, make_center, regimen_input
 
@@ -866,7 +867,7 @@ def test_adverse_events_are_graded_and_thrombosis_is_serious(client, staff, book
     assert response.status_code == 201, response.json
     event = response.json
     assert event["serious"] is True and event["patient_id"] == booked.patient["id"]
-    assert event["occurred_on"] == dt.date.today().isoformat()
+    assert event["occurred_on"] == local_today("America/New_York").isoformat()
     stored = db_session.get(AdverseEvent, event["id"])
     assert stored.serious is True and stored.infusion_id == infusion["id"]
 

@@ -254,7 +254,7 @@ def test_rate_limit_answers_429(database_url, session_factory, bearer, clinic):
 
 
 def test_physician_feed_lists_approvals_waiting(client, bearer, clinic, db_session, settings):
-    start = dt.date.today() - dt.timedelta(days=28)
+    start = regimen_service.local_today("America/New_York") - dt.timedelta(days=28)
     tapers.create_plan(
         db_session,
         clinic.doctor,
