@@ -52,7 +52,7 @@ def create_app(
     engine = None
     if session_factory is None:
         engine = make_engine(settings.app.database_url)
-        session_factory = make_session_factory(engine)
+        session_factory = make_session_factory(engine, settings)
     app.extensions["ivig"] = http.AppState(
         settings=settings, engine=engine, session_factory=session_factory
     )

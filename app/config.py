@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from app.domain.dosing import DosingLimits, Product, RatePlan
+from app.domain.integrity import Limits as IntegrityLimits
 from app.domain.taper import Band, TaperRules
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +97,7 @@ class DosingSettings(_Section):
     min_interval_weeks: int = Field(2, ge=1, le=52)
     max_interval_weeks: int = Field(12, ge=1, le=52)
     thrombosis_soft_stop_g_per_day: float = Field(35.0, gt=0, le=1000)
+    one_day_cycle_max_g_per_kg: float = Field(1.0, gt=0, le=4)
     weight_change_review_percent: float = Field(10.0, gt=0, le=100)
 
     @model_validator(mode="after")
@@ -138,6 +140,8 @@ class SchedulingSettings(_Section):
     slot_granularity_minutes: int = Field(15, ge=5, le=60)
     default_start_time: dt.time = dt.time(8, 30)
     public_holidays_country: str = Field("", max_length=2)
+    interval_tolerance_days: int = Field(3, ge=0, le=14)
+    dose_window_percent: float = Field(50.0, gt=0, le=100)
 
 
 class FeedSettings(_Section):
@@ -253,6 +257,16 @@ class Settings(_Section):
             equivalence=dict(s.equivalence),
             tablet_strengths_mg={drug: tuple(sizes) for drug, sizes in s.tablets.items()},
             max_start_mg=s.max_start_mg,
+        )
+
+    def integrity_limits(self) -> IntegrityLimits:
+        """Return the settings the therapy-integrity rules read, as a domain value."""
+        s = self.scheduling
+        return IntegrityLimits(
+            shift_window_days=s.shift_window_days,
+            interval_tolerance_days=s.interval_tolerance_days,
+            dose_window_percent=s.dose_window_percent,
+            grams_tolerance_percent=self.dosing.rounding_tolerance_percent,
         )
 
     def dosing_limits(self) -> DosingLimits:

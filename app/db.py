@@ -10,6 +10,8 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from sqlalchemy.engine import Dialect
 
+from app import clock
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -24,8 +26,8 @@ class Base(so.DeclarativeBase):
 
 
 def utcnow() -> dt.datetime:
-    """Return the current time as an aware UTC datetime."""
-    return dt.datetime.now(dt.UTC)
+    """Return the current time as an aware UTC datetime (from the one clock, app.clock)."""
+    return clock.now()
 
 
 class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -86,6 +88,13 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     return sa.create_engine(url, **kwargs)
 
 
-def make_session_factory(bind: sa.Engine | sa.Connection, **kwargs: Any) -> so.sessionmaker:
-    """Return a session factory whose objects stay readable after commit."""
-    return so.sessionmaker(bind=bind, expire_on_commit=False, **kwargs)
+def make_session_factory(
+    bind: sa.Engine | sa.Connection, settings: Any = None, **kwargs: Any
+) -> so.sessionmaker:
+    """Return a session factory whose objects stay readable after commit.
+
+    Its sessions carry the settings in `session.info`: the therapy-integrity check that runs
+    before every commit (app.services.integrity) reads the clinic's limits from them.
+    """
+    info = {**kwargs.pop("info", {}), "settings": settings}
+    return so.sessionmaker(bind=bind, expire_on_commit=False, info=info, **kwargs)

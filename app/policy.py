@@ -23,6 +23,9 @@ class Action(enum.StrEnum):
     RECORD_ASSESSMENT = "assessment.record"
     DECIDE_SUGGESTION = "suggestion.decide"
     SIMULATE_RULES = "rules.simulate"
+    OVERRIDE_RULE = "integrity.override"
+    RESOLVE_ADVERSE_EVENT = "adverse_event.resolve"
+    AMEND_INFUSION = "infusion.amend"
 
 
 _ALL_STAFF = frozenset(Role)
@@ -43,6 +46,11 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.RECORD_ASSESSMENT: frozenset({Role.NURSE, Role.PHYSICIAN}),
     Action.DECIDE_SUGGESTION: frozenset({Role.PHYSICIAN}),
     Action.SIMULATE_RULES: frozenset({Role.ADMIN, Role.PHYSICIAN}),
+    # Soft therapy-integrity rules (interval, shift window, consecutive days) yield only to a
+    # physician's recorded reason; hard rules yield to no one.
+    Action.OVERRIDE_RULE: frozenset({Role.PHYSICIAN}),
+    Action.RESOLVE_ADVERSE_EVENT: frozenset({Role.PHYSICIAN}),
+    Action.AMEND_INFUSION: frozenset({Role.NURSE, Role.PHYSICIAN}),
 }
 
 

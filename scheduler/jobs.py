@@ -7,7 +7,7 @@ import logging
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from app.config import load_settings
+from app.config import Settings, load_settings
 from app.db import make_engine, make_session_factory
 from app.services import audit, health, scheduling, suggestions
 from app.services.context import system_actor, unit_of_work
@@ -17,12 +17,13 @@ log = logging.getLogger(__name__)
 _engines: dict[str, sa.Engine] = {}
 
 
-def _session_factory(database_url: str) -> so.sessionmaker:
-    """Return a session factory on one engine per database URL, kept for the process."""
+def _open(database_url: str) -> tuple[so.Session, Settings]:
+    """Open a session on one engine per database URL (kept for the process), with settings."""
+    settings = load_settings(overrides={"app": {"database_url": database_url}})
     engine = _engines.get(database_url)
     if engine is None:
         engine = _engines[database_url] = make_engine(database_url)
-    return make_session_factory(engine)
+    return make_session_factory(engine, settings)(), settings
 
 
 def dispose_engines() -> None:
@@ -33,7 +34,7 @@ def dispose_engines() -> None:
 
 def heartbeat(database_url: str, name: str = "scheduler") -> None:
     """Record that the scheduler is alive (an upsert: repeats and parallel runs are harmless)."""
-    session = _session_factory(database_url)()
+    session, _settings = _open(database_url)
     try:
         health.beat(session, name)
     finally:
@@ -47,8 +48,7 @@ def extend_horizons(database_url: str) -> int:
     under a PostgreSQL transaction-level advisory lock (SQLite serialises writers), and a
     re-run books nothing new (only cycles after the last one booked are added).
     """
-    session = _session_factory(database_url)()
-    settings = load_settings(overrides={"app": {"database_url": database_url}})
+    session, settings = _open(database_url)
     postgres = session.get_bind().dialect.name == "postgresql"
     booked = 0
     try:
@@ -79,8 +79,7 @@ def extend_horizons(database_url: str) -> int:
 
 def evaluate_rules(database_url: str) -> int:
     """Nightly: run the rules for every patient (facts change with time: weeks, due steps)."""
-    session = _session_factory(database_url)()
-    settings = load_settings(overrides={"app": {"database_url": database_url}})
+    session, settings = _open(database_url)
     try:
         made = suggestions.evaluate_everyone(session, settings)
     finally:

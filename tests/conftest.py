@@ -19,7 +19,7 @@ from alembic.config import Config
 
 from app import create_app
 from app.config import Settings, load_settings
-from app.db import make_engine
+from app.db import make_engine, make_session_factory
 from app.models import User
 from app.services import users as user_service
 from app.services.context import system_actor
@@ -114,10 +114,8 @@ def connection(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 
 @pytest.fixture
-def session_factory(connection: sa.Connection) -> so.sessionmaker:
-    return so.sessionmaker(
-        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-    )
+def session_factory(connection: sa.Connection, settings: Settings) -> so.sessionmaker:
+    return make_session_factory(connection, settings, join_transaction_mode="create_savepoint")
 
 
 @pytest.fixture

@@ -136,13 +136,20 @@ def _candidate_runs(
     after: dt.date | None,
     before: dt.date | None,
     not_before: dt.date | None,
+    earliest: dt.date | None = None,
 ) -> Iterator[tuple[dt.date, ...]]:
-    """Yield the runs of days a cycle may occupy, in the order they should be tried."""
+    """Yield the runs of days a cycle may occupy, in the order they should be tried.
+
+    `earliest` keeps a shift from bringing the cycle closer to the previous one than the
+    interval allows; a cycle planned earlier than that (a physician's choice) may stay.
+    """
     for offset in _shift_offsets(window):
         start = planned + dt.timedelta(days=offset)
         if after is not None and start <= after:
             continue
         if not_before is not None and start < not_before:
+            continue
+        if earliest is not None and start < min(earliest, planned):
             continue
         run = _run_from(start, count, open_weekdays, closures)
         if run is not None and (before is None or run[-1] < before):
@@ -158,8 +165,14 @@ def plan_cycles(
     shift_window_days: int,
     first_cycle_number: int = 1,
     not_before: dt.date | None = None,
+    min_gap_days: int = 0,
+    previous_start: dt.date | None = None,
 ) -> list[PlannedCycle]:
-    """Plan the cycles from start through until on open days, shifting them around closures."""
+    """Plan the cycles from start through until on open days, shifting them around closures.
+
+    A shift never brings a cycle's start within `min_gap_days` of the previous cycle's start
+    (`previous_start` is the one before the first planned cycle, if any).
+    """
     _require(interval_weeks >= 1, f"interval_weeks must be at least 1, got {interval_weeks}")
     _require(days_per_cycle >= 1, f"days_per_cycle must be at least 1, got {days_per_cycle}")
     _require(shift_window_days >= 0, f"shift_window_days must be >= 0, got {shift_window_days}")
@@ -172,6 +185,7 @@ def plan_cycles(
         index = max(0, -(-(earliest - start).days // step.days))
     cycles: list[PlannedCycle] = []
     last_day: dt.date | None = None
+    last_start = previous_start
     planned = start + index * step
     while planned <= until:
         run = next(
@@ -184,11 +198,12 @@ def plan_cycles(
                 after=last_day,
                 before=None,
                 not_before=not_before,
+                earliest=_earliest(last_start, min_gap_days),
             ),
             (),
         )
         if run:
-            last_day = run[-1]
+            last_day, last_start = run[-1], run[0]
         cycles.append(
             PlannedCycle(
                 cycle_number=first_cycle_number + index,
@@ -200,6 +215,19 @@ def plan_cycles(
         index += 1
         planned = start + index * step
     return cycles
+
+
+def _earliest(previous_start: dt.date | None, min_gap_days: int) -> dt.date | None:
+    if previous_start is None or min_gap_days <= 0:
+        return None
+    return previous_start + dt.timedelta(days=min_gap_days)
+
+
+def first_cycle_start(starts_on: dt.date, preferred_weekday: int | None) -> dt.date:
+    """Return a regimen's start date moved forward to its preferred weekday, if any."""
+    if preferred_weekday is None:
+        return starts_on
+    return starts_on + dt.timedelta(days=(preferred_weekday - starts_on.weekday()) % 7)
 
 
 def _wall_to_utc(wall: dt.datetime, zone: ZoneInfo) -> dt.datetime | None:
@@ -336,6 +364,39 @@ class _Slotter:
                     return chair, begin
         return None
 
+    def fits(self, day: dt.date, chair: int, begin: dt.datetime, duration: dt.timedelta) -> bool:
+        """Return whether this exact slot is open, inside the day's hours and free."""
+        hours = None if day in self.calendar.closures else self.hours.get(day.weekday())
+        if hours is None or chair not in self.chairs:
+            return False
+        start = begin.astimezone(self.zone)
+        end = (begin + duration).astimezone(self.zone)
+        if start.date() != day or end.date() != day:
+            return False
+        if start.time() < hours.opens_at or end.time() > hours.closes_at:
+            return False
+        return self.chairs[chair].is_free(begin, begin + duration + self.turnover)
+
+    def book_fixed(
+        self,
+        days: Sequence[dt.date],
+        durations: Sequence[dt.timedelta],
+        slots: Sequence[tuple[int, dt.datetime] | None],
+    ) -> list[tuple[int, dt.datetime]] | None:
+        """Book each day on its chosen slot (or the best one that day); None undoes all."""
+        taken: list[tuple[int, dt.datetime]] = []
+        for day, duration, wanted in zip(days, durations, slots, strict=True):
+            slot = wanted if wanted and self.fits(day, wanted[0], wanted[1], duration) else None
+            if slot is None and wanted is None:
+                slot = self.find(day, duration)
+            if slot is None:
+                for chair, begin in taken:
+                    self.chairs[chair].remove(begin)
+                return None
+            self.chairs[slot[0]].add(slot[1], slot[1] + duration + self.turnover)
+            taken.append(slot)
+        return taken
+
     def book_days(
         self, days: Sequence[dt.date], durations: Sequence[dt.timedelta], *, all_or_nothing: bool
     ) -> list[tuple[int, dt.datetime] | None] | None:
@@ -374,6 +435,24 @@ def find_slot(
     return slotter.find(day, duration)
 
 
+@dataclass(frozen=True)
+class FixedCycle:
+    """A cycle whose days and slots someone chose by hand: keep them if they are still valid."""
+
+    days: tuple[dt.date, ...]
+    #: Per day, the (chair, UTC start) to keep; None lets the day take the best slot that date.
+    slots: tuple[tuple[int, dt.datetime] | None, ...]
+
+
+@dataclass(frozen=True)
+class BookedPlan:
+    """Bookings for planned cycles, and why any fixed cycle could not be kept."""
+
+    bookings: list[Booking]
+    #: cycle_number -> reason, for fixed cycles booked afresh instead.
+    not_kept: dict[int, str]
+
+
 def book_cycles(
     cycles: Sequence[PlannedCycle],
     days_per_cycle: int,
@@ -388,12 +467,81 @@ def book_cycles(
     not_before: dt.date | None = None,
 ) -> list[Booking]:
     """Book every day of the planned cycles on chairs, moving a cycle that does not fit."""
+    return book_plan(
+        cycles,
+        days_per_cycle,
+        calendar,
+        preferred_time,
+        durations,
+        turnover,
+        busy,
+        granularity_minutes,
+        shift_window_days,
+        not_before=not_before,
+    ).bookings
+
+
+def _fixed_problem(
+    fixed: FixedCycle,
+    cycle: PlannedCycle,
+    days_per_cycle: int,
+    shift_window_days: int,
+    open_weekdays: frozenset[int],
+    closures: frozenset[dt.date],
+    bounds: tuple[dt.date | None, dt.date | None, dt.date | None, dt.date | None],
+) -> str | None:
+    """Say why a hand-made cycle no longer fits the plan, or None when it still does."""
+    after, before, not_before, earliest = bounds
+    days = fixed.days
+    if len(days) != days_per_cycle:
+        return f"the regimen now gives {days_per_cycle} day(s) per cycle, not {len(days)}"
+    first = days[0]
+    if abs((first - cycle.planned_start).days) > shift_window_days:
+        return (
+            f"the cycle is now planned for {cycle.planned_start}, more than "
+            f"{shift_window_days} days from {first}"
+        )
+    if _run_from(first, days_per_cycle, open_weekdays, closures) != days:
+        return "its days are no longer consecutive open days"
+    if not_before is not None and first < not_before:
+        return f"{first} is in the past"
+    if after is not None and first <= after:
+        return f"{first} overlaps the previous cycle"
+    if before is not None and days[-1] >= before:
+        return f"{days[-1]} runs into the next cycle"
+    if earliest is not None and first < min(earliest, cycle.planned_start):
+        return f"{first} is too soon after the previous cycle for the interval"
+    return None
+
+
+def book_plan(
+    cycles: Sequence[PlannedCycle],
+    days_per_cycle: int,
+    calendar: CenterCalendar,
+    preferred_time: dt.time,
+    durations: Sequence[dt.timedelta],
+    turnover: dt.timedelta,
+    busy: Mapping[int, Sequence[Interval]],
+    granularity_minutes: int,
+    shift_window_days: int,
+    *,
+    not_before: dt.date | None = None,
+    fixed: Mapping[int, FixedCycle] | None = None,
+    min_gap_days: int = 0,
+    previous_start: dt.date | None = None,
+) -> BookedPlan:
+    """Book the planned cycles on chairs; keep each fixed cycle (by number) while it is valid.
+
+    A cycle that does not fit its planned days moves within the shift window, never into the
+    next cycle's days and never closer than `min_gap_days` to the previous cycle's start.
+    """
     _require(
         len(durations) == days_per_cycle,
         f"durations needs {days_per_cycle} entries (one per day), got {len(durations)}",
     )
     _require(all(d > dt.timedelta(0) for d in durations), "every duration must be positive")
     _require(shift_window_days >= 0, f"shift_window_days must be >= 0, got {shift_window_days}")
+    fixed = fixed or {}
     slotter = _Slotter(calendar, preferred_time, turnover, busy, granularity_minutes)
     open_weekdays = frozenset(slotter.hours)
     ordered = sorted(cycles, key=lambda cycle: cycle.cycle_number)
@@ -407,8 +555,38 @@ def book_cycles(
     next_starts.reverse()
 
     bookings: list[Booking] = []
+    not_kept: dict[int, str] = {}
     last_day: dt.date | None = None
+    last_start = previous_start
     for cycle, next_start in zip(ordered, next_starts, strict=True):
+        earliest = _earliest(last_start, min_gap_days)
+        hand_made = fixed.get(cycle.cycle_number)
+        if hand_made is not None:
+            problem = _fixed_problem(
+                hand_made,
+                cycle,
+                days_per_cycle,
+                shift_window_days,
+                open_weekdays,
+                calendar.closures,
+                (last_day, next_start, not_before, earliest),
+            )
+            slots = None
+            if problem is None:
+                slots = slotter.book_fixed(hand_made.days, durations, hand_made.slots)
+                if slots is None:
+                    problem = "the chair or the time chosen is no longer free or open"
+            if slots is not None:
+                shift = (hand_made.days[0] - cycle.planned_start).days
+                bookings.extend(
+                    Booking(cycle.cycle_number, n, day, chair, begin, begin + duration, shift)
+                    for n, (day, duration, (chair, begin)) in enumerate(
+                        zip(hand_made.days, durations, slots, strict=True), start=1
+                    )
+                )
+                last_day, last_start = hand_made.days[-1], hand_made.days[0]
+                continue
+            not_kept[cycle.cycle_number] = problem or "it no longer fits"
         if not cycle.placed:
             bookings.extend(
                 Booking(
@@ -428,8 +606,8 @@ def book_cycles(
             f"cycle {cycle.cycle_number} has {len(cycle.days)} days, expected {days_per_cycle}",
         )
         days, shift = cycle.days, cycle.shift_days
-        slots = slotter.book_days(days, durations, all_or_nothing=True)
-        if slots is None:
+        booked = slotter.book_days(days, durations, all_or_nothing=True)
+        if booked is None:
             for run in _candidate_runs(
                 cycle.planned_start,
                 days_per_cycle,
@@ -439,18 +617,19 @@ def book_cycles(
                 after=last_day,
                 before=next_start,
                 not_before=not_before,
+                earliest=earliest,
             ):
                 if run == cycle.days:
                     continue
-                slots = slotter.book_days(run, durations, all_or_nothing=True)
-                if slots is not None:
+                booked = slotter.book_days(run, durations, all_or_nothing=True)
+                if booked is not None:
                     days, shift = run, (run[0] - cycle.planned_start).days
                     break
-        if slots is None:
-            slots = slotter.book_days(days, durations, all_or_nothing=False)
-            assert slots is not None
+        if booked is None:
+            booked = slotter.book_days(days, durations, all_or_nothing=False)
+            assert booked is not None
         for number, (day, duration, slot) in enumerate(
-            zip(days, durations, slots, strict=True), start=1
+            zip(days, durations, booked, strict=True), start=1
         ):
             if slot is None:
                 bookings.append(Booking(cycle.cycle_number, number, day, None, None, None, shift))
@@ -459,5 +638,5 @@ def book_cycles(
                 bookings.append(
                     Booking(cycle.cycle_number, number, day, chair, begin, begin + duration, shift)
                 )
-        last_day = days[-1]
-    return bookings
+        last_day, last_start = days[-1], days[0]
+    return BookedPlan(bookings, not_kept)

@@ -4,7 +4,8 @@ from app.models import revisions  # noqa: F401  (registers the feed-revision hoo
 from app.models.assessment import Assessment, Suggestion
 from app.models.audit import AuditEvent
 from app.models.center import Center, Chair, Closure, OpeningHours
-from app.models.infusion import AdverseEvent, Infusion, InfusionStatus
+from app.models.infusion import AdverseEvent, Infusion, InfusionAmendment, InfusionStatus
+from app.models.notice import Notice
 from app.models.patient import Patient, WeightMeasurement
 from app.models.regimen import Regimen
 from app.models.subscription import Subscription
@@ -22,8 +23,10 @@ __all__ = [
     "Closure",
     "ContentRevision",
     "Infusion",
+    "InfusionAmendment",
     "InfusionStatus",
     "LoginSession",
+    "Notice",
     "OpeningHours",
     "Patient",
     "Regimen",

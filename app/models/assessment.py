@@ -108,6 +108,10 @@ class Suggestion(Base):
     applied_step_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("taper_steps.id", ondelete="RESTRICT")
     )
+    #: The taper step a taper-step suggestion proposes: one decision governs both.
+    step_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("taper_steps.id", ondelete="RESTRICT"), index=True
+    )
     version: so.Mapped[int] = so.mapped_column(default=1)
     created_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
     updated_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)

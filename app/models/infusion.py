@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -13,6 +14,7 @@ from app.db import Base, UTCDateTime, utcnow
 from app.models.center import Center, Chair
 from app.models.patient import Patient
 from app.models.regimen import Regimen
+from app.models.user import User
 
 
 class InfusionStatus(enum.StrEnum):
@@ -67,6 +69,8 @@ class Infusion(Base):
     planned_date: so.Mapped[dt.date]
     #: Days the cycle moved from its planned start (closures, full chairs).
     shift_days: so.Mapped[int] = so.mapped_column(default=0)
+    #: The cycle's planned start before any shift: which regimen version is in force for it.
+    cycle_planned_on: so.Mapped[dt.date]
     center_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("centers.id", ondelete="RESTRICT"))
     chair_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("chairs.id", ondelete="RESTRICT")
@@ -92,6 +96,13 @@ class Infusion(Base):
     recorded_by_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("users.id", ondelete="RESTRICT")
     )
+    #: The nurse who moved it by hand; a later re-plan keeps the move while it stays valid.
+    pinned_by_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="RESTRICT")
+    )
+    #: Soft therapy-integrity rules a physician overrode for this infusion, and why.
+    waived_rules: so.Mapped[list[str]] = so.mapped_column(sa.JSON, default=list)
+    waiver_reason: so.Mapped[str | None] = so.mapped_column(sa.Text)
     #: iCalendar SEQUENCE: bumped on every change of time, status or location.
     sequence: so.Mapped[int] = so.mapped_column(default=0)
     #: Optimistic lock for concurrent edits (sent back by clients; stale -> 409).
@@ -106,6 +117,31 @@ class Infusion(Base):
     adverse_events: so.Mapped[list[AdverseEvent]] = so.relationship(
         back_populates="infusion", order_by="AdverseEvent.id"
     )
+    amendments: so.Mapped[list[InfusionAmendment]] = so.relationship(
+        back_populates="infusion", order_by="InfusionAmendment.id"
+    )
+
+
+class InfusionAmendment(Base):
+    """A correction of a recorded infusion: the record as it was, as it became, and why."""
+
+    __tablename__ = "infusion_amendments"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    infusion_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("infusions.id", ondelete="RESTRICT"), index=True
+    )
+    reason: so.Mapped[str] = so.mapped_column(sa.Text)
+    #: The recorded fields before and after the correction.
+    before: so.Mapped[dict[str, Any]] = so.mapped_column(sa.JSON)
+    after: so.Mapped[dict[str, Any]] = so.mapped_column(sa.JSON)
+    amended_by_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="RESTRICT")
+    )
+    amended_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
+
+    infusion: so.Mapped[Infusion] = so.relationship(back_populates="amendments")
+    amended_by: so.Mapped[User | None] = so.relationship()
 
 
 ADVERSE_EVENT_TYPES = (
@@ -132,6 +168,9 @@ class AdverseEvent(Base):
     __table_args__ = (
         sa.CheckConstraint("grade BETWEEN 1 AND 5", name="grade_range"),
         sa.CheckConstraint(
+            "resolved_on IS NULL OR resolved_on >= occurred_on", name="resolved_after_occurred"
+        ),
+        sa.CheckConstraint(
             "event_type IN ({})".format(", ".join(f"'{t}'" for t in ADVERSE_EVENT_TYPES)),
             name="event_type_known",
         ),
@@ -151,6 +190,12 @@ class AdverseEvent(Base):
     description: so.Mapped[str] = so.mapped_column(sa.Text, default="")
     #: None while the event is open (the rules engine holds IVIG on open serious events).
     resolved_on: so.Mapped[dt.date | None]
+    #: Who marked it resolved (a physician), when, and what they noted.
+    resolved_by_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="RESTRICT")
+    )
+    resolved_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+    resolution_note: so.Mapped[str | None] = so.mapped_column(sa.Text)
     recorded_by_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("users.id", ondelete="RESTRICT")
     )

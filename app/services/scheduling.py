@@ -12,9 +12,10 @@ import sqlalchemy.orm as so
 
 from app.config import Settings
 from app.db import utcnow
-from app.domain import schedule
+from app.domain import reconcile, schedule
 from app.models import Center, Infusion, InfusionStatus, Regimen
-from app.models.infusion import CHAIR_HOLDING, RECORDED
+from app.models.infusion import CHAIR_HOLDING
+from app.services import integrity, worklist
 
 
 @dataclass
@@ -23,6 +24,8 @@ class ReplanResult:
     moved: list[Infusion] = field(default_factory=list)
     unchanged: list[Infusion] = field(default_factory=list)
     cancelled: list[Infusion] = field(default_factory=list)
+    #: Manual moves the new plan could not keep (their nurse has a worklist notice).
+    unkept: list[Infusion] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
         return {
@@ -30,6 +33,7 @@ class ReplanResult:
             "moved": len(self.moved),
             "unchanged": len(self.unchanged),
             "cancelled": len(self.cancelled),
+            "moves_not_kept": len(self.unkept),
             "unbooked": sum(
                 1 for i in self.created + self.moved if i.status == InfusionStatus.UNBOOKED
             ),
@@ -79,9 +83,10 @@ def busy_intervals(
     start: dt.datetime,
     end: dt.datetime,
     exclude_ids: set[int] | frozenset[int] = frozenset(),
+    exclude_patient: int | None = None,
 ) -> dict[int, list[schedule.Interval]]:
     """Return chair occupancy (with turnover) at a center between two UTC times, one query."""
-    rows = session.execute(
+    statement = (
         sa.select(Infusion.id, Infusion.chair_id, Infusion.starts_at, Infusion.occupied_until)
         .where(
             Infusion.center_id == center_id,
@@ -90,7 +95,10 @@ def busy_intervals(
             Infusion.occupied_until > start,
         )
         .order_by(Infusion.starts_at)
-    ).all()
+    )
+    if exclude_patient is not None:
+        statement = statement.where(Infusion.patient_id != exclude_patient)
+    rows = session.execute(statement).all()
     busy: dict[int, list[schedule.Interval]] = defaultdict(list)
     for infusion_id, chair_id, starts_at, occupied_until in rows:
         if infusion_id not in exclude_ids and chair_id is not None:
@@ -100,16 +108,17 @@ def busy_intervals(
 
 def first_cycle_start(regimen: Regimen) -> dt.date:
     """Return the regimen's start date moved forward to its preferred weekday, if any."""
-    if regimen.preferred_weekday is None:
-        return regimen.starts_on
-    ahead = (regimen.preferred_weekday - regimen.starts_on.weekday()) % 7
-    return regimen.starts_on + dt.timedelta(days=ahead)
+    return schedule.first_cycle_start(regimen.starts_on, regimen.preferred_weekday)
 
 
 def _apply(
-    infusion: Infusion, booking: schedule.Booking, regimen: Regimen, turnover: dt.timedelta
+    infusion: Infusion,
+    day: reconcile.PlannedDay,
+    regimen: Regimen,
+    turnover: dt.timedelta,
 ) -> bool:
-    """Point an infusion at a booking; return whether time, status or place changed."""
+    """Point an infusion at a planned day; return whether time, status or place changed."""
+    booking = day.booking
     status = InfusionStatus.SCHEDULED if booking.chair_id else InfusionStatus.UNBOOKED
     occupied = booking.ends_at + turnover if booking.ends_at else None
     significant = (
@@ -123,6 +132,7 @@ def _apply(
     infusion.cycle_number = booking.cycle_number
     infusion.day_number = booking.day_number
     infusion.planned_date = booking.date
+    infusion.cycle_planned_on = day.cycle_planned_on
     infusion.shift_days = booking.shift_days
     infusion.center_id = regimen.center_id
     infusion.chair_id = booking.chair_id
@@ -136,6 +146,22 @@ def _apply(
     return significant
 
 
+def _existing(infusion: Infusion) -> reconcile.Existing:
+    return reconcile.Existing(
+        id=infusion.id,
+        regimen_id=infusion.regimen_id,
+        cycle_number=infusion.cycle_number,
+        day_number=infusion.day_number,
+        planned_date=infusion.planned_date,
+        cycle_planned_on=infusion.cycle_planned_on,
+        status=infusion.status,
+        chair_id=infusion.chair_id,
+        starts_at=infusion.starts_at,
+        occupied_until=infusion.occupied_until,
+        pinned_by=infusion.pinned_by_id,
+    )
+
+
 def replan(
     session: so.Session,
     regimen: Regimen,
@@ -144,40 +170,25 @@ def replan(
     now: dt.datetime | None = None,
     *,
     extend_only: bool = False,
+    cause: str | None = None,
 ) -> ReplanResult:
     """Book the regimen from today to the horizon; only future, not-started infusions move.
 
     With extend_only, every existing infusion stays where it is and only dates beyond them
-    (the horizon rolling forward) are booked.
+    (the horizon rolling forward) are booked. `cause` says why, for cancelled infusions and
+    for the worklist of a nurse whose manual move could not be kept.
     """
     now = now or utcnow()
-    patient_infusions = list(
+    cause = cause or f"Regimen changed (version {regimen.version})"
+    integrity.lock_patient(session, regimen.patient_id)
+    rows = list(
         session.scalars(
             sa.select(Infusion)
             .where(Infusion.patient_id == regimen.patient_id)
-            .order_by(Infusion.planned_date, Infusion.day_number)
+            .order_by(Infusion.planned_date, Infusion.day_number, Infusion.id)
             .with_for_update()
         )
     )
-    # A cycle with a day given, recorded or under way is finished as it was planned: its
-    # remaining days are neither moved nor cancelled by a new version.
-    begun_cycles = {
-        i.cycle_number
-        for i in patient_infusions
-        if i.status in RECORDED
-        or (i.status == InfusionStatus.SCHEDULED and i.starts_at is not None and i.starts_at <= now)
-    }
-    movable = [
-        i
-        for i in patient_infusions
-        if not extend_only
-        and i.cycle_number not in begun_cycles
-        and i.status in (InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
-        and i.planned_date >= today
-        and (i.starts_at is None or i.starts_at > now)
-    ]
-    given_cycles = [i.cycle_number for i in patient_infusions if i.status in RECORDED]
-    first_cycle = max(given_cycles, default=0) + 1
     until = add_months(today, settings.scheduling.horizon_months)
     window = settings.scheduling.shift_window_days
     center = session.scalars(
@@ -198,102 +209,75 @@ def replan(
         center.id,
         dt.datetime.combine(today - dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC),
         dt.datetime.combine(until + dt.timedelta(days=window + 2), dt.time(), tzinfo=dt.UTC),
-        exclude_ids={i.id for i in movable},
+        exclude_patient=regimen.patient_id,
     )
-    # Nothing new is booked in a slot that has already begun today.
-    day_start = schedule.local_to_utc(today, dt.time(), center.timezone) or now
-    if day_start < now:
-        for chair_id in calendar.chair_ids:
-            busy.setdefault(chair_id, []).append(schedule.Interval(day_start, now))
-    cycles = schedule.plan_cycles(
-        start=first_cycle_start(regimen),
-        interval_weeks=regimen.interval_weeks,
-        days_per_cycle=regimen.days_per_cycle,
-        until=until,
-        calendar=calendar,
-        shift_window_days=window,
-        first_cycle_number=1,
-        not_before=today,
-    )
-    # A cycle that began before today is served by what was already booked for it (given,
-    # under way or waiting to be recorded); re-planning must not add its remaining days again.
-    moving = {i.id for i in movable}
-    kept_dates = {
-        i.planned_date
-        for i in patient_infusions
-        if i.id not in moving and i.status != InfusionStatus.CANCELLED
-    }
-    reach = dt.timedelta(days=window + regimen.days_per_cycle + 2)
-    cycles = [
-        c
-        for c in cycles
-        if c.planned_start >= today
-        or not any(abs(d - c.planned_start) <= reach for d in kept_dates)
-    ]
-    if extend_only:
-        # Rolling the horizon only adds cycles after the last one this version ever booked
-        # (cancelled or moved ones included): it never re-creates what a nurse changed.
-        last = max(
-            (i.planned_date for i in patient_infusions if i.regimen_id == regimen.id),
-            default=None,
-        )
-        if last is not None:
-            cycles = [c for c in cycles if c.planned_start > last]
-    # Cycle numbers continue the course: the first future cycle follows the last one given.
-    offset = first_cycle - cycles[0].cycle_number if cycles else 0
-    bookings = schedule.book_cycles(
-        cycles,
-        regimen.days_per_cycle,
+    plan = reconcile.reconcile(
+        reconcile.Version(
+            id=regimen.id,
+            first_cycle_on=first_cycle_start(regimen),
+            interval_weeks=regimen.interval_weeks,
+            days_per_cycle=regimen.days_per_cycle,
+            preferred_time=regimen.preferred_time,
+            minutes_per_day=regimen.minutes_per_day,
+        ),
+        [_existing(row) for row in rows],
         calendar,
-        regimen.preferred_time,
-        [dt.timedelta(minutes=regimen.minutes_per_day)] * regimen.days_per_cycle,
-        turnover,
         busy,
-        settings.scheduling.slot_granularity_minutes,
-        window,
-        not_before=today,
+        today,
+        now,
+        reconcile.Options(
+            until=until,
+            shift_window_days=window,
+            interval_tolerance_days=settings.scheduling.interval_tolerance_days,
+            turnover=turnover,
+            granularity_minutes=settings.scheduling.slot_granularity_minutes,
+        ),
+        extend_only=extend_only,
     )
-    by_date: dict[dt.date, list[Infusion]] = defaultdict(list)
-    for infusion in movable:
-        by_date[infusion.planned_date].append(infusion)
-    # A day already given, recorded or under way stays as it is; the new plan does not add a
-    # second infusion on it.
-    pairs: list[tuple[schedule.Booking, Infusion | None]] = []
-    for booking in bookings:
-        if booking.date in kept_dates:
-            continue
-        renumbered = schedule.Booking(
-            cycle_number=booking.cycle_number + offset,
-            day_number=booking.day_number,
-            date=booking.date,
-            chair_id=booking.chair_id,
-            starts_at=booking.starts_at,
-            ends_at=booking.ends_at,
-            shift_days=booking.shift_days,
-        )
-        pairs.append((renumbered, by_date[booking.date].pop(0) if by_date[booking.date] else None))
+    by_id = {row.id: row for row in rows}
     result = ReplanResult()
     # Release what disappears first, so the chair checks never see a slot held twice.
-    for leftovers in by_date.values():
-        for infusion in leftovers:
-            infusion.status = InfusionStatus.CANCELLED
-            infusion.status_reason = f"Regimen changed (version {regimen.version})"
-            _touch(infusion, now, significant=True)
-            result.cancelled.append(infusion)
+    for infusion_id in plan.cancel_ids:
+        infusion = by_id[infusion_id]
+        infusion.status = InfusionStatus.CANCELLED
+        infusion.status_reason = cause[:500]
+        _touch(infusion, now, significant=True)
+        result.cancelled.append(infusion)
     session.flush()
-    for booking, existing in pairs:
+    for day in plan.days:
+        existing = by_id.get(day.existing_id) if day.existing_id is not None else None
         if existing is None:
             infusion = Infusion(patient_id=regimen.patient_id, sequence=0, version=1)
-            _apply(infusion, booking, regimen, turnover)
+            _apply(infusion, day, regimen, turnover)
             infusion.updated_at = now
             session.add(infusion)
             result.created.append(infusion)
         else:
             before = _snapshot(existing)
-            significant = _apply(existing, booking, regimen, turnover)
+            significant = _apply(existing, day, regimen, turnover)
             if _snapshot(existing) != before:
                 _touch(existing, now, significant=significant)
             (result.moved if significant else result.unchanged).append(existing)
+    for move in plan.unkept:
+        infusion = by_id[move.existing_id]
+        infusion.pinned_by_id = None
+        worklist.add_notice(
+            session,
+            user_id=move.pinned_by,
+            patient_id=regimen.patient_id,
+            infusion_id=infusion.id,
+            kind="reschedule_not_kept",
+            message=(
+                f"Your move of cycle {infusion.cycle_number} day {infusion.day_number} to "
+                f"{move.planned_date} could not be kept ({cause}): {move.reason}. It is now "
+                + (
+                    "cancelled."
+                    if infusion.status == InfusionStatus.CANCELLED
+                    else f"on {infusion.planned_date}."
+                )
+            ),
+        )
+        result.unkept.append(infusion)
     session.flush()
     return result
 
@@ -303,6 +287,7 @@ def _snapshot(infusion: Infusion) -> tuple[object, ...]:
         infusion.regimen_id,
         infusion.cycle_number,
         infusion.day_number,
+        infusion.cycle_planned_on,
         infusion.shift_days,
         infusion.planned_grams,
         infusion.planned_vials,

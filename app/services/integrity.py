@@ -1,0 +1,310 @@
+"""Therapy integrity in every transaction: the domain checker runs before each commit.
+
+Any transaction that adds or changes an infusion or a regimen version of a patient is checked
+with app.domain.integrity before it commits, whatever service made the change: a session hook
+takes the patient's violations at the first flush that touches them (the state before the
+transaction) and again at commit. A change that adds a violation is refused and rolled back:
+hard rules always, soft rules unless a physician gave an override reason, which is stored on
+the infusions concerned and audited in the same transaction.
+
+Comparing with the state before keeps a clinic working when its settings change (a wider
+shift window, new holidays): what was already there does not block unrelated writes, and
+`flask --app wsgi integrity check` lists it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from app import policy
+from app.config import Settings
+from app.db import utcnow
+from app.domain import integrity, schedule
+from app.models import Center, Infusion, Patient, Regimen
+from app.services import audit
+from app.services.context import Actor
+from app.services.errors import Conflict
+
+_STATE = "integrity"
+
+
+class TherapyRuleBroken(Conflict):
+    """A change that would break a therapy-integrity rule; nothing was written."""
+
+    code = "therapy_rule"
+
+    def __init__(
+        self, violations: Sequence[integrity.Violation], field: str | None, overridable: bool
+    ) -> None:
+        text = "; ".join(v.message for v in violations)
+        if overridable:
+            text += " (a physician may go ahead with an override reason)"
+        super().__init__(text, field=field)
+        self.rules = tuple(dict.fromkeys(v.rule for v in violations))
+        self.overridable = overridable
+
+
+@dataclass
+class _Override:
+    actor: Actor
+    reason: str
+
+
+@dataclass
+class _State:
+    #: patient id -> violations before this transaction touched the patient.
+    before: dict[int, list[integrity.Violation]] = field(default_factory=dict)
+    locked: set[int] = field(default_factory=set)
+    override: _Override | None = None
+    #: The request field a refusal names (e.g. starts_at for a reschedule).
+    field: str | None = None
+
+
+def _state(session: so.Session) -> _State:
+    state = session.info.get(_STATE)
+    if state is None:
+        state = session.info[_STATE] = _State()
+    return state
+
+
+def settings_of(session: so.Session) -> Settings:
+    """Return the settings the session was made with (make_session_factory puts them there)."""
+    settings = session.info.get("settings")
+    if settings is None:
+        raise RuntimeError(
+            "this session has no settings: build it with app.db.make_session_factory(..., "
+            "settings=...) so the therapy-integrity check can run"
+        )
+    return settings
+
+
+def guard(
+    session: so.Session,
+    *,
+    field: str | None = None,
+    actor: Actor | None = None,
+    override_reason: str | None = None,
+) -> None:
+    """Say which field a refusal names, and pass a physician's override for soft rules."""
+    state = _state(session)
+    if field is not None:
+        state.field = field
+    reason = (override_reason or "").strip()
+    if actor is not None and reason:
+        state.override = _Override(actor, reason)
+
+
+def lock_patient(session: so.Session, patient_id: int) -> None:
+    """Serialise therapy changes of one patient (take this first, before any other row lock)."""
+    state = _state(session)
+    if patient_id in state.locked:
+        return
+    state.locked.add(patient_id)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(Patient.id).where(Patient.id == patient_id).with_for_update())
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    versions: list[integrity.VersionFact]
+    infusions: list[integrity.InfusionFact]
+    calendars: dict[int, schedule.CenterCalendar]
+
+
+_COLUMNS = (
+    Infusion.id,
+    Infusion.regimen_id,
+    Infusion.center_id,
+    Infusion.cycle_number,
+    Infusion.day_number,
+    Infusion.planned_date,
+    Infusion.cycle_planned_on,
+    Infusion.status,
+    Infusion.planned_grams,
+    Infusion.given_grams,
+    Infusion.starts_at,
+    Infusion.ends_at,
+    Infusion.given_started_at,
+    Infusion.given_ended_at,
+    Infusion.waived_rules,
+)
+
+
+def load_facts(session: so.Session, patient_id: int, settings: Settings) -> PatientFacts:
+    """Load one patient's regimen versions, infusions and center calendars as plain values."""
+    from app.services import scheduling
+
+    versions = [
+        integrity.VersionFact(
+            id=r.id,
+            version=r.version,
+            effective_on=schedule.first_cycle_start(r.starts_on, r.preferred_weekday),
+            grams_per_day=r.grams_per_day,
+            grams_per_cycle=r.grams_per_cycle,
+            days_per_cycle=r.days_per_cycle,
+            interval_weeks=r.interval_weeks,
+        )
+        for r in session.execute(
+            sa.select(
+                Regimen.id,
+                Regimen.version,
+                Regimen.starts_on,
+                Regimen.preferred_weekday,
+                Regimen.grams_per_day,
+                Regimen.grams_per_cycle,
+                Regimen.days_per_cycle,
+                Regimen.interval_weeks,
+            ).where(Regimen.patient_id == patient_id)
+        )
+    ]
+    rows = session.execute(sa.select(*_COLUMNS).where(Infusion.patient_id == patient_id)).all()
+    infusions = [
+        integrity.InfusionFact(
+            id=row.id,
+            regimen_id=row.regimen_id,
+            center_id=row.center_id,
+            cycle_number=row.cycle_number,
+            day_number=row.day_number,
+            planned_date=row.planned_date,
+            cycle_planned_on=row.cycle_planned_on,
+            status=row.status,
+            planned_grams=row.planned_grams,
+            given_grams=row.given_grams,
+            starts_at=row.starts_at,
+            ends_at=row.ends_at,
+            given_started_at=row.given_started_at,
+            given_ended_at=row.given_ended_at,
+            waived=frozenset(row.waived_rules or ()),
+        )
+        for row in rows
+    ]
+    calendars: dict[int, schedule.CenterCalendar] = {}
+    center_ids = {i.center_id for i in infusions}
+    if center_ids:
+        dates = [i.planned_date for i in infusions]
+        start, end = min(dates) - dt.timedelta(days=7), max(dates) + dt.timedelta(days=7)
+        for center in session.scalars(
+            sa.select(Center)
+            .where(Center.id.in_(center_ids))
+            .options(
+                so.selectinload(Center.opening_hours),
+                so.selectinload(Center.chairs),
+                so.selectinload(Center.closures),
+            )
+        ):
+            calendars[center.id] = scheduling.center_calendar(center, settings, start, end)
+    return PatientFacts(versions, infusions, calendars)
+
+
+def check_patient(
+    session: so.Session, patient_id: int, settings: Settings, now: dt.datetime | None = None
+) -> list[integrity.Violation]:
+    """Return the rules a patient's booked therapy breaks now (empty when sound)."""
+    facts = load_facts(session, patient_id, settings)
+    return integrity.check(
+        facts.versions,
+        facts.infusions,
+        facts.calendars,
+        now or utcnow(),
+        settings.integrity_limits(),
+    )
+
+
+def check_everyone(session: so.Session, settings: Settings) -> dict[int, list[integrity.Violation]]:
+    """Return every patient's violations (for `flask integrity check`); writes nothing."""
+    found = {}
+    for patient_id in session.scalars(sa.select(Patient.id).order_by(Patient.id)):
+        violations = check_patient(session, patient_id, settings)
+        if violations:
+            found[patient_id] = violations
+    return found
+
+
+def _touched(objects: Any) -> set[int]:
+    return {
+        obj.patient_id
+        for obj in objects
+        if isinstance(obj, Infusion | Regimen) and obj.patient_id is not None
+    }
+
+
+@sa.event.listens_for(so.Session, "before_flush")
+def _snapshot(session: so.Session, _context: Any, _instances: Any) -> None:
+    """Record each patient's violations before this transaction first changes them."""
+    patients = _touched((*session.new, *session.dirty, *session.deleted))
+    if not patients:
+        return
+    state = _state(session)
+    fresh = sorted(patients - state.before.keys())
+    if not fresh:
+        return
+    settings = settings_of(session)
+    with session.no_autoflush:
+        for patient_id in fresh:
+            lock_patient(session, patient_id)
+            state.before[patient_id] = check_patient(session, patient_id, settings)
+
+
+@sa.event.listens_for(so.Session, "before_commit")
+def _verify(session: so.Session) -> None:
+    """Refuse the commit if it adds a violation (soft ones pass with a physician's override)."""
+    if session.in_nested_transaction():
+        return
+    state = session.info.get(_STATE)
+    if state is None or not state.before:
+        return
+    session.flush()
+    settings = settings_of(session)
+    for patient_id, before in sorted(state.before.items()):
+        added = integrity.new_violations(before, check_patient(session, patient_id, settings))
+        hard = [v for v in added if v.hard]
+        if hard:
+            raise TherapyRuleBroken(hard, state.field, overridable=False)
+        if not added:
+            continue
+        override = state.override
+        if override is None or not policy.can(override.actor.role, policy.Action.OVERRIDE_RULE):
+            raise TherapyRuleBroken(added, state.field, overridable=True)
+        _waive(session, patient_id, added, override)
+    session.flush()
+
+
+def _waive(
+    session: so.Session,
+    patient_id: int,
+    violations: Sequence[integrity.Violation],
+    override: _Override,
+) -> None:
+    """Store a physician's override on the infusions concerned, with an audit row."""
+    by_id: dict[int, set[str]] = {}
+    for violation in violations:
+        for infusion_id in violation.infusion_ids:
+            by_id.setdefault(infusion_id, set()).add(violation.rule)
+    for infusion in session.scalars(sa.select(Infusion).where(Infusion.id.in_(by_id))):
+        infusion.waived_rules = sorted({*(infusion.waived_rules or ()), *by_id[infusion.id]})
+        infusion.waiver_reason = override.reason[:2000]
+    audit.record(
+        session,
+        override.actor,
+        "integrity.override",
+        "patient",
+        patient_id,
+        after={
+            "reason": override.reason,
+            "rules": [{"rule": v.rule, "message": v.message} for v in violations],
+            "infusion_ids": sorted(by_id),
+        },
+    )
+
+
+@sa.event.listens_for(so.Session, "after_transaction_end")
+def _forget(session: so.Session, transaction: so.SessionTransaction) -> None:
+    """A finished transaction (committed or rolled back) leaves nothing for the next one."""
+    if transaction.parent is None:
+        session.info.pop(_STATE, None)
