@@ -286,6 +286,7 @@ class Settings(_Section):
             rounding_tolerance_percent=d.rounding_tolerance_percent,
             thrombosis_soft_stop_g_per_day=d.thrombosis_soft_stop_g_per_day,
             adjusted_weight_factor=d.adjusted_weight_factor,
+            one_day_cycle_max_g_per_kg=d.one_day_cycle_max_g_per_kg,
         )
 
 

@@ -66,6 +66,8 @@ class DosingLimits:
     rounding_tolerance_percent: float
     thrombosis_soft_stop_g_per_day: float
     adjusted_weight_factor: float
+    #: A one-day cycle above this dose needs a physician's override (the label splits 2-5 days).
+    one_day_cycle_max_g_per_kg: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -514,6 +516,19 @@ def compute_dose(
                 f"thrombosis risk is at or above {_fmt(limits.thrombosis_soft_stop_g_per_day)} "
                 "g per day; a physician's override reason is needed",
                 "thrombosis_risk_daily_dose",
+            )
+        )
+    if (
+        request.days_per_cycle == 1
+        and request.dose_g_per_kg > limits.one_day_cycle_max_g_per_kg + _EPS
+    ):
+        soft_stops.append(
+            Problem(
+                "days_per_cycle",
+                f"days_per_cycle: {_fmt(request.dose_g_per_kg)} g/kg in one day is above the "
+                f"{_fmt(limits.one_day_cycle_max_g_per_kg)} g/kg meant for one-day cycles (the "
+                "label splits a cycle over 2 to 5 days); a physician's override reason is needed",
+                "one_day_cycle_dose",
             )
         )
     if not rounding.within_tolerance:

@@ -117,6 +117,15 @@ def _last_start(kept: Sequence[Existing]) -> dt.date | None:
     return max(starts.values(), default=None)
 
 
+def _spans(kept: Sequence[Existing]) -> list[tuple[dt.date, dt.date]]:
+    """Return (planned start, last day) of each kept cycle."""
+    spans: dict[int, tuple[dt.date, dt.date]] = {}
+    for row in kept:
+        start, end = spans.get(row.cycle_number, (row.cycle_planned_on, row.planned_date))
+        spans[row.cycle_number] = (min(start, row.cycle_planned_on), max(end, row.planned_date))
+    return list(spans.values())
+
+
 def _fixed_cycles(
     movable: Sequence[Existing], cycles: Sequence[schedule.PlannedCycle]
 ) -> tuple[dict[int, schedule.FixedCycle], dict[int, list[Existing]], list[Existing]]:
@@ -189,10 +198,21 @@ def reconcile(
         previous_start=previous_start,
     )
     # A cycle that has begun (given, under way or waiting to be recorded) serves the planned
-    # cycle it stands for; re-planning must not add that cycle's days again.
+    # cycle it stands for: re-planning adds no cycle that would start before a nearby begun
+    # cycle ends, nor one planned before today next to days already kept.
     reach = dt.timedelta(days=window + version.days_per_cycle + 2)
-    kept_starts = {row.cycle_planned_on for row in kept} | kept_dates
-    cycles = [c for c in cycles if not any(abs(d - c.planned_start) <= reach for d in kept_starts)]
+    begun_spans = _spans(kept)
+    cycles = [
+        c
+        for c in cycles
+        if not any(
+            abs(start - c.planned_start) <= reach and c.planned_start <= end
+            for start, end in begun_spans
+        )
+        and not (
+            c.planned_start < today and any(abs(d - c.planned_start) <= reach for d in kept_dates)
+        )
+    ]
     if extend_only:
         # Rolling the horizon only adds cycles after the last one this version ever booked
         # (cancelled or moved ones included): it never re-creates what a nurse changed.

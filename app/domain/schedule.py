@@ -435,6 +435,38 @@ def find_slot(
     return slotter.find(day, duration)
 
 
+def following_open_days(
+    first: dt.date, count: int, calendar: CenterCalendar
+) -> tuple[dt.date, ...] | None:
+    """Return the `count` open days that follow `first` in a cycle, or None if a closure cuts in."""
+    open_weekdays = frozenset(entry.weekday for entry in calendar.hours)
+    run = _run_from(first, count + 1, open_weekdays, calendar.closures)
+    return None if run is None else run[1:]
+
+
+def place_days(
+    days: Sequence[dt.date],
+    calendar: CenterCalendar,
+    preferred_time: dt.time,
+    duration: dt.timedelta,
+    turnover: dt.timedelta,
+    busy: Mapping[int, Sequence[Interval]],
+    granularity_minutes: int,
+    prefer_chair: int | None = None,
+) -> list[tuple[int, dt.datetime]] | None:
+    """Book each day at the preferred time on the preferred chair, else the best free slot."""
+    slotter = _Slotter(calendar, preferred_time, turnover, busy, granularity_minutes)
+    wanted: list[tuple[int, dt.datetime] | None] = []
+    for day in days:
+        begin = local_to_utc(day, preferred_time, calendar.timezone)
+        fits = prefer_chair is not None and begin is not None
+        if fits and slotter.fits(day, prefer_chair, begin, duration):  # type: ignore[arg-type]
+            wanted.append((prefer_chair, begin))  # type: ignore[arg-type]
+        else:
+            wanted.append(None)
+    return slotter.book_fixed(days, [duration] * len(days), wanted)
+
+
 @dataclass(frozen=True)
 class FixedCycle:
     """A cycle whose days and slots someone chose by hand: keep them if they are still valid."""

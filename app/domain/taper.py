@@ -403,11 +403,38 @@ def _walk(
             # Below the physiological dose the adrenal axis needs time to recover.
             days = max(days, rules.below_floor_min_step_days)
             decrement = min(decrement, cap)
-        steps.append(StepPlan(mg_per_day=drug.mg(dose), min_days=days))
-        dose = _next_dose(dose, decrement, makeable, cap if below_floor else None)
+        lower = _next_dose(dose, decrement, makeable, cap if below_floor else None)
+        if below_floor and dose - lower > cap:
+            # The tablets cannot make a daily dose within the step the floor allows: go by
+            # alternate days when half the step is small enough, or say so; never a bigger step.
+            if Fraction(dose - lower, 2) > cap:
+                raise TaperRejected([_floor_step_problem(drug, dose, lower, rules)])
+            steps.append(StepPlan(mg_per_day=drug.mg(dose), min_days=days))
+            steps.append(
+                StepPlan(mg_per_day=drug.mg(dose), min_days=days, alternate_day_mg=drug.mg(lower))
+            )
+        else:
+            steps.append(StepPlan(mg_per_day=drug.mg(dose), min_days=days))
+        dose = lower
         if dose == 0:
             steps.append(StepPlan(mg_per_day=0.0, min_days=1, requires_cortisol=below_floor))
             return steps
+
+
+def _floor_step_problem(drug: _DrugUnits, dose: int, lower: int, rules: TaperRules) -> Problem:
+    strengths = ", ".join(_mg(s) for s in sorted(drug.strengths_mg))
+    step = drug.to_prednisone(dose - lower)
+    return Problem(
+        "drug",
+        f"drug: {drug.name} tablets of {strengths} mg cannot lower {_mg(drug.mg(dose))} mg "
+        f"({_mg(drug.to_prednisone(dose))} mg prednisone-equivalent) by at most "
+        f"{_mg(rules.below_floor_max_decrement_mg)} mg prednisone-equivalent at or below the "
+        f"{_mg(rules.floor_mg)} mg floor, not even on alternate days: the smallest step is "
+        f"{_mg(drug.mg(dose - lower))} mg ({_mg(step)} mg prednisone-equivalent). Continue "
+        f"below {_mg(drug.mg(dose))} mg with prednisone 1 mg tablets or its oral solution "
+        "(5 mg/5 mL), or write a custom plan",
+        "floor_step_not_makeable",
+    )
 
 
 def _band_for(prednisone_mg: Fraction, bands: Sequence[Band]) -> Band:

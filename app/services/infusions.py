@@ -13,9 +13,9 @@ import sqlalchemy.orm as so
 from app.config import Settings
 from app.db import utcnow
 from app.domain import schedule
-from app.models import AdverseEvent, Center, Chair, Infusion, InfusionStatus
+from app.models import AdverseEvent, Center, Chair, Infusion, InfusionAmendment, InfusionStatus
 from app.models.infusion import ADVERSE_EVENT_TYPES
-from app.services import audit, clinic, scheduling, versions
+from app.services import audit, clinic, integrity, scheduling, versions
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 
@@ -79,6 +79,32 @@ def record_given(
     session: so.Session, actor: Actor, infusion_id: int, data: GivenInput, settings: Settings
 ) -> Infusion:
     """Record an infusion as given (or partly given, with a reason)."""
+    _check_given_input(data)
+    with unit_of_work(session):
+        _lock_patient_of(session, infusion_id)
+        integrity.guard(session, field="started_at")
+        infusion = _load_for_change(session, infusion_id, data.expected_version)
+        _require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
+        _check_given(infusion, data, settings)
+        before = infusion_view(infusion)
+        infusion.status = InfusionStatus.PARTIAL if data.partial else InfusionStatus.GIVEN
+        _write_given(infusion, data)
+        infusion.recorded_by_id = actor.user_id
+        _changed(infusion, significant=True)
+        audit.record(
+            session,
+            actor,
+            f"infusion.{infusion.status}",
+            "infusion",
+            infusion.id,
+            before=before,
+            after=infusion_view(infusion),
+        )
+    return infusion
+
+
+def _check_given_input(data: GivenInput) -> None:
+    """Refuse a record of what was given that cannot be true (422 naming the field)."""
     if data.started_at.tzinfo is None or data.ended_at.tzinfo is None:
         raise InvalidInput("started_at: give a time zone offset", field="started_at")
     if data.ended_at <= data.started_at:
@@ -93,50 +119,40 @@ def record_given(
         )
     if data.partial and not (data.reason or "").strip():
         raise InvalidInput("reason: say why the infusion was only partly given", field="reason")
-    with unit_of_work(session):
-        infusion = _load_for_change(session, infusion_id, data.expected_version)
-        _require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
-        product = settings.product_catalog().get(infusion.regimen.product)
-        if product is None:
-            raise InvalidInput(
-                f"given_grams: the product {infusion.regimen.product!r} is no longer configured; "
-                "ask an administrator",
-                field="given_grams",
-            )
-        max_grams = product.max_g_per_day
-        if not 0 < data.given_grams <= max_grams:
-            raise InvalidInput(
-                f"given_grams: {data.given_grams:g} is outside 0-{max_grams:g} g "
-                f"(the {infusion.regimen.product} maximum per day)",
-                field="given_grams",
-            )
-        max_rate = product.rate_plan.max_ml_per_kg_min
-        if not 0 < data.max_rate_ml_per_kg_min <= max_rate:
-            raise InvalidInput(
-                f"max_rate_ml_per_kg_min: {data.max_rate_ml_per_kg_min:g} is outside "
-                f"0-{max_rate:g} mL/kg/min",
-                field="max_rate_ml_per_kg_min",
-            )
-        before = infusion_view(infusion)
-        infusion.status = InfusionStatus.PARTIAL if data.partial else InfusionStatus.GIVEN
-        infusion.given_grams = data.given_grams
-        infusion.given_started_at = data.started_at
-        infusion.given_ended_at = data.ended_at
-        infusion.lot_numbers = data.lot_numbers.strip()
-        infusion.max_rate_ml_per_kg_min = data.max_rate_ml_per_kg_min
-        infusion.status_reason = (data.reason or "").strip() or None
-        infusion.recorded_by_id = actor.user_id
-        _changed(infusion, significant=True)
-        audit.record(
-            session,
-            actor,
-            f"infusion.{infusion.status}",
-            "infusion",
-            infusion.id,
-            before=before,
-            after=infusion_view(infusion),
+
+
+def _check_given(infusion: Infusion, data: GivenInput, settings: Settings) -> None:
+    """Refuse grams or a rate outside what the product allows (422 naming the field)."""
+    product = settings.product_catalog().get(infusion.regimen.product)
+    if product is None:
+        raise InvalidInput(
+            f"given_grams: the product {infusion.regimen.product!r} is no longer configured; "
+            "ask an administrator",
+            field="given_grams",
         )
-    return infusion
+    max_grams = product.max_g_per_day
+    if not 0 < data.given_grams <= max_grams:
+        raise InvalidInput(
+            f"given_grams: {data.given_grams:g} is outside 0-{max_grams:g} g "
+            f"(the {infusion.regimen.product} maximum per day)",
+            field="given_grams",
+        )
+    max_rate = product.rate_plan.max_ml_per_kg_min
+    if not 0 < data.max_rate_ml_per_kg_min <= max_rate:
+        raise InvalidInput(
+            f"max_rate_ml_per_kg_min: {data.max_rate_ml_per_kg_min:g} is outside "
+            f"0-{max_rate:g} mL/kg/min",
+            field="max_rate_ml_per_kg_min",
+        )
+
+
+def _write_given(infusion: Infusion, data: GivenInput) -> None:
+    infusion.given_grams = data.given_grams
+    infusion.given_started_at = data.started_at
+    infusion.given_ended_at = data.ended_at
+    infusion.lot_numbers = data.lot_numbers.strip()
+    infusion.max_rate_ml_per_kg_min = data.max_rate_ml_per_kg_min
+    infusion.status_reason = (data.reason or "").strip() or None
 
 
 def set_status(
@@ -153,6 +169,8 @@ def set_status(
     if not reason.strip() or len(reason) > 500:
         raise InvalidInput("reason: give a reason (at most 500 characters)", field="reason")
     with unit_of_work(session):
+        _lock_patient_of(session, infusion_id)
+        integrity.guard(session, field="status")
         infusion = _load_for_change(session, infusion_id, expected_version)
         _require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
         before = infusion_view(infusion)
@@ -172,6 +190,15 @@ def set_status(
     return infusion
 
 
+def _lock_patient_of(session: so.Session, infusion_id: int) -> int:
+    """Take the patient's therapy lock before the infusion's row lock (one order everywhere)."""
+    patient_id = session.scalar(sa.select(Infusion.patient_id).where(Infusion.id == infusion_id))
+    if patient_id is None:
+        raise NotFound(f"infusion_id: no infusion {infusion_id}", field="infusion_id")
+    integrity.lock_patient(session, patient_id)
+    return patient_id
+
+
 def reschedule(
     session: so.Session,
     actor: Actor,
@@ -180,11 +207,19 @@ def reschedule(
     starts_at: dt.datetime,
     settings: Settings,
     expected_version: int | None = None,
+    override_reason: str | None = None,
 ) -> Infusion:
-    """Move a not-yet-given infusion to another chair or time (chair rules apply)."""
+    """Move a not-yet-given infusion to another chair or time (chair and therapy rules apply).
+
+    Moving a cycle's first not-begun day to another date takes the cycle's later days along,
+    to the following open days at the same time (the same chair when it is free). The move is
+    remembered (pinned) so that a later re-plan keeps it while it stays valid.
+    """
     if starts_at.tzinfo is None:
         raise InvalidInput("starts_at: give a time zone offset", field="starts_at")
     with unit_of_work(session):
+        _lock_patient_of(session, infusion_id)
+        integrity.guard(session, field="starts_at", actor=actor, override_reason=override_reason)
         infusion = _load_for_change(session, infusion_id, expected_version)
         _require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
         chair = session.get(Chair, chair_id)
@@ -193,16 +228,19 @@ def reschedule(
                 f"chair_id: no active chair {chair_id} at this center", field="chair_id"
             )
         center = infusion.center
-        local = starts_at.astimezone(ZoneInfo(center.timezone))
+        zone = ZoneInfo(center.timezone)
+        local = starts_at.astimezone(zone)
         duration = dt.timedelta(minutes=infusion.planned_minutes)
         turnover = dt.timedelta(minutes=settings.scheduling.turnover_minutes)
-        calendar = scheduling.center_calendar(center, settings, local.date(), local.date())
+        calendar = scheduling.center_calendar(
+            center, settings, local.date(), local.date() + dt.timedelta(days=14)
+        )
         hours = calendar.hours_on(local.date())
         if hours is None:
             raise InvalidInput(
                 f"starts_at: the center is closed on {local.date()}", field="starts_at"
             )
-        end_local = (starts_at + duration).astimezone(ZoneInfo(center.timezone))
+        end_local = (starts_at + duration).astimezone(zone)
         if (
             local.time() < hours.opens_at
             or end_local.time() > hours.closes_at
@@ -215,26 +253,15 @@ def reschedule(
             )
         if starts_at < utcnow():
             raise InvalidInput("starts_at: not in the past", field="starts_at")
+        followers = _followers(session, infusion, local.date())
+        moving_ids = {infusion.id, *(f.id for f in followers)}
         end = starts_at + duration
-        same_day = session.scalar(
-            sa.select(Infusion.id).where(
-                Infusion.patient_id == infusion.patient_id,
-                Infusion.id != infusion.id,
-                Infusion.planned_date == local.date(),
-                Infusion.status != InfusionStatus.CANCELLED,
-            )
-        )
-        if same_day is not None:
-            raise Conflict(
-                f"starts_at: the patient already has an infusion on {local.date()}",
-                field="starts_at",
-            )
         busy = scheduling.busy_intervals(
             session,
             center.id,
             starts_at - dt.timedelta(days=1),
-            end + turnover,
-            exclude_ids={infusion.id},
+            end + turnover + dt.timedelta(days=14),
+            exclude_ids=moving_ids,
         )
         wanted = schedule.Interval(starts_at, end + turnover)
         if any(
@@ -242,30 +269,85 @@ def reschedule(
             for b in busy.get(chair_id, [])
         ):
             raise Conflict(f"chair_id: {chair.name} is taken at that time", field="chair_id")
-        before = infusion_view(infusion)
-        infusion.chair_id = chair_id
-        infusion.starts_at = starts_at
-        infusion.ends_at = end
-        infusion.occupied_until = end + turnover
-        infusion.planned_date = local.date()
-        infusion.status = InfusionStatus.SCHEDULED
-        _changed(infusion, significant=True)
+        moves = [(infusion, chair_id, starts_at)]
+        if followers:
+            busy.setdefault(chair_id, []).append(wanted)
+            days = schedule.following_open_days(local.date(), len(followers), calendar)
+            slots = None
+            if days is not None:
+                slots = schedule.place_days(
+                    days,
+                    calendar,
+                    local.time().replace(tzinfo=None),
+                    duration,
+                    turnover,
+                    busy,
+                    settings.scheduling.slot_granularity_minutes,
+                    prefer_chair=chair_id,
+                )
+            if slots is None:
+                raise Conflict(
+                    f"starts_at: the rest of cycle {infusion.cycle_number} finds no free chair "
+                    f"on the open days after {local.date()}; move its days one by one",
+                    field="starts_at",
+                )
+            moves += [
+                (follower, slot[0], slot[1])
+                for follower, slot in zip(followers, slots, strict=True)
+            ]
+        for moved, moved_chair, moved_start in moves:
+            before = infusion_view(moved)
+            moved_end = moved_start + duration
+            moved.chair_id = moved_chair
+            moved.starts_at = moved_start
+            moved.ends_at = moved_end
+            moved.occupied_until = moved_end + turnover
+            moved.planned_date = moved_start.astimezone(zone).date()
+            moved.status = InfusionStatus.SCHEDULED
+            moved.pinned_by_id = actor.user_id
+            _changed(moved, significant=True)
+            audit.record(
+                session,
+                actor,
+                "infusion.reschedule",
+                "infusion",
+                moved.id,
+                before=before,
+                after=infusion_view(moved),
+            )
         try:
             session.flush()
         except sa.exc.IntegrityError as exc:
             raise Conflict(
                 f"chair_id: {chair.name} was just taken; pick another slot", field="chair_id"
             ) from exc
-        audit.record(
-            session,
-            actor,
-            "infusion.reschedule",
-            "infusion",
-            infusion.id,
-            before=before,
-            after=infusion_view(infusion),
-        )
     return infusion
+
+
+def _followers(session: so.Session, infusion: Infusion, new_date: dt.date) -> list[Infusion]:
+    """The later days of a cycle that move along when its first planned day changes date."""
+    if new_date == infusion.planned_date:
+        return []
+    siblings = list(
+        session.scalars(
+            sa.select(Infusion)
+            .where(
+                Infusion.patient_id == infusion.patient_id,
+                Infusion.cycle_number == infusion.cycle_number,
+                Infusion.status != InfusionStatus.CANCELLED,
+                Infusion.id != infusion.id,
+            )
+            .order_by(Infusion.day_number)
+            .with_for_update()
+        )
+    )
+    earlier = [s for s in siblings if s.day_number < infusion.day_number]
+    if earlier:
+        return []
+    later = [s for s in siblings if s.day_number > infusion.day_number]
+    if any(s.status not in (InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED) for s in later):
+        return []
+    return later
 
 
 @dataclasses.dataclass(frozen=True)
@@ -328,6 +410,133 @@ def record_adverse_event(
     return event
 
 
+@dataclasses.dataclass(frozen=True)
+class AmendmentInput:
+    """A correction: what the record should say, and why."""
+
+    reason: str
+    status: InfusionStatus
+    #: What was given (for given or partial); None for missed.
+    given: GivenInput | None = None
+    expected_version: int | None = None
+
+
+#: Recorded statuses an amendment may set.
+AMENDABLE = (InfusionStatus.GIVEN, InfusionStatus.PARTIAL, InfusionStatus.MISSED)
+
+
+def amend_infusion(
+    session: so.Session, actor: Actor, infusion_id: int, data: AmendmentInput, settings: Settings
+) -> Infusion:
+    """Correct a recorded infusion with a reason; the record as it was stays as an amendment."""
+    reason = data.reason.strip()
+    if not reason or len(reason) > 2000:
+        raise InvalidInput(
+            "reason: say why the record is corrected (at most 2000 characters)", field="reason"
+        )
+    if data.status not in AMENDABLE:
+        raise InvalidInput("status: given, partial or missed", field="status")
+    given = data.given
+    if data.status == InfusionStatus.MISSED:
+        given = None
+    elif given is None:
+        raise InvalidInput("given_grams: say what was given", field="given_grams")
+    else:
+        given = dataclasses.replace(given, partial=data.status == InfusionStatus.PARTIAL)
+        _check_given_input(given)
+    with unit_of_work(session):
+        _lock_patient_of(session, infusion_id)
+        integrity.guard(session, field="started_at")
+        infusion = _load_for_change(session, infusion_id, data.expected_version)
+        _require_status(infusion, *AMENDABLE)
+        before = infusion_view(infusion)
+        infusion.status = data.status
+        if given is None:
+            infusion.given_grams = infusion.given_started_at = infusion.given_ended_at = None
+            infusion.max_rate_ml_per_kg_min = None
+            infusion.status_reason = reason
+        else:
+            _check_given(infusion, given, settings)
+            _write_given(infusion, given)
+        _changed(infusion, significant=True)
+        after = infusion_view(infusion)
+        session.add(
+            InfusionAmendment(
+                infusion_id=infusion.id,
+                reason=reason,
+                before=audit.json_safe(before),
+                after=audit.json_safe(after),
+                amended_by_id=actor.user_id,
+                amended_at=utcnow(),
+            )
+        )
+        audit.record(
+            session,
+            actor,
+            "infusion.amend",
+            "infusion",
+            infusion.id,
+            before=before,
+            after=after | {"reason": reason},
+        )
+    return infusion
+
+
+def resolve_adverse_event(
+    session: so.Session,
+    actor: Actor,
+    event_id: int,
+    resolved_on: dt.date,
+    note: str,
+    today: dt.date,
+    after_record: Callable[[so.Session, int, dt.date], object] | None = None,
+) -> AdverseEvent:
+    """Mark an adverse event resolved (physician): the safety hold it caused lifts."""
+    note = note.strip()
+    if not note or len(note) > 2000:
+        raise InvalidInput("note: say how it resolved (at most 2000 characters)", field="note")
+    if resolved_on > today:
+        raise InvalidInput("resolved_on: not in the future", field="resolved_on")
+    with unit_of_work(session):
+        event = session.get(AdverseEvent, event_id, with_for_update=True)
+        if event is None:
+            raise NotFound(f"event_id: no adverse event {event_id}", field="event_id")
+        if event.resolved_on is not None:
+            raise Conflict(
+                f"resolved_on: already resolved on {event.resolved_on}", field="resolved_on"
+            )
+        if resolved_on < event.occurred_on:
+            raise InvalidInput(
+                f"resolved_on: not before the event ({event.occurred_on})", field="resolved_on"
+            )
+        event.resolved_on = resolved_on
+        event.resolution_note = note
+        event.resolved_by_id = actor.user_id
+        event.resolved_at = utcnow()
+        audit.record(
+            session,
+            actor,
+            "adverse_event.resolve",
+            "adverse_event",
+            event.id,
+            before={"resolved_on": None},
+            after={"resolved_on": resolved_on, "note": note},
+        )
+        if after_record is not None:
+            after_record(session, event.patient_id, today)
+    return event
+
+
+def adverse_events_of(session: so.Session, patient_id: int) -> list[AdverseEvent]:
+    """A patient's adverse events, open ones first, newest first within each."""
+    events = session.scalars(
+        sa.select(AdverseEvent)
+        .where(AdverseEvent.patient_id == patient_id)
+        .order_by(AdverseEvent.occurred_on.desc(), AdverseEvent.id.desc())
+    )
+    return sorted(events, key=lambda e: e.resolved_on is not None)
+
+
 def get_infusion(session: so.Session, infusion_id: int) -> Infusion:
     infusion = session.scalar(
         sa.select(Infusion)
@@ -338,6 +547,7 @@ def get_infusion(session: so.Session, infusion_id: int) -> Infusion:
             so.joinedload(Infusion.center),
             so.joinedload(Infusion.regimen),
             so.selectinload(Infusion.adverse_events),
+            so.selectinload(Infusion.amendments),
         )
     )
     if infusion is None:

@@ -12,9 +12,8 @@ import sqlalchemy.orm as so
 from app.config import Settings
 from app.db import utcnow
 from app.domain import dosing
-from app.models import Center, Infusion, Patient, Regimen, WeightMeasurement
-from app.models.infusion import RECORDED
-from app.services import audit, scheduling, versions
+from app.models import Center, Patient, Regimen, WeightMeasurement
+from app.services import audit, integrity, scheduling, versions
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 
@@ -97,38 +96,6 @@ def regimen_view(regimen: Regimen | None) -> dict[str, object] | None:
     }
 
 
-def _too_soon(
-    session: so.Session, patient_id: int, data: RegimenInput, settings: Settings
-) -> list[dosing.Problem]:
-    """Warn when the first new cycle would start sooner than the interval after the last one."""
-    last_start = session.scalar(
-        sa.select(sa.func.max(Infusion.planned_date)).where(
-            Infusion.patient_id == patient_id,
-            Infusion.day_number == 1,
-            Infusion.status.in_([s.value for s in RECORDED]),
-        )
-    )
-    if last_start is None:
-        return []
-    first = data.starts_on
-    if data.preferred_weekday is not None:
-        first += dt.timedelta(days=(data.preferred_weekday - first.weekday()) % 7)
-    gap = (first - last_start).days
-    minimum = data.interval_weeks * 7 - settings.scheduling.shift_window_days
-    if gap >= minimum:
-        return []
-    return [
-        dosing.Problem(
-            field="starts_on",
-            message=(
-                f"starts_on: the first new cycle ({first}) would begin {gap} days after the last "
-                f"cycle began ({last_start}), sooner than the {data.interval_weeks}-week interval"
-            ),
-            code="cycle_too_soon",
-        )
-    ]
-
-
 def local_today(timezone: str) -> dt.date:
     """Return today's date on the center's wall clock."""
     return utcnow().astimezone(ZoneInfo(timezone)).date()
@@ -179,6 +146,7 @@ def _set_regimen_once(
         patient = session.get(Patient, patient_id)
         if patient is None:
             raise NotFound(f"patient_id: no patient {patient_id}", field="patient_id")
+        integrity.lock_patient(session, patient_id)
         current = current_regimen(session, patient_id, lock=True)
         current_version = current.version if current else None
         if data.based_on_version != current_version:
@@ -191,8 +159,11 @@ def _set_regimen_once(
         if weight is None:
             raise InvalidInput("weight_kg: record the patient's weight first", field="weight_kg")
         result = calculate(dose_request(patient, weight.weight_kg, data), settings)
-        soft_stops = [*result.soft_stops, *_too_soon(session, patient_id, data, settings)]
+        soft_stops = list(result.soft_stops)
         override = (data.override_reason or "").strip() or None
+        # The booked schedule is checked at commit (app.services.integrity): a cycle too soon
+        # after the last one is a soft rule this override may also cover.
+        integrity.guard(session, field="starts_on", actor=actor, override_reason=override)
         if soft_stops and override is None:
             warnings = "; ".join(problem.message for problem in soft_stops)
             raise InvalidInput(

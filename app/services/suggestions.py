@@ -27,6 +27,7 @@ from app.models import (
     StepStatus,
     Suggestion,
     TaperPlan,
+    TaperStep,
 )
 from app.models.infusion import RECORDED
 from app.services import audit, regimens, scheduling, tapers, versions
@@ -81,6 +82,8 @@ class PatientRecord:
     day_ones_given: list[dt.date]
     adverse_events: list[AdverseEvent]
     taper: tapers.TaperView | None
+    #: The home center's time zone: the clinic's dates (a version's decision date) use it.
+    timezone: str = "UTC"
 
 
 def load_record(
@@ -114,7 +117,12 @@ def load_record(
         sa.select(TaperPlan.id).where(TaperPlan.patient_id == patient_id).limit(1)
     )
     taper_view = tapers.patient_taper(session, patient_id, settings, as_of) if has_taper else None
-    return PatientRecord(assessments, history, sorted(day_ones), events, taper_view)
+    zone = session.scalar(
+        sa.select(Center.timezone)
+        .join(Patient, Patient.home_center_id == Center.id)
+        .where(Patient.id == patient_id)
+    )
+    return PatientRecord(assessments, history, sorted(day_ones), events, taper_view, zone or "UTC")
 
 
 #: Patients per IN (...) list when loading many records at once.
@@ -149,6 +157,13 @@ def load_records(
             by["d"][pid].append(day)
         for e in session.scalars(sa.select(AdverseEvent).where(AdverseEvent.patient_id.in_(chunk))):
             by["e"][e.patient_id].append(e)
+        zones = dict(
+            session.execute(
+                sa.select(Patient.id, Center.timezone)
+                .join(Center, Patient.home_center_id == Center.id)
+                .where(Patient.id.in_(chunk))
+            ).all()
+        )
         for plan in session.scalars(
             sa.select(TaperPlan)
             .where(TaperPlan.patient_id.in_(chunk))
@@ -164,6 +179,7 @@ def load_records(
                 day_ones_given=sorted(by["d"].get(pid, [])),
                 adverse_events=by["e"].get(pid, []),
                 taper=tapers.taper_view(plans, settings, as_of) if plans else None,
+                timezone=zones.get(pid, "UTC"),
             )
     return records
 
@@ -180,6 +196,7 @@ def history_of(
             interval_weeks=r.interval_weeks,
             days_per_cycle=r.days_per_cycle,
             product=r.product,
+            set_on=r.created_at.astimezone(ZoneInfo(record.timezone)).date(),
         )
         for r in record.regimens
     )
@@ -226,27 +243,50 @@ def evaluate_patient(
         ruleset, history_of(patient_id, record, settings, as_of)
     )
     evidence = [a.id for a in record.assessments if a.assessed_on <= as_of][-3:]
-    last_event = max((e.id for e in record.adverse_events), default=0)
     next_step = record.taper.next if record.taper else None
+    sources = {
+        "assessment": evidence[-1] if evidence else 0,
+        "regimen": max((r.version for r in record.regimens), default=0),
+        "adverse_events": "-".join(
+            str(e.id)
+            for e in sorted(record.adverse_events, key=lambda e: e.id)
+            if e.serious
+            and e.occurred_on <= as_of
+            and (e.resolved_on is None or e.resolved_on > as_of)
+        )
+        or 0,
+        "taper": next_step.id if next_step else 0,
+    }
     created = []
     now = utcnow()
+    fired = {proposal.rule_id for proposal in proposals}
+    for stale in session.scalars(
+        sa.select(Suggestion).where(
+            Suggestion.patient_id == patient_id,
+            Suggestion.status == "pending",
+            Suggestion.rule_id.not_in(fired) if fired else sa.true(),
+        )
+    ):
+        # The facts no longer call for it (a flare settled, an event resolved): it expires,
+        # so nobody approves a change the record no longer supports.
+        stale.status = "expired"
+        stale.decision_reason = f"No longer indicated on {as_of}: the facts changed"
+        stale.updated_at = now
+        stale.version += 1
     for proposal in proposals:
+        rule = ruleset.rule(proposal.rule_id)
+        reads = rule.evidence if rule else frozenset(sources)
         key = ":".join(
-            str(part)
-            for part in (
-                patient_id,
-                proposal.rule_id,
-                proposal.rule_version,
-                evidence[-1] if evidence else 0,
-                last_event,
-                next_step.id if next_step and proposal.action == "taper_step" else 0,
-            )
+            [str(patient_id), proposal.rule_id, str(proposal.rule_version)]
+            + [f"{name}={sources[name]}" for name in sorted(reads)]
         )
         if session.scalar(sa.select(Suggestion.id).where(Suggestion.dedupe_key == key)) is not None:
             continue
         params = dict(proposal.params)
+        step_id = None
         if proposal.action == "taper_step" and next_step is not None:
             params |= {"step_id": next_step.id, "to_mg": next_step.mg_per_day}
+            step_id = next_step.id
         suggestion = Suggestion(
             patient_id=patient_id,
             dedupe_key=key,
@@ -259,6 +299,7 @@ def evaluate_patient(
             proposal=audit.json_safe(params),
             facts=audit.json_safe(dict(fact_values)),
             evidence=evidence,
+            step_id=step_id,
             created_at=now,
             updated_at=now,
         )
@@ -268,7 +309,7 @@ def evaluate_patient(
                 session.flush()
         except sa.exc.IntegrityError:
             continue  # a concurrent evaluation stored the same suggestion first
-        blocks = next((r.blocks for r in ruleset.rules if r.id == proposal.rule_id), ())
+        blocks = rule.blocks if rule else ()
         for older in session.scalars(
             sa.select(Suggestion).where(
                 Suggestion.patient_id == patient_id,
@@ -329,7 +370,23 @@ def _pending(session: so.Session, suggestion_id: int, expected_version: int | No
     return suggestion
 
 
-def _next_cycle_start(session: so.Session, patient_id: int, today: dt.date) -> dt.date:
+def _next_cycle_start(
+    session: so.Session, patient_id: int, today: dt.date, interval_weeks: int
+) -> dt.date:
+    """Where a changed regimen starts: the next planned cycle, but never sooner than the new
+    interval after the last cycle given (widening 4 to 6 weeks moves the next cycle out)."""
+    last_given = session.scalar(
+        sa.select(sa.func.max(Infusion.planned_date)).where(
+            Infusion.patient_id == patient_id,
+            Infusion.day_number == 1,
+            Infusion.status.in_([s.value for s in RECORDED]),
+        )
+    )
+    earliest = last_given + dt.timedelta(weeks=interval_weeks) if last_given else today
+    return max(_next_planned_start(session, patient_id, today), earliest)
+
+
+def _next_planned_start(session: so.Session, patient_id: int, today: dt.date) -> dt.date:
     first = session.execute(
         sa.select(Infusion.planned_date, Infusion.shift_days)
         .where(
@@ -388,13 +445,14 @@ def approve(
                     "product": back.product,
                 }
                 _hold_next_step(session, actor, patient.id, f"Flare (suggestion #{suggestion.id})")
+            interval_weeks = int(changes.get("interval_weeks", current.interval_weeks))  # type: ignore[call-overload]
             data = regimens.RegimenInput(
                 product=str(changes.get("product", current.product)),
                 dose_g_per_kg=float(changes.get("dose_g_per_kg", current.dose_g_per_kg)),  # type: ignore[arg-type]
                 days_per_cycle=int(changes.get("days_per_cycle", current.days_per_cycle)),  # type: ignore[call-overload]
-                interval_weeks=int(changes.get("interval_weeks", current.interval_weeks)),  # type: ignore[call-overload]
+                interval_weeks=interval_weeks,
                 weight_basis=current.weight_basis,
-                starts_on=_next_cycle_start(session, patient.id, today),
+                starts_on=_next_cycle_start(session, patient.id, today, interval_weeks),
                 preferred_weekday=current.preferred_weekday,
                 preferred_time=current.preferred_time,
                 center_id=current.center_id,
@@ -445,6 +503,17 @@ def reject(
     with unit_of_work(session):
         suggestion = _pending(session, suggestion_id, expected_version)
         _decided(suggestion, actor, "rejected", reason.strip())
+        if suggestion.kind == "taper_step" and suggestion.step_id is not None:
+            # One decision: rejecting the proposed step holds it, with the physician's reason.
+            step = session.get(TaperStep, suggestion.step_id)
+            if step is not None and step.status == StepStatus.PLANNED:
+                tapers.set_step_status(
+                    session,
+                    actor,
+                    step.id,
+                    StepStatus.HELD,
+                    f"Suggestion #{suggestion.id} rejected: {reason.strip()}"[:500],
+                )
         audit.record(
             session,
             actor,
@@ -544,10 +613,19 @@ def evaluate_everyone(session: so.Session, settings: Settings, as_of: dt.date | 
         chunk = patient_ids[start : start + _CHUNK]
         dates = {pid: as_of or now.astimezone(ZoneInfo(zones[pid])).date() for pid in chunk}
         records = load_records(session, chunk, settings, max(dates.values()))
+        pending = set(
+            session.scalars(
+                sa.select(Suggestion.patient_id).where(
+                    Suggestion.patient_id.in_(chunk), Suggestion.status == "pending"
+                )
+            )
+        )
+        # Patients with something new to say, and those whose pending cards may have expired.
         firing = [
             pid
             for pid in chunk
-            if engine.evaluate_history(
+            if pid in pending
+            or engine.evaluate_history(
                 ruleset, history_of(pid, records[pid], settings, dates[pid])
             )[1]
         ]

@@ -15,7 +15,7 @@ import sqlalchemy.orm as so
 from app.config import DRUGS, Settings
 from app.db import utcnow
 from app.domain import taper
-from app.models import Patient, StepStatus, TaperPlan, TaperStep
+from app.models import Patient, StepStatus, Suggestion, TaperPlan, TaperStep
 from app.models.taper import TEMPLATES
 from app.services import audit, versions
 from app.services.context import Actor, unit_of_work
@@ -360,6 +360,7 @@ def approve_step(
         step.approved_at = now
         _touch(step, now)
         _reflow(steps, step)
+        _decide_matching_suggestions(session, actor, step, now)
         audit.record(
             session,
             actor,
@@ -370,6 +371,30 @@ def approve_step(
             after=_step_view(step),
         )
     return step
+
+
+def _decide_matching_suggestions(
+    session: so.Session, actor: Actor, step: TaperStep, now: dt.datetime
+) -> None:
+    """One decision: approving a step from the taper queue decides the suggestion for it."""
+    for suggestion in session.scalars(
+        sa.select(Suggestion).where(Suggestion.step_id == step.id, Suggestion.status == "pending")
+    ):
+        suggestion.status = "approved"
+        suggestion.decided_by_id = actor.user_id
+        suggestion.decided_at = now
+        suggestion.decision_reason = "Step approved from the taper queue"
+        suggestion.applied_step_id = step.id
+        suggestion.version += 1
+        suggestion.updated_at = now
+        audit.record(
+            session,
+            actor,
+            "suggestion.approve",
+            "suggestion",
+            suggestion.id,
+            after={"kind": suggestion.kind, "via": "taper_step.approve", "step_id": step.id},
+        )
 
 
 def _check_cortisol(value: float | None, override: str | None, settings: Settings) -> None:

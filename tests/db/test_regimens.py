@@ -441,7 +441,9 @@ def test_the_horizon_job_never_recreates_what_a_nurse_cancelled(db_session, clin
     assert db_session.get(Infusion, target.id).status == InfusionStatus.CANCELLED
 
 
-def test_a_new_cycle_right_after_one_was_given_needs_an_override(db_session, clinic, settings):
+def test_a_new_cycle_soon_after_one_was_given_needs_an_override(db_session, clinic, settings):
+    from app.services.integrity import TherapyRuleBroken
+
     regimen_service.set_regimen(
         db_session,
         clinic.doctor,
@@ -450,33 +452,44 @@ def test_a_new_cycle_right_after_one_was_given_needs_an_override(db_session, cli
         settings,
         now=at(dt.date(2026, 10, 1)),
     )
-    first = infusions_of(db_session, clinic.patient.id)[0]
+    first, second = infusions_of(db_session, clinic.patient.id)[:2]
     give(db_session, clinic.nursing, first, settings, lot="L1")
-    soon = regimen_input(starts_on=dt.date(2026, 10, 12), based_on_version=1, reason="restart")
-    with pytest.raises(InvalidInput) as excinfo:
-        regimen_service.set_regimen(
+    give(db_session, clinic.nursing, second, settings, lot="L1")
+    count = db_session.scalar(sa.select(sa.func.count()).select_from(Regimen))
+
+    def restart(starts_on: dt.date, override: str | None = None):
+        return regimen_service.set_regimen(
             db_session,
             clinic.doctor,
             clinic.patient.id,
-            soon,
+            regimen_input(
+                starts_on=starts_on,
+                based_on_version=1,
+                reason="restart",
+                override_reason=override,
+            ),
             settings,
-            now=at(dt.date(2026, 10, 6)),
+            now=at(dt.date(2026, 10, 7)),
         )
-    assert (
-        excinfo.value.field == "override_reason"
-        and "sooner than the 4-week interval" in excinfo.value.message
+
+    # A week after a full 2 g/kg cycle is a hard stop: two cycles' grams within half an interval.
+    with pytest.raises(TherapyRuleBroken) as hard:
+        restart(dt.date(2026, 10, 12), override="Severe flare; discussed with the patient")
+    assert hard.value.rules == ("grams_in_window",) and not hard.value.overridable
+    assert hard.value.field == "starts_on"
+    # Three weeks after is sooner than the 4-week interval (less 3 days' tolerance): soft.
+    with pytest.raises(TherapyRuleBroken) as soft:
+        restart(dt.date(2026, 10, 26))
+    assert soft.value.rules == ("cycle_interval",) and soft.value.overridable
+    assert "21 days after cycle 1" in soft.value.message
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(Regimen)) == count
+    regimen, _ = restart(dt.date(2026, 10, 26), override="Severe flare; discussed with the patient")
+    assert regimen.version == 2
+    waived = [i for i in infusions_of(db_session, clinic.patient.id) if i.waived_rules]
+    assert [(i.planned_date, i.waived_rules) for i in waived] == [
+        (dt.date(2026, 10, 26), ["cycle_interval"])
+    ]
+    override = db_session.scalar(
+        sa.select(AuditEvent).where(AuditEvent.action == "integrity.override")
     )
-    regimen, _ = regimen_service.set_regimen(
-        db_session,
-        clinic.doctor,
-        clinic.patient.id,
-        regimen_input(
-            starts_on=dt.date(2026, 10, 12),
-            based_on_version=1,
-            reason="restart",
-            override_reason="Severe flare; discussed with the patient",
-        ),
-        settings,
-        now=at(dt.date(2026, 10, 6)),
-    )
-    assert regimen.soft_stops[-1]["code"] == "cycle_too_soon"
+    assert override.after["reason"] == "Severe flare; discussed with the patient"

@@ -607,7 +607,9 @@ def test_default_rules_load() -> None:
         "ivig_deescalation",
         "taper_step",
     ]
-    assert all(rule.version == 1 for rule in RULES.rules)
+    assert {rule.id: rule.version for rule in RULES.rules if rule.version != 1} == {
+        "non_response_review": 2
+    }
     assert RULES.steroids_first is True
     assert SETTINGS.mcid_points == 5 and SETTINGS.dose_ladder_g_per_kg == (2.0, 1.5, 1.0)
     assert SETTINGS.interval_ladder_weeks == (4, 5, 6, 8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import math
@@ -100,16 +101,43 @@ def test_a_dose_exactly_on_a_band_edge_uses_the_band_below_it():
 
 def test_dexamethasone_band_edges_are_exact_despite_a_twenty_thirds_equivalence():
     # 6 mg dexamethasone is exactly 40 mg prednisone: the 20-40 band (-5 mg = -0.75 mg dex).
-    steps = banded_plan("dexamethasone", 6, RULES, 14)
+    # (A cap that the 0.5 mg tablet can meet on alternate days lets the plan reach the stop.)
+    rules = dataclasses.replace(RULES, below_floor_max_decrement_mg=2)
+    steps = banded_plan("dexamethasone", 6, rules, 14)
     assert doses(steps)[:2] == [6, 5.25]
 
 
-def test_hydrocortisone_below_the_floor_takes_the_smallest_tablet_step_when_no_step_fits_the_cap():
+def test_hydrocortisone_below_the_floor_goes_by_alternate_days_when_no_daily_step_fits_the_cap():
     # 30 mg hydrocortisone = 7.5 mg prednisone; the 1 mg cap is 4 mg hydrocortisone but the
-    # smallest makeable step is 5 mg, so the plan takes that one rather than stalling.
+    # smallest tablet step is 5 mg (1.25 mg prednisone): 30/25 on alternate days is 0.625 mg.
     steps = banded_plan("hydrocortisone", 30, RULES, 28)
-    assert doses(steps) == [30, 25, 20, 15, 10, 5, 0]
-    assert steps[-1].requires_cortisol
+    assert [(s.mg_per_day, s.alternate_day_mg) for s in steps] == [
+        (30, None),
+        (30, 25),
+        (25, None),
+        (25, 20),
+        (20, None),
+        (20, 15),
+        (15, None),
+        (15, 10),
+        (10, None),
+        (10, 5),
+        (5, None),
+        (5, 0),
+        (0, None),
+    ]
+    assert steps[-1].requires_cortisol and validate_plan("hydrocortisone", steps, RULES) == []
+
+
+def test_methylprednisolone_below_the_floor_says_the_tablets_cannot_make_the_step():
+    # Defect: 48 mg banded ended 10 -> 8 -> 6 -> 4 -> 2 -> 0 mg, 2.5 mg prednisone-equivalent
+    # drops at and below the 7.5 mg floor where the rules allow 1 mg.
+    with pytest.raises(TaperRejected) as excinfo:
+        banded_plan("methylprednisolone", 48, RULES, 28)
+    [problem] = excinfo.value.problems
+    assert (problem.field, problem.code) == ("drug", "floor_step_not_makeable")
+    assert "cannot lower 6 mg (7.5 mg prednisone-equivalent) by at most 1 mg" in problem.message
+    assert "oral solution" in problem.message and "custom plan" in problem.message
 
 
 def test_a_stop_from_above_the_floor_needs_no_cortisol_check():
@@ -465,32 +493,52 @@ def plans(draw: st.DrawFn) -> tuple[str, list[StepPlan]]:
     start = makeable_start(drug, draw(st.integers(1, 100)))
     start_days = draw(st.integers(1, 60))
     kind = draw(st.sampled_from(["banded", "fixed", "percent"]))
-    if kind == "banded":
-        return drug, banded_plan(drug, start, RULES, start_days)
-    step_days = draw(st.integers(1, 60))
-    if kind == "fixed":
-        share = draw(st.integers(1, 100))
-        decrement = max(round(start * share / 100, 2), 0.01)
-        return drug, fixed_plan(drug, start, decrement, step_days, RULES, start_days)
-    percent = draw(st.floats(0.5, 99.5, allow_nan=False))
-    return drug, percent_plan(drug, start, percent, step_days, RULES, start_days)
+    try:
+        if kind == "banded":
+            return drug, banded_plan(drug, start, RULES, start_days)
+        step_days = draw(st.integers(1, 60))
+        if kind == "fixed":
+            share = draw(st.integers(1, 100))
+            decrement = max(round(start * share / 100, 2), 0.01)
+            return drug, fixed_plan(drug, start, decrement, step_days, RULES, start_days)
+        percent = draw(st.floats(0.5, 99.5, allow_nan=False))
+        return drug, percent_plan(drug, start, percent, step_days, RULES, start_days)
+    except TaperRejected as exc:
+        # Only the floor may refuse a valid start: its tablets cannot make the allowed step.
+        assert [p.code for p in exc.problems] == ["floor_step_not_makeable"]
+        half_smallest = to_prednisone_mg(drug, min(STRENGTHS[drug]), EQUIVALENCE) / 2
+        assert half_smallest > RULES.below_floor_max_decrement_mg
+        return drug, None
+
+
+def average(step: StepPlan) -> float:
+    if step.alternate_day_mg is None:
+        return step.mg_per_day
+    return (step.mg_per_day + step.alternate_day_mg) / 2
 
 
 @FAST
 @given(plans(), st.dates(dt.date(2000, 1, 1), dt.date(2100, 1, 1)))
 def test_generated_plans_taper_to_a_makeable_stop_on_a_seamless_calendar(plan, starts_on):
     drug, steps = plan
-    mg = doses(steps)
+    if steps is None:
+        return
+    mg = [average(s) for s in steps]
     assert all(later < earlier for earlier, later in itertools.pairwise(mg))
     assert mg[-1] == 0 and all(dose > 0 for dose in mg[:-1])
-    assert all(fewest_tablets(dose, STRENGTHS[drug]) is not None for dose in mg)
+    # At or below the floor no step lowers the (average) dose by more than the rules allow.
+    for earlier, later in itertools.pairwise(steps):
+        if to_prednisone_mg(drug, average(earlier), EQUIVALENCE) <= RULES.floor_mg:
+            drop = to_prednisone_mg(drug, average(earlier) - average(later), EQUIVALENCE)
+            assert drop <= RULES.below_floor_max_decrement_mg + 1e-9
+    assert all(fewest_tablets(s.mg_per_day, STRENGTHS[drug]) is not None for s in steps)
     assert all(step.min_days >= 1 for step in steps)
     floor_doses = [
         s for s in steps[:-1] if to_prednisone_mg(drug, s.mg_per_day, EQUIVALENCE) <= RULES.floor_mg
     ]
     assert all(s.min_days >= RULES.below_floor_min_step_days for s in floor_doses)
     assert steps[-1].requires_cortisol == (
-        to_prednisone_mg(drug, mg[-2], EQUIVALENCE) <= RULES.floor_mg
+        to_prednisone_mg(drug, steps[-2].mg_per_day, EQUIVALENCE) <= RULES.floor_mg
     )
     assert validate_plan(drug, steps, RULES) == []
 

@@ -24,6 +24,7 @@ from typing import Literal, cast, get_args
 
 from app.domain.rules.expressions import Condition, ExpressionError, compile_condition
 from app.domain.rules.facts import (
+    EVIDENCE,
     FACT_NAMES,
     TIS_MEASURES,
     FactSettings,
@@ -103,6 +104,14 @@ class Rule:
     explanation: str
     blocks: tuple[str, ...] = ()
 
+    @property
+    def evidence(self) -> frozenset[str]:
+        """Return what the rule rests on (assessment, regimen, adverse_events, taper)."""
+        sources = set().union(*(EVIDENCE[name] for name in self.condition.facts))
+        if self.action in ("taper_step", "hold_taper"):
+            sources.add("taper")
+        return frozenset(sources)
+
 
 @dataclass(frozen=True)
 class RuleSet:
@@ -111,6 +120,10 @@ class RuleSet:
     rules: tuple[Rule, ...]
     settings: FactSettings
     steroids_first: bool
+
+    def rule(self, rule_id: str) -> Rule | None:
+        """Return the rule with this id, or None."""
+        return next((r for r in self.rules if r.id == rule_id), None)
 
 
 @dataclass(frozen=True)

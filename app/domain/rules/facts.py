@@ -11,6 +11,9 @@ Decisions:
 - An assessment belongs to the regimen version whose effective_on is strictly before it and
   whose successor's effective_on is on or after it: a visit on the day of a change reflects
   the regimen given until then.
+- The current version is the newest one decided by `as_of`, even before its first cycle: a
+  flare seen after a de-escalation was approved, before the lower dose is first given, is a
+  flare after that de-escalation (and returns to the version that controlled it).
 - Derived differences and percentages are rounded to 6 decimal places (float hygiene only),
   so 40 - 35 and a 5-point MCID compare exactly.
 """
@@ -74,6 +77,13 @@ class RegimenVersion:
     interval_weeks: int
     days_per_cycle: int
     product: str
+    #: Date the version was decided (set or approved); None = its effective date.
+    set_on: dt.date | None = None
+
+    @property
+    def decided_on(self) -> dt.date:
+        """Return the date from which the version governs the course (decided, or in force)."""
+        return self.effective_on if self.set_on is None else min(self.set_on, self.effective_on)
 
 
 @dataclass(frozen=True)
@@ -212,6 +222,52 @@ _FACT_ORDER: tuple[str, ...] = (
     "days_since_last_assessment",
 )
 FACT_NAMES: frozenset[str] = frozenset(_FACT_ORDER)
+
+#: What each fact rests on. A suggestion a physician rejected comes back only when something
+#: its rule reads changed: a newer assessment, a new regimen version, a different set of open
+#: serious events, another taper step. Counters that time moves on (cycles given, weeks,
+#: months, days) are thresholds, not evidence.
+EVIDENCE: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        **dict.fromkeys(
+            (
+                "activity",
+                "activity_baseline",
+                "activity_improvement",
+                "activity_improvement_percent",
+                "activity_change_since_previous",
+                "activity_nadir",
+                "activity_above_nadir",
+                "worse_twice",
+                "consecutive_stable",
+                "tis",
+                "responder",
+                "remission",
+            ),
+            frozenset({"assessment"}),
+        ),
+        "assessments_since_regimen_change": frozenset({"assessment", "regimen"}),
+        "last_controlled_version": frozenset({"assessment", "regimen"}),
+        **dict.fromkeys(
+            (
+                "weeks_since_regimen_change",
+                "dose_g_per_kg",
+                "interval_weeks",
+                "at_lowest_dose",
+                "at_longest_interval",
+                "next_dose_g_per_kg",
+                "next_interval_weeks",
+            ),
+            frozenset({"regimen"}),
+        ),
+        "open_serious_events": frozenset({"adverse_events"}),
+        **dict.fromkeys(("taper_step_due", "taper_mg", "taper_at_floor"), frozenset({"taper"})),
+        **dict.fromkeys(
+            ("cycles_given", "months_in_remission", "days_since_last_assessment"), frozenset()
+        ),
+    }
+)
+assert set(EVIDENCE) == FACT_NAMES, "every fact names what it rests on"
 
 
 def _tidy(value: float) -> float:
@@ -426,8 +482,7 @@ def compute_facts(history: History, settings: FactSettings) -> dict[str, FactVal
     )
     scored = [a for a in visible if a.cdasi_activity is not None]
     regimens = sorted(
-        (r for r in history.regimens if r.effective_on <= as_of),
-        key=lambda r: (r.effective_on, r.version),
+        (r for r in history.regimens if r.decided_on <= as_of), key=lambda r: r.version
     )
     current = regimens[-1] if regimens else None
 
@@ -455,7 +510,7 @@ def compute_facts(history: History, settings: FactSettings) -> dict[str, FactVal
     if current is not None:
         facts["weeks_since_regimen_change"] = (as_of - current.effective_on).days // _DAYS_PER_WEEK
         facts["assessments_since_regimen_change"] = sum(
-            1 for a in scored if a.assessed_on > current.effective_on
+            1 for a in scored if a.assessed_on > current.decided_on
         )
         facts["dose_g_per_kg"] = current.dose_g_per_kg
         facts["interval_weeks"] = current.interval_weeks
