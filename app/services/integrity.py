@@ -256,10 +256,10 @@ def _verify(session: so.Session) -> None:
     """Refuse the commit if it adds a violation (soft ones pass with a physician's override)."""
     if session.in_nested_transaction():
         return
+    session.flush()  # changes not yet flushed take their "before" snapshot now
     state = session.info.get(_STATE)
     if state is None or not state.before:
         return
-    session.flush()
     settings = settings_of(session)
     for patient_id, before in sorted(state.before.items()):
         added = integrity.new_violations(before, check_patient(session, patient_id, settings))

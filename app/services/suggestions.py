@@ -280,7 +280,12 @@ def evaluate_patient(
             [str(patient_id), proposal.rule_id, str(proposal.rule_version)]
             + [f"{name}={sources[name]}" for name in sorted(reads)]
         )
-        if session.scalar(sa.select(Suggestion.id).where(Suggestion.dedupe_key == key)) is not None:
+        same = session.scalar(sa.select(Suggestion).where(Suggestion.dedupe_key == key))
+        if same is not None:
+            if same.status in ("expired", "superseded"):
+                # What blocked or outdated it has gone (a resolved event): it stands again.
+                _revive(session, same, now)
+                created.append(same)
             continue
         params = dict(proposal.params)
         step_id = None
@@ -340,6 +345,21 @@ def evaluate_patient(
         )
         created.append(suggestion)
     return created
+
+
+def _revive(session: so.Session, suggestion: Suggestion, now: dt.datetime) -> None:
+    suggestion.status = "pending"
+    suggestion.decision_reason = None
+    suggestion.updated_at = now
+    suggestion.version += 1
+    audit.record(
+        session,
+        Actor(label="system:rules"),
+        "suggestion.revive",
+        "suggestion",
+        suggestion.id,
+        after={"rule": suggestion.rule_id, "summary": suggestion.summary},
+    )
 
 
 def evaluation_hook(settings: Settings) -> Callable[[so.Session, int, dt.date], object]:
