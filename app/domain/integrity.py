@@ -290,7 +290,7 @@ def _check_future_cycle(cycle: _Cycle, ordered: Sequence[VersionFact], ctx: _Con
     calendar = ctx.calendars[first.center_id]
     limits = ctx.limits
     shift = abs((first.planned_date - first.cycle_planned_on).days)
-    if shift > limits.shift_window_days:
+    if first.day_number == 1 and shift > limits.shift_window_days:
         ctx.add(
             "shift_window",
             f"cycle {cycle.number} starts {first.planned_date}, {shift} days from its planned "
@@ -298,6 +298,8 @@ def _check_future_cycle(cycle: _Cycle, ordered: Sequence[VersionFact], ctx: _Con
             days,
         )
     for earlier, later in itertools.pairwise(days):
+        if later.day_number != earlier.day_number + 1:
+            continue  # a cancelled day between them: the cycle is short, not spread out
         day = earlier.planned_date + dt.timedelta(days=1)
         while day < later.planned_date:
             if calendar.hours_on(day) is not None:

@@ -214,10 +214,12 @@ def reconcile(
         )
     ]
     if extend_only:
-        # Rolling the horizon only adds cycles after the last one this version ever booked
-        # (cancelled or moved ones included): it never re-creates what a nurse changed.
+        # Rolling the horizon only adds cycles planned after the last one this version ever
+        # booked (cancelled or moved ones included): it never re-creates what a nurse changed,
+        # and a cycle shifted earlier than its planned day is still that cycle.
         last = max(
-            (row.planned_date for row in existing if row.regimen_id == version.id), default=None
+            (row.cycle_planned_on for row in existing if row.regimen_id == version.id),
+            default=None,
         )
         if last is not None:
             cycles = [c for c in cycles if c.planned_start > last]
