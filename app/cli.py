@@ -17,6 +17,7 @@ users_cli = AppGroup("users", help="Staff accounts.")
 tokens_cli = AppGroup("tokens", help="API bearer tokens.")
 demo_cli = AppGroup("demo", help="Demo data for the quick start.")
 rules_cli = AppGroup("rules", help="The decision-support rules.")
+integrity_cli = AppGroup("integrity", help="Therapy integrity: booked schedules vs therapy.")
 
 
 def _fail(exc: ServiceError) -> None:
@@ -139,6 +140,25 @@ def simulate_rules(patient_ids: tuple[int, ...], rules_file: str | None) -> None
     click.echo(f"{len(results)} suggestion(s) would have been made; nothing was saved.")
 
 
+@integrity_cli.command("check")
+def integrity_check() -> None:
+    """List every patient whose booked infusions break a therapy rule; exit 1 if any do."""
+    from app.services import integrity
+
+    session = http.state().session_factory()
+    try:
+        found = integrity.check_everyone(session, http.settings())
+    finally:
+        session.close()
+    for patient_id, violations in found.items():
+        for violation in violations:
+            kind = "hard" if violation.hard else "soft"
+            click.echo(f"patient {patient_id} [{kind}] {violation.message}")
+    if found:
+        raise click.ClickException(f"{len(found)} patient(s) with therapy-rule violations")
+    click.echo("every patient's booked infusions match the approved therapy")
+
+
 def init_app(app: Flask) -> None:
-    for group in (users_cli, tokens_cli, demo_cli, rules_cli):
+    for group in (users_cli, tokens_cli, demo_cli, rules_cli, integrity_cli):
         app.cli.add_command(group)

@@ -47,10 +47,12 @@ def json_error(
     field: str | None = None,
     code: str | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
     """Return the API's error envelope."""
     body = {"error": {"code": code or _CODES.get(status, "error"), "message": message}}
     body["error"]["field"] = field
+    body["error"].update(extra or {})
     response = jsonify(body)
     response.status_code = status
     for name, value in (headers or {}).items():
@@ -93,7 +95,9 @@ def register(app: APIFlask) -> None:
     @app.errorhandler(ServiceError)
     def _service_error(error: ServiceError) -> Any:
         if http.is_api_request():
-            return json_error(error.status, error.message, error.field, error.code)
+            return json_error(
+                error.status, error.message, error.field, error.code, extra=error.details()
+            )
         return _page(error.status, error.message)
 
     @app.errorhandler(HTTPException)

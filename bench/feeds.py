@@ -224,6 +224,7 @@ def _infusion_row(
         "cycle_number": n // PATIENTS + 1,
         "day_number": 1,
         "planned_date": day,
+        "cycle_planned_on": day,
         "center_id": center_id,
         "chair_id": chair_id,
         "starts_at": starts,

@@ -84,6 +84,7 @@ def _populate(session: sa.orm.Session, patients: int) -> list[int]:
                     "cycle_number": cycle + 1,
                     "day_number": 1,
                     "planned_date": day,
+                    "cycle_planned_on": day,
                     "center_id": center.id,
                     "status": "given",
                     "planned_grams": 120.0,

@@ -78,6 +78,7 @@ def _busy_center(session: sa.orm.Session, chairs: int, infusions: int) -> Center
                 cycle_number=1,
                 day_number=1,
                 planned_date=DAY,
+                cycle_planned_on=DAY,
                 center_id=center.id,
                 chair_id=chair.id,
                 starts_at=starts.astimezone(dt.UTC),

@@ -17,7 +17,7 @@ import sqlalchemy.orm as so
 from alembic import command
 from alembic.config import Config
 
-from app import create_app
+from app import clock, create_app
 from app.config import Settings, load_settings
 from app.db import make_engine, make_session_factory
 from app.models import User
@@ -152,6 +152,14 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture(autouse=True)
+def _system_clock() -> Iterator[None]:
+    """Every test starts and ends on the system clock (tests may fix app.clock in between)."""
+    clock.set_now(None)
+    yield
+    clock.set_now(None)
+
+
 @pytest.fixture
 def make_user(db_session: so.Session, settings: Settings) -> Callable[..., User]:
     counter = iter(range(1, 10_000))
@@ -188,7 +196,7 @@ def csrf_of(client) -> str:
 def bearer(db_session: so.Session) -> Callable[[User], dict[str, str]]:
     def _headers(user: User) -> dict[str, str]:
         plain, _ = user_service.create_api_token(
-            db_session, system_actor("test"), user=user, name="test", days=1
+            db_session, system_actor("test"), user=user, name="test", days=60
         )
         return {"Authorization": f"Bearer {plain}"}
 

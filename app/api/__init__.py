@@ -141,4 +141,4 @@ def audit_events(query: s.AuditQuery) -> Any:
     }
 
 
-from app.api import care, feeds, suggestions, tapers  # noqa: E402, F401  (register routes)
+from app.api import care, feeds, records, suggestions, tapers  # noqa: E402, F401  (register routes)

@@ -228,6 +228,7 @@ def reschedule(infusion_id: int, body: s.RescheduleIn) -> Any:
         body.starts_at,
         http.settings(),
         body.version,
+        override_reason=body.override_reason,
     )
 
 

@@ -308,6 +308,9 @@ class InfusionOut(_Out):
     given_ended_at: dt.datetime | None
     max_rate_ml_per_kg_min: float | None
     status_reason: str | None
+    cycle_planned_on: dt.date
+    pinned_by_id: int | None
+    waived_rules: list[str]
     version: int
 
 
@@ -351,6 +354,11 @@ class RescheduleIn(_In):
     chair_id: int
     starts_at: dt.datetime
     version: int | None = Field(None, ge=1)
+    override_reason: str | None = Field(
+        None,
+        max_length=2000,
+        description="physicians only: go ahead past a soft therapy rule (interval, shift window)",
+    )
 
 
 class AdverseEventIn(_In):
@@ -370,6 +378,9 @@ class AdverseEventOut(_Out):
     grade: int
     serious: bool
     description: str
+    resolved_on: dt.date | None
+    resolved_by_id: int | None
+    resolution_note: str | None
 
 
 class BoardInfusionOut(InfusionOut):
@@ -605,6 +616,7 @@ class SuggestionOut(_Out):
     decision_reason: str | None
     applied_regimen_id: int | None
     applied_step_id: int | None
+    step_id: int | None
     version: int
     created_at: dt.datetime
 

@@ -14,6 +14,10 @@ class ServiceError(Exception):
         self.message = message
         self.field = field
 
+    def details(self) -> dict[str, object]:
+        """Return more the client may act on, beside code, message and field."""
+        return {}
+
 
 class InvalidInput(ServiceError):
     status = 422

@@ -13,7 +13,15 @@ import sqlalchemy.orm as so
 from app.config import Settings
 from app.db import utcnow
 from app.domain import schedule
-from app.models import AdverseEvent, Center, Chair, Infusion, InfusionAmendment, InfusionStatus
+from app.models import (
+    AdverseEvent,
+    Center,
+    Chair,
+    Infusion,
+    InfusionAmendment,
+    InfusionStatus,
+    Patient,
+)
 from app.models.infusion import ADVERSE_EVENT_TYPES
 from app.services import audit, clinic, integrity, scheduling, versions
 from app.services.context import Actor, unit_of_work
@@ -488,19 +496,26 @@ def resolve_adverse_event(
     event_id: int,
     resolved_on: dt.date,
     note: str,
-    today: dt.date,
+    today: dt.date | None = None,
     after_record: Callable[[so.Session, int, dt.date], object] | None = None,
 ) -> AdverseEvent:
-    """Mark an adverse event resolved (physician): the safety hold it caused lifts."""
+    """Mark an adverse event resolved (physician): the safety hold it caused lifts.
+
+    Without `today`, the date is the wall-clock date at the patient's home center.
+    """
     note = note.strip()
     if not note or len(note) > 2000:
         raise InvalidInput("note: say how it resolved (at most 2000 characters)", field="note")
-    if resolved_on > today:
-        raise InvalidInput("resolved_on: not in the future", field="resolved_on")
     with unit_of_work(session):
         event = session.get(AdverseEvent, event_id, with_for_update=True)
         if event is None:
             raise NotFound(f"event_id: no adverse event {event_id}", field="event_id")
+        if today is None:
+            patient = session.get(Patient, event.patient_id)
+            assert patient is not None
+            today = utcnow().astimezone(ZoneInfo(patient.home_center.timezone)).date()
+        if resolved_on > today:
+            raise InvalidInput("resolved_on: not in the future", field="resolved_on")
         if event.resolved_on is not None:
             raise Conflict(
                 f"resolved_on: already resolved on {event.resolved_on}", field="resolved_on"

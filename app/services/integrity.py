@@ -49,6 +49,10 @@ class TherapyRuleBroken(Conflict):
         self.rules = tuple(dict.fromkeys(v.rule for v in violations))
         self.overridable = overridable
 
+    def details(self) -> dict[str, object]:
+        """Name the rules broken and whether a physician may override them."""
+        return {"rules": list(self.rules), "overridable": self.overridable}
+
 
 @dataclass
 class _Override:
@@ -185,20 +189,14 @@ def load_facts(session: so.Session, patient_id: int, settings: Settings) -> Pati
         for row in rows
     ]
     calendars: dict[int, schedule.CenterCalendar] = {}
-    center_ids = {i.center_id for i in infusions}
-    if center_ids:
+    if infusions:
         dates = [i.planned_date for i in infusions]
         start, end = min(dates) - dt.timedelta(days=7), max(dates) + dt.timedelta(days=7)
-        for center in session.scalars(
-            sa.select(Center)
-            .where(Center.id.in_(center_ids))
-            .options(
-                so.selectinload(Center.opening_hours),
-                so.selectinload(Center.chairs),
-                so.selectinload(Center.closures),
-            )
-        ):
-            calendars[center.id] = scheduling.center_calendar(center, settings, start, end)
+        for center_id in {i.center_id for i in infusions}:
+            # The session's own copy: a re-plan or a closure in this transaction loaded it.
+            center = session.get(Center, center_id)
+            assert center is not None
+            calendars[center_id] = scheduling.center_calendar(center, settings, start, end)
     return PatientFacts(versions, infusions, calendars)
 
 

@@ -187,6 +187,8 @@ def replan(
             .where(Infusion.patient_id == regimen.patient_id)
             .order_by(Infusion.planned_date, Infusion.day_number, Infusion.id)
             .with_for_update()
+            # The locked rows are what counts, not what this session read earlier.
+            .execution_options(populate_existing=True)
         )
     )
     until = add_months(today, settings.scheduling.horizon_months)

@@ -6,7 +6,7 @@ from flask import Flask, jsonify
 
 from app import http
 from app.services import health
-from app.web import account, admin, auth, care, csrf, feeds, main, suggestions, tapers
+from app.web import account, admin, auth, care, csrf, feeds, main, suggestions, tapers, worklist
 
 
 def init_app(app: Flask) -> None:
@@ -20,6 +20,7 @@ def init_app(app: Flask) -> None:
         tapers.bp,
         feeds.bp,
         suggestions.bp,
+        worklist.bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -99,6 +99,7 @@ def _patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
             feeds=feed_service.list_for(http.db(), patient_id=patient_id),
             assessments=assessment_service.list_assessments(http.db(), patient_id),
             suggestions=suggestion_service.for_patient(http.db(), patient_id),
+            adverse_events=infusion_service.adverse_events_of(http.db(), patient_id),
             score_names=assessment_service.SCORE_NAMES,
             chart=dose_chart(taper_view.daily, today),
             current=current,
@@ -356,6 +357,31 @@ def _infusion_action(infusion_id: int, action: str) -> http.ResponseValue:
                 forms.local_datetime("starts_at", timezone),
                 http.settings(),
                 version,
+                override_reason=forms.optional_text("override_reason"),
+            )
+        elif action == "amend":
+            status = InfusionStatus(forms.choice("status", infusion_service.AMENDABLE))
+            given = None
+            if status != InfusionStatus.MISSED:
+                given = infusion_service.GivenInput(
+                    given_grams=forms.number("given_grams"),
+                    started_at=forms.local_datetime("started_at", timezone),
+                    ended_at=forms.local_datetime("ended_at", timezone),
+                    lot_numbers=forms.text("lot_numbers", 200),
+                    max_rate_ml_per_kg_min=forms.number("max_rate_ml_per_kg_min"),
+                    reason=forms.optional_text("partial_reason"),
+                )
+            infusion_service.amend_infusion(
+                http.db(),
+                http.actor(),
+                infusion_id,
+                infusion_service.AmendmentInput(
+                    reason=forms.text("reason", 2000),
+                    status=status,
+                    given=given,
+                    expected_version=version,
+                ),
+                http.settings(),
             )
         else:
             infusion_service.record_adverse_event(
@@ -424,6 +450,33 @@ def reschedule(infusion_id: int) -> http.ResponseValue:
 def adverse_event(infusion_id: int) -> http.ResponseValue:
     """Record a reaction or adverse event."""
     return _infusion_action(infusion_id, "adverse_event")
+
+
+@bp.post("/infusions/<int:infusion_id>/amend")
+@require(Action.AMEND_INFUSION)
+def amend(infusion_id: int) -> http.ResponseValue:
+    """Correct a recorded infusion, with a reason (the original stays visible)."""
+    return _infusion_action(infusion_id, "amend")
+
+
+@bp.post("/patients/<int:patient_id>/adverse-events/<int:event_id>/resolve")
+@require(Action.RESOLVE_ADVERSE_EVENT)
+def resolve_adverse_event(patient_id: int, event_id: int) -> http.ResponseValue:
+    """Mark an adverse event resolved (physician); its safety hold lifts."""
+    try:
+        infusion_service.resolve_adverse_event(
+            http.db(),
+            http.actor(),
+            event_id,
+            forms.date("resolved_on"),
+            forms.text("note", 2000),
+            after_record=evaluation_hook(http.settings()),
+        )
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return _patient_page(patient_id, exc.status)
+    flash("Marked resolved.", "success")
+    return redirect(url_for("care.patient", patient_id=patient_id, _anchor="adverse-events"))
 
 
 @bp.route("/dosing/ivig", methods=["GET", "POST"])

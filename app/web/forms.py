@@ -78,3 +78,11 @@ def local_datetime(name: str, timezone: str) -> dt.datetime:
 
 def checkbox(name: str) -> bool:
     return request.form.get(name) in ("on", "1", "true", "yes")
+
+
+def choice(name: str, allowed: tuple[str, ...]) -> str:
+    """Return one of the allowed values, or a 422 naming the field and the choices."""
+    value = text(name, 40)
+    if value not in allowed:
+        raise InvalidInput(f"{name}: one of {', '.join(allowed)} (got {value!r})", field=name)
+    return value

@@ -1,9 +1,11 @@
 """Tried as a new user would: the demo physician sets a regimen, the demo nurse gives it."""
 
+import datetime as dt
 import re
 
 import pytest
 
+from app import clock
 from app.services.demo import DEMO_LOGINS
 
 pytestmark = pytest.mark.browser
@@ -42,6 +44,9 @@ def test_physician_sets_a_regimen_and_the_nurse_records_it_given(page, live_serv
     day_board_href = page.get_by_role("link", name="Day board").get_attribute("href")
     page.get_by_role("button", name="Log out").click()
 
+    # The nurse records it when it has run: the app's clock moves to the night after that day.
+    day = dt.date.fromisoformat(re.search(r"date=(\d{4}-\d{2}-\d{2})", day_board_href)[1])
+    clock.set_now(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(4), tzinfo=dt.UTC))
     log_in(page, live_server, "nurse")
     page.goto(live_server + day_board_href)
     slot = page.get_by_test_id("board-infusion").filter(has_text="Okafor, James").first

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from app import clock
 from app.models import AdverseEvent, AuditEvent, Infusion, Patient, Regimen
 from app.services import regimens as regimen_service
 from app.services.context import Actor
@@ -164,11 +165,13 @@ def booked(client, staff, center) -> Booked:
 
 
 def given_body(infusion: dict, **changes: object) -> dict:
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    """What a nurse records after the infusion ran as booked (the test clock moves past it)."""
+    ended = dt.datetime.fromisoformat(infusion["ends_at"])
+    clock.set_now(max(clock.now(), ended + dt.timedelta(minutes=20)))
     body = {
         "given_grams": 82,
-        "started_at": (now - dt.timedelta(hours=5, minutes=10)).isoformat(),
-        "ended_at": (now - dt.timedelta(minutes=10)).isoformat(),
+        "started_at": infusion["starts_at"],
+        "ended_at": infusion["ends_at"],
         "lot_numbers": "OCT-2291A, OCT-2291B",
         "max_rate_ml_per_kg_min": 0.04,
         "version": infusion["version"],
@@ -702,6 +705,8 @@ def test_missed_and_cancel_need_a_reason(client, staff, booked, action, status):
     assert response.status_code == 422 and error_of(response)["field"] == "reason"
     assert get_infusion(client, staff, infusion["id"])["status"] == "scheduled"
 
+    # A patient is missed on the day (not before); cancelling may come any time.
+    clock.set_now(dt.datetime.fromisoformat(infusion["ends_at"]) + dt.timedelta(hours=1))
     response = client.post(
         url,
         headers=staff.nurse_headers,

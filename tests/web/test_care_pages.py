@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from app import clock
 from app.models import AuditEvent, Infusion, InfusionStatus, Regimen
 from app.services import regimens as regimen_service
 from app.services.scheduling import add_months
@@ -404,6 +405,8 @@ def test_infusion_page_records_given_in_center_local_time(app, clinic, db_sessio
     infusion = db_session.scalars(
         sa.select(Infusion).where(Infusion.patient_id == clinic.patient.id).order_by(Infusion.id)
     ).first()
+    # The nurse records it that evening, as it ran (the test clock moves to after it ended).
+    clock.set_now(infusion.ends_at + dt.timedelta(hours=2))
     client = logged_in(app, clinic.nurse)
     url = f"/infusions/{infusion.id}"
     page = client.get(url)
@@ -414,8 +417,7 @@ def test_infusion_page_records_given_in_center_local_time(app, clinic, db_sessio
     assert fields["version"] == str(infusion.version)
     assert fields["given_grams"] == "82"
 
-    now_local = dt.datetime.now(NEW_YORK).replace(second=0, microsecond=0, tzinfo=None)
-    started = now_local - dt.timedelta(hours=6)
+    started = infusion.starts_at.astimezone(NEW_YORK).replace(tzinfo=None)
     ended = started + dt.timedelta(minutes=295)
     fields |= {
         "started_at": started.strftime("%Y-%m-%dT%H:%M"),
@@ -450,6 +452,8 @@ def test_infusion_page_shows_why_a_given_record_was_refused(app, clinic, db_sess
     infusion = db_session.scalars(
         sa.select(Infusion).where(Infusion.patient_id == clinic.patient.id).order_by(Infusion.id)
     ).first()
+    # The nurse records it that evening, as it ran (the test clock moves to after it ended).
+    clock.set_now(infusion.ends_at + dt.timedelta(hours=2))
     client = logged_in(app, clinic.nurse)
     url = f"/infusions/{infusion.id}"
     fields = form_fields(text_of(client.get(url)), testid="given-form")

@@ -238,17 +238,39 @@ def test_preview_percent_template_lowers_by_a_share_of_the_dose(client, staff):
 
 
 def test_preview_methylprednisolone_counts_prednisone_equivalent(client, staff):
-    response = preview(client, staff.nursing, drug="methylprednisolone", start_mg=32)
+    steps_in = [
+        {"mg_per_day": 32, "min_days": 28},
+        {"mg_per_day": 28, "min_days": 14},
+        {"mg_per_day": 0, "min_days": 1},
+    ]
+    response = preview(
+        client,
+        staff.nursing,
+        drug="methylprednisolone",
+        start_mg=32,
+        template="custom",
+        steps=steps_in,
+    )
     assert response.status_code == 200, response.json
     body = response.json
     steps = body["steps"]
     assert body["drug"] == "methylprednisolone"
     assert steps[0]["mg_per_day"] == 32 and steps[0]["tablets"] == tablets((32, 1))
-    # 32 mg methylprednisolone is 40 mg prednisone: the next band lowers 5 mg pred = 4 mg MP.
-    assert steps[1]["mg_per_day"] == 28
     assert steps[0]["cumulative_prednisone_mg"] == pytest.approx(32 * 28 * 1.25)
     drug_mg = sum(s["mg_per_day"] * s["min_days"] for s in steps)
     assert body["total_prednisone_mg"] == pytest.approx(drug_mg * 1.25)
+
+
+def test_a_banded_methylprednisolone_taper_says_its_tablets_cannot_step_below_the_floor(
+    client, staff
+):
+    # 2 mg tablets are 2.5 mg prednisone-equivalent (1.25 on alternate days): more than the
+    # 1 mg the rules allow below 7.5 mg. The answer says so instead of stepping 2.5 mg.
+    response = preview(client, staff.nursing, drug="methylprednisolone", start_mg=32)
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["field"] == "drug" and "cannot lower 6 mg" in error["message"]
+    assert "oral solution" in error["message"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,155 @@
+"""JSON API for corrections and follow-up: amended infusion records, resolved adverse events,
+and each user's worklist of notices."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app import http
+from app.api import bp, guarded
+from app.api import schemas as s
+from app.models import InfusionStatus
+from app.policy import Action
+from app.services import infusions as infusion_service
+from app.services import patients as patient_service
+from app.services import worklist
+from app.services.errors import InvalidInput
+from app.services.suggestions import evaluation_hook
+
+
+class AmendIn(s._In):
+    reason: str = Field(min_length=1, max_length=2000, description="why the record changes")
+    status: Literal["given", "partial", "missed"]
+    given_grams: float | None = Field(None, gt=0, le=1000)
+    started_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    lot_numbers: str | None = Field(None, min_length=1, max_length=200)
+    max_rate_ml_per_kg_min: float | None = Field(None, gt=0, le=1)
+    partial_reason: str | None = Field(None, max_length=2000)
+    version: int | None = Field(None, ge=1, description="the infusion version you saw")
+
+
+class AmendmentOut(s._Out):
+    id: int
+    infusion_id: int
+    reason: str
+    before: dict
+    after: dict
+    amended_by_id: int | None
+    amended_at: dt.datetime
+
+
+class AmendedInfusionOut(s.InfusionOut):
+    amendments: list[AmendmentOut]
+
+
+class ResolveIn(s._In):
+    resolved_on: dt.date
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class AdverseEventList(BaseModel):
+    adverse_events: list[s.AdverseEventOut]
+
+
+class NoticeOut(s._Out):
+    id: int
+    patient_id: int
+    infusion_id: int | None
+    kind: str
+    message: str
+    created_at: dt.datetime
+    done_at: dt.datetime | None
+
+
+class NoticeList(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    notices: list[NoticeOut]
+
+
+@bp.post("/infusions/<int:infusion_id>/amend")
+@guarded(Action.AMEND_INFUSION)
+@bp.input(AmendIn, arg_name="body")
+@bp.output(AmendedInfusionOut)
+def amend_infusion(infusion_id: int, body: AmendIn) -> Any:
+    """Correct a recorded infusion with a reason; the original stays in its amendments."""
+    given = None
+    if body.status != "missed":
+        missing = [
+            name
+            for name in (
+                "given_grams",
+                "started_at",
+                "ended_at",
+                "lot_numbers",
+                "max_rate_ml_per_kg_min",
+            )
+            if getattr(body, name) is None
+        ]
+        if missing:
+            raise InvalidInput(f"{missing[0]}: needed for a {body.status} record", field=missing[0])
+        given = infusion_service.GivenInput(
+            given_grams=body.given_grams,  # type: ignore[arg-type]
+            started_at=body.started_at,  # type: ignore[arg-type]
+            ended_at=body.ended_at,  # type: ignore[arg-type]
+            lot_numbers=body.lot_numbers,  # type: ignore[arg-type]
+            max_rate_ml_per_kg_min=body.max_rate_ml_per_kg_min,  # type: ignore[arg-type]
+            reason=body.partial_reason,
+        )
+    infusion_service.amend_infusion(
+        http.db(),
+        http.actor(),
+        infusion_id,
+        infusion_service.AmendmentInput(
+            reason=body.reason,
+            status=InfusionStatus(body.status),
+            given=given,
+            expected_version=body.version,
+        ),
+        http.settings(),
+    )
+    return infusion_service.get_infusion(http.db(), infusion_id)
+
+
+@bp.get("/patients/<int:patient_id>/adverse-events")
+@guarded(Action.VIEW_PATIENTS)
+@bp.output(AdverseEventList)
+def adverse_events(patient_id: int) -> Any:
+    """A patient's adverse events: open ones first, then resolved, newest first."""
+    patient_service.get_patient(http.db(), patient_id)
+    return {"adverse_events": infusion_service.adverse_events_of(http.db(), patient_id)}
+
+
+@bp.post("/adverse-events/<int:event_id>/resolve")
+@guarded(Action.RESOLVE_ADVERSE_EVENT)
+@bp.input(ResolveIn, arg_name="body")
+@bp.output(s.AdverseEventOut)
+def resolve_adverse_event(event_id: int, body: ResolveIn) -> Any:
+    """Mark an adverse event resolved (physician); its safety hold lifts."""
+    return infusion_service.resolve_adverse_event(
+        http.db(),
+        http.actor(),
+        event_id,
+        body.resolved_on,
+        body.note,
+        after_record=evaluation_hook(http.settings()),
+    )
+
+
+@bp.get("/worklist")
+@guarded(Action.VIEW_SCHEDULE)
+@bp.output(NoticeList)
+def my_worklist() -> Any:
+    """The caller's open notices (e.g. a move of theirs that a re-plan could not keep)."""
+    return {"notices": worklist.open_notices(http.db(), http.actor().user_id or 0)}
+
+
+@bp.post("/worklist/<int:notice_id>/done")
+@guarded(Action.VIEW_SCHEDULE)
+@bp.output(NoticeOut)
+def notice_done(notice_id: int) -> Any:
+    """Mark one of your notices done."""
+    return worklist.mark_done(http.db(), http.actor(), notice_id)
