@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-sqlite test-postgresql lint format chromium bench clean
+.PHONY: install run test test-sqlite test-postgresql lint format chromium bench fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ test-postgresql: $(STAMP) chromium node_modules/.installed
 	TEST_DB=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint test-sqlite test-postgresql
+
+# The therapy-integrity state machine at length (random sequences; `make test` runs a bounded,
+# derandomised set). IVIG_FUZZ_EXAMPLES / IVIG_FUZZ_STEPS change the size; TEST_DB=postgresql.
+fuzz: $(STAMP)
+	IVIG_FUZZ=1 TEST_DB=$${TEST_DB:-sqlite} $(BIN)/python -m pytest -s -q tests/db/test_therapy_state_machine.py
 
 # The feed benchmark races Radicale, so the bench extra goes into .venv first.
 bench: $(STAMP)

@@ -560,6 +560,21 @@ def queue(session: so.Session, physician_id: int | None = None) -> list[Suggesti
     return list(session.scalars(statement))
 
 
+def pending_for_steps(session: so.Session, step_ids: Sequence[int]) -> dict[int, Suggestion]:
+    """The pending suggestion behind each of these taper steps (one query)."""
+    if not step_ids:
+        return {}
+    return {
+        s.step_id: s
+        for s in session.scalars(
+            sa.select(Suggestion).where(
+                Suggestion.step_id.in_(list(step_ids)), Suggestion.status == "pending"
+            )
+        )
+        if s.step_id is not None
+    }
+
+
 def for_patient(session: so.Session, patient_id: int) -> list[Suggestion]:
     """Every suggestion for a patient, newest first."""
     return list(

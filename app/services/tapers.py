@@ -374,26 +374,32 @@ def approve_step(
 
 
 def _decide_matching_suggestions(
-    session: so.Session, actor: Actor, step: TaperStep, now: dt.datetime
+    session: so.Session,
+    actor: Actor,
+    step: TaperStep,
+    now: dt.datetime,
+    status: str = "approved",
+    reason: str = "Step approved from the taper queue",
 ) -> None:
-    """One decision: approving a step from the taper queue decides the suggestion for it."""
+    """One decision: approving or holding a step decides the suggestion that proposed it."""
     for suggestion in session.scalars(
         sa.select(Suggestion).where(Suggestion.step_id == step.id, Suggestion.status == "pending")
     ):
-        suggestion.status = "approved"
+        suggestion.status = status
         suggestion.decided_by_id = actor.user_id
         suggestion.decided_at = now
-        suggestion.decision_reason = "Step approved from the taper queue"
-        suggestion.applied_step_id = step.id
+        suggestion.decision_reason = reason
+        if status == "approved":
+            suggestion.applied_step_id = step.id
         suggestion.version += 1
         suggestion.updated_at = now
         audit.record(
             session,
             actor,
-            "suggestion.approve",
+            f"suggestion.{'approve' if status == 'approved' else 'reject'}",
             "suggestion",
             suggestion.id,
-            after={"kind": suggestion.kind, "via": "taper_step.approve", "step_id": step.id},
+            after={"kind": suggestion.kind, "via": f"taper_step.{status}", "step_id": step.id},
         )
 
 
@@ -467,6 +473,10 @@ def set_step_status(
         step.status = status
         step.status_reason = reason.strip()
         _touch(step, now)
+        if status == StepStatus.HELD and actor.user_id is not None:
+            _decide_matching_suggestions(
+                session, actor, step, now, "rejected", f"Step held: {reason.strip()}"
+            )
         if status == StepStatus.SKIPPED:
             # The step after a skipped one may start as soon as the active dose ran its days.
             steps = _plan_steps(session, step.plan_id)

@@ -12,6 +12,7 @@ from app.models import StepStatus
 from app.policy import Action
 from app.services import patients as patient_service
 from app.services import regimens as regimen_service
+from app.services import suggestions as suggestion_service
 from app.services import tapers as taper_service
 from app.services.errors import ServiceError
 from app.web import forms
@@ -30,6 +31,7 @@ def queue() -> http.ResponseValue:
     return render_template(
         "tapers/queue.html",
         steps=steps,
+        suggested=suggestion_service.pending_for_steps(http.db(), [s.id for s in steps]),
         mine=mine,
         strengths=strengths,
         tablets=taper_service.taper.fewest_tablets,

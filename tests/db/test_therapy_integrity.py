@@ -297,6 +297,38 @@ def test_4b_approving_the_step_from_the_taper_queue_decides_its_suggestion(
     assert proposal.decision_reason == "Step approved from the taper queue"
 
 
+def test_4c_holding_the_step_from_the_taper_queue_rejects_its_suggestion(
+    db_session, clinic, settings, tick, client
+):
+    from tests.conftest import login
+
+    tick(day(-3))
+    tapers.create_plan(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        tapers.PlanInput(
+            drug="prednisone", start_mg=60, template="banded", starts_on=MONDAY, reason="DM"
+        ),
+        settings,
+        day(-3),
+    )
+    responder(db_session, clinic, settings, tick)
+    proposal = pending(db_session, clinic)["taper_step"]
+    login(client, clinic.physician.email)
+    queue = client.get("/approvals?all=1").get_data(as_text=True)
+    assert 'data-testid="step-suggestion"' in queue and "Suggested by rule taper_step" in queue
+    tapers.set_step_status(
+        db_session, clinic.doctor, proposal.step_id, StepStatus.HELD, "wait for the CK"
+    )
+    db_session.refresh(proposal)
+    assert (
+        proposal.status == "rejected" and proposal.decision_reason == "Step held: wait for the CK"
+    )
+    card = client.get(f"/patients/{clinic.patient.id}").get_data(as_text=True)
+    assert "Step held: wait for the CK" in card and "(wait for the CK)" in card
+
+
 # --- 5. an unrelated reaction and a rejected suggestion -------------------------------------
 
 

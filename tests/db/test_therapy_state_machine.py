@@ -43,7 +43,7 @@ from tests.conftest import make_settings
 from tests.db.clinic_fixtures import NEW_YORK
 
 FUZZ = os.environ.get("IVIG_FUZZ") == "1"
-EXAMPLES = int(os.environ.get("IVIG_FUZZ_EXAMPLES", "400" if FUZZ else "12"))
+EXAMPLES = int(os.environ.get("IVIG_FUZZ_EXAMPLES", "400" if FUZZ else "25"))
 STEPS = int(os.environ.get("IVIG_FUZZ_STEPS", "60" if FUZZ else "30"))
 START = dt.datetime(2027, 3, 1, 7, 0, tzinfo=NEW_YORK)  # a Monday morning
 LIVE = (InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
