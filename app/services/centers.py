@@ -11,7 +11,7 @@ import sqlalchemy.orm as so
 from app.config import Settings
 from app.db import utcnow
 from app.models import Center, Closure, Infusion, InfusionStatus
-from app.services import audit, regimens, scheduling
+from app.services import audit, integrity, regimens, scheduling
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 
@@ -51,10 +51,18 @@ def add_closure(
         session.expire(center, ["closures"])
         totals = {"patients": 0, "moved": 0, "created": 0, "cancelled": 0, "unbooked": 0}
         for patient_id in scheduling.patients_booked_on(session, center_id, closed_on):
+            integrity.lock_patient(session, patient_id)
             regimen = regimens.current_regimen(session, patient_id)
             if regimen is None:
                 continue
-            summary = scheduling.replan(session, regimen, settings, today, now).summary()
+            summary = scheduling.replan(
+                session,
+                regimen,
+                settings,
+                today,
+                now,
+                cause=f"{center.name} closed on {closed_on}: {closure.reason}",
+            ).summary()
             totals["patients"] += 1
             for key in ("moved", "created", "cancelled", "unbooked"):
                 totals[key] += summary[key]
