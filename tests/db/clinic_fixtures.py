@@ -44,6 +44,15 @@ def make_center(session: so.Session, name: str = "Test Center", chairs: int = 3)
     return center
 
 
+def make_clinic(session: so.Session, make_user, settings: Settings) -> Clinic:
+    """A center with three chairs, a physician, a nurse and the worked-example patient."""
+    center = make_center(session)
+    physician, nurse = make_user("physician"), make_user("nurse")
+    holder = Clinic(center=center, physician=physician, nurse=nurse, patient=None)  # type: ignore[arg-type]
+    holder.patient = make_patient(session, holder.nursing, center, settings)
+    return holder
+
+
 def make_patient(
     session: so.Session,
     actor: Actor,

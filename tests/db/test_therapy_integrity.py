@@ -19,7 +19,7 @@ from app.services import assessments, infusions, scheduling, suggestions, tapers
 from app.services import regimens as regimen_service
 from app.services.context import unit_of_work
 from app.services.errors import ServiceError
-from tests.db.clinic_fixtures import NEW_YORK, Clinic, give, make_center, make_patient
+from tests.db.clinic_fixtures import NEW_YORK, Clinic, give, make_clinic, make_patient
 
 MONDAY = dt.date(2027, 3, 1)
 
@@ -46,11 +46,7 @@ def tick() -> Iterator[object]:
 @pytest.fixture
 def clinic(db_session, make_user, settings, tick) -> Clinic:
     tick(day(-10))
-    center = make_center(db_session)
-    physician, nurse = make_user("physician"), make_user("nurse")
-    holder = Clinic(center=center, physician=physician, nurse=nurse, patient=None)  # type: ignore[arg-type]
-    holder.patient = make_patient(db_session, holder.nursing, center, settings)
-    return holder
+    return make_clinic(db_session, make_user, settings)
 
 
 def set_regimen(db_session, clinic, settings, based_on=None, **changes):
@@ -128,6 +124,22 @@ def responder(db_session, clinic, settings, tick, through_week=12):
     give_through(db_session, clinic, settings, tick, day(7 * through_week))
     assess(db_session, clinic, settings, tick, day(7 * 8), 30)
     assess(db_session, clinic, settings, tick, day(7 * 12), 29)
+
+
+def responder_on_a_taper(db_session, clinic, settings, tick):
+    """The responder, on 60 mg prednisone tapered by bands: the first step is due by week 12."""
+    tick(day(-3))
+    tapers.create_plan(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        tapers.PlanInput(
+            drug="prednisone", start_mg=60, template="banded", starts_on=MONDAY, reason="DM"
+        ),
+        settings,
+        day(-3),
+    )
+    responder(db_session, clinic, settings, tick)
 
 
 # --- 1. the horizon roll --------------------------------------------------------------------
@@ -256,18 +268,7 @@ def test_3b_a_move_that_cannot_be_kept_reaches_the_nurses_worklist(
 
 
 def test_4_rejecting_a_taper_suggestion_holds_the_step(db_session, clinic, settings, tick):
-    tick(day(-3))
-    tapers.create_plan(
-        db_session,
-        clinic.doctor,
-        clinic.patient.id,
-        tapers.PlanInput(
-            drug="prednisone", start_mg=60, template="banded", starts_on=MONDAY, reason="DM"
-        ),
-        settings,
-        day(-3),
-    )
-    responder(db_session, clinic, settings, tick)
+    responder_on_a_taper(db_session, clinic, settings, tick)
     proposal = pending(db_session, clinic)["taper_step"]
     suggestions.reject(db_session, clinic.doctor, proposal.id, "stay at 60 mg")
     step = db_session.get(tapers.TaperStep, proposal.proposal["step_id"])
@@ -278,18 +279,7 @@ def test_4_rejecting_a_taper_suggestion_holds_the_step(db_session, clinic, setti
 def test_4b_approving_the_step_from_the_taper_queue_decides_its_suggestion(
     db_session, clinic, settings, tick
 ):
-    tick(day(-3))
-    tapers.create_plan(
-        db_session,
-        clinic.doctor,
-        clinic.patient.id,
-        tapers.PlanInput(
-            drug="prednisone", start_mg=60, template="banded", starts_on=MONDAY, reason="DM"
-        ),
-        settings,
-        day(-3),
-    )
-    responder(db_session, clinic, settings, tick)
+    responder_on_a_taper(db_session, clinic, settings, tick)
     proposal = pending(db_session, clinic)["taper_step"]
     tapers.approve_step(db_session, clinic.doctor, proposal.step_id, settings)
     db_session.refresh(proposal)
@@ -302,18 +292,7 @@ def test_4c_holding_the_step_from_the_taper_queue_rejects_its_suggestion(
 ):
     from tests.conftest import login
 
-    tick(day(-3))
-    tapers.create_plan(
-        db_session,
-        clinic.doctor,
-        clinic.patient.id,
-        tapers.PlanInput(
-            drug="prednisone", start_mg=60, template="banded", starts_on=MONDAY, reason="DM"
-        ),
-        settings,
-        day(-3),
-    )
-    responder(db_session, clinic, settings, tick)
+    responder_on_a_taper(db_session, clinic, settings, tick)
     proposal = pending(db_session, clinic)["taper_step"]
     login(client, clinic.physician.email)
     queue = client.get("/approvals?all=1").get_data(as_text=True)

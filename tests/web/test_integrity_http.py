@@ -13,14 +13,7 @@ from app.models import AuditEvent, Infusion, InfusionStatus
 from app.services import infusions as infusion_service
 from app.services import regimens as regimen_service
 from tests.conftest import csrf_of, login
-from tests.db.clinic_fixtures import (
-    NEW_YORK,
-    Clinic,
-    give,
-    make_center,
-    make_patient,
-    regimen_input,
-)
+from tests.db.clinic_fixtures import NEW_YORK, Clinic, give, make_clinic, regimen_input
 
 MONDAY = dt.date(2027, 3, 1)
 
@@ -32,10 +25,7 @@ def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
 @pytest.fixture
 def clinic(db_session, make_user, settings) -> Clinic:
     clock.set_now(at(MONDAY - dt.timedelta(days=3), 9))
-    center = make_center(db_session)
-    physician, nurse = make_user("physician"), make_user("nurse")
-    holder = Clinic(center=center, physician=physician, nurse=nurse, patient=None)  # type: ignore[arg-type]
-    holder.patient = make_patient(db_session, holder.nursing, center, settings)
+    holder = make_clinic(db_session, make_user, settings)
     regimen_service.set_regimen(
         db_session,
         holder.doctor,
