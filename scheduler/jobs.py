@@ -11,6 +11,7 @@ from app.config import Settings, load_settings
 from app.db import make_engine, make_session_factory
 from app.services import audit, health, scheduling, suggestions
 from app.services.context import system_actor, unit_of_work
+from app.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +55,27 @@ def extend_horizons(database_url: str) -> int:
     try:
         for patient_id in scheduling.patients_with_regimens(session):
             session.rollback()
-            with unit_of_work(session):
-                if postgres:
-                    session.execute(
-                        sa.text("SELECT pg_advisory_xact_lock(:key, :patient)"),
-                        {"key": _LOCK_KEY, "patient": patient_id},
-                    )
-                result = scheduling.extend_horizon(session, patient_id, settings)
-                if result.created:
-                    audit.record(
-                        session,
-                        system_actor("scheduler"),
-                        "infusions.extend_horizon",
-                        "patient",
-                        patient_id,
-                        after=result.summary(),
-                    )
+            try:
+                with unit_of_work(session):
+                    if postgres:
+                        session.execute(
+                            sa.text("SELECT pg_advisory_xact_lock(:key, :patient)"),
+                            {"key": _LOCK_KEY, "patient": patient_id},
+                        )
+                    result = scheduling.extend_horizon(session, patient_id, settings)
+                    if result.created:
+                        audit.record(
+                            session,
+                            system_actor("scheduler"),
+                            "infusions.extend_horizon",
+                            "patient",
+                            patient_id,
+                            after=result.summary(),
+                        )
+            except ServiceError as exc:
+                # One patient's refusal (a therapy rule) must not stop everyone else's roll.
+                log.warning("extend_horizons: patient %d not extended: %s", patient_id, exc)
+                continue
             booked += len(result.created)
     finally:
         session.close()

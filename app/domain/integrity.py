@@ -139,9 +139,12 @@ class Violation:
         return RULES[self.rule][0]
 
     @property
-    def key(self) -> tuple[str, tuple[int, ...]]:
-        """Return what identifies the violation across two checks of the same patient."""
-        return self.rule, self.infusion_ids
+    def key(self) -> tuple[str, tuple[int, ...], str]:
+        """Return what identifies the violation across two checks of the same patient.
+
+        The message carries the dates and amounts, so a violation made worse is a new one.
+        """
+        return self.rule, self.infusion_ids, self.message
 
 
 @dataclass(frozen=True)
@@ -336,11 +339,12 @@ def _check_future_cycle(cycle: _Cycle, ordered: Sequence[VersionFact], ctx: _Con
 
 
 def _check_intervals(cycles: Sequence[_Cycle], ctx: _Context) -> None:
+    # A cycle starts on its first day, missed or not: recording a no-show never moves it. A
+    # cycle missed entirely gave nothing and does not count.
     counted = []
     for cycle in cycles:
-        days = [i for i in cycle.days if i.status != "missed"]
-        if days:
-            counted.append((min(i.planned_date for i in days), cycle, days))
+        if any(i.status != "missed" for i in cycle.days):
+            counted.append((min(i.planned_date for i in cycle.days), cycle, list(cycle.days)))
     counted.sort(key=lambda item: (item[0], item[1].number))
     for (start, cycle, _days), (next_start, following, next_days) in itertools.pairwise(counted):
         version = ctx.versions.get(following.days[0].regimen_id)

@@ -98,6 +98,9 @@ class Reconciliation:
     days: tuple[PlannedDay, ...]
     cancel_ids: tuple[int, ...]
     unkept: tuple[UnkeptMove, ...]
+    #: Rolling the horizon stopped before the cycle planned on this date (it could not go
+    #: on its own: too soon after the cycle before it, or no open run in the window).
+    blocked_on: dt.date | None = None
 
 
 def _begun_cycles(live: Sequence[Existing], now: dt.datetime, today: dt.date) -> set[int]:
@@ -185,6 +188,7 @@ def reconcile(
     min_gap = version.interval_weeks * 7 - options.interval_tolerance_days
     previous_start = _last_start(kept)
     window = options.shift_window_days
+    blocked_on: dt.date | None = None
 
     cycles = schedule.plan_cycles(
         start=version.first_cycle_on,
@@ -196,6 +200,7 @@ def reconcile(
         not_before=today,
         min_gap_days=min_gap,
         previous_start=previous_start,
+        strict_gap=extend_only,
     )
     # A cycle that has begun (given, under way or waiting to be recorded) serves the planned
     # cycle it stands for: re-planning adds no cycle that would start before a nearby begun
@@ -223,6 +228,12 @@ def reconcile(
         )
         if last is not None:
             cycles = [c for c in cycles if c.planned_start > last]
+        # By itself the horizon never books a cycle too soon after the one before (moved late
+        # by an override, say) nor leaves one for a nurse to place: it stops there and says so.
+        blocked = next((c for c in cycles if not c.placed), None)
+        if blocked is not None:
+            blocked_on = blocked.planned_start
+            cycles = [c for c in cycles if c.planned_start < blocked_on]
     fixed, pinned_rows, orphans = _fixed_cycles(movable, cycles)
 
     # `busy` is the other patients' occupancy; this patient's kept infusions hold theirs.
@@ -256,6 +267,7 @@ def reconcile(
         fixed=fixed,
         min_gap_days=min_gap,
         previous_start=previous_start,
+        strict_gap=extend_only,
     )
     numbers = {cycle.cycle_number: first_number + i for i, cycle in enumerate(cycles)}
     planned_on = {cycle.cycle_number: cycle.planned_start for cycle in cycles}
@@ -303,4 +315,5 @@ def reconcile(
         days=tuple(days),
         cancel_ids=tuple(row.id for rows in by_date.values() for row in rows),
         unkept=tuple(sorted(unkept, key=lambda m: (m.planned_date, m.existing_id))),
+        blocked_on=blocked_on,
     )

@@ -137,11 +137,13 @@ def _candidate_runs(
     before: dt.date | None,
     not_before: dt.date | None,
     earliest: dt.date | None = None,
+    strict_gap: bool = False,
 ) -> Iterator[tuple[dt.date, ...]]:
     """Yield the runs of days a cycle may occupy, in the order they should be tried.
 
     `earliest` keeps a shift from bringing the cycle closer to the previous one than the
-    interval allows; a cycle planned earlier than that (a physician's choice) may stay.
+    interval allows; a cycle planned earlier than that (a physician's choice) may stay,
+    unless `strict_gap` (the horizon rolling on by itself) says it may not.
     """
     for offset in _shift_offsets(window):
         start = planned + dt.timedelta(days=offset)
@@ -149,7 +151,7 @@ def _candidate_runs(
             continue
         if not_before is not None and start < not_before:
             continue
-        if earliest is not None and start < min(earliest, planned):
+        if earliest is not None and start < (earliest if strict_gap else min(earliest, planned)):
             continue
         run = _run_from(start, count, open_weekdays, closures)
         if run is not None and (before is None or run[-1] < before):
@@ -167,6 +169,7 @@ def plan_cycles(
     not_before: dt.date | None = None,
     min_gap_days: int = 0,
     previous_start: dt.date | None = None,
+    strict_gap: bool = False,
 ) -> list[PlannedCycle]:
     """Plan the cycles from start through until on open days, shifting them around closures.
 
@@ -199,6 +202,7 @@ def plan_cycles(
                 before=None,
                 not_before=not_before,
                 earliest=_earliest(last_start, min_gap_days),
+                strict_gap=strict_gap,
             ),
             (),
         )
@@ -561,6 +565,7 @@ def book_plan(
     fixed: Mapping[int, FixedCycle] | None = None,
     min_gap_days: int = 0,
     previous_start: dt.date | None = None,
+    strict_gap: bool = False,
 ) -> BookedPlan:
     """Book the planned cycles on chairs; keep each fixed cycle (by number) while it is valid.
 
@@ -650,6 +655,7 @@ def book_plan(
                 before=next_start,
                 not_before=not_before,
                 earliest=earliest,
+                strict_gap=strict_gap,
             ):
                 if run == cycle.days:
                     continue

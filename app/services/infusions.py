@@ -259,8 +259,10 @@ def reschedule(
                 f"{hours.opens_at:%H:%M}-{hours.closes_at:%H:%M}",
                 field="starts_at",
             )
-        if starts_at < utcnow():
-            raise InvalidInput("starts_at: not in the past", field="starts_at")
+        # Earlier today is allowed: a patient who came early or late is moved to when they
+        # came, then recorded. Earlier days are history.
+        if local.date() < utcnow().astimezone(zone).date():
+            raise InvalidInput("starts_at: not before today", field="starts_at")
         followers = _followers(session, infusion, local.date())
         moving_ids = {infusion.id, *(f.id for f in followers)}
         end = starts_at + duration
@@ -303,8 +305,17 @@ def reschedule(
                 (follower, slot[0], slot[1])
                 for follower, slot in zip(followers, slots, strict=True)
             ]
+        chair_name = chair.name  # read now: after a refused flush the session cannot load it
+        befores = {moved.id: infusion_view(moved) for moved, _chair, _start in moves}
+        if len(moves) > 1:
+            # Days of one cycle may move onto each other's old slots: release them all first,
+            # so the database's no-double-booking guard never sees a slot held twice.
+            for moved, _chair, _start in moves:
+                moved.chair_id = moved.starts_at = moved.ends_at = moved.occupied_until = None
+                moved.status = InfusionStatus.UNBOOKED
+            session.flush()
         for moved, moved_chair, moved_start in moves:
-            before = infusion_view(moved)
+            before = befores[moved.id]
             moved_end = moved_start + duration
             moved.chair_id = moved_chair
             moved.starts_at = moved_start
@@ -313,6 +324,8 @@ def reschedule(
             moved.planned_date = moved_start.astimezone(zone).date()
             moved.status = InfusionStatus.SCHEDULED
             moved.pinned_by_id = actor.user_id
+            # An override was for where it was; here it is judged afresh (and may be again).
+            moved.waived_rules, moved.waiver_reason = [], None
             _changed(moved, significant=True)
             audit.record(
                 session,
@@ -327,7 +340,7 @@ def reschedule(
             session.flush()
         except sa.exc.IntegrityError as exc:
             raise Conflict(
-                f"chair_id: {chair.name} was just taken; pick another slot", field="chair_id"
+                f"chair_id: {chair_name} was just taken; pick another slot", field="chair_id"
             ) from exc
     return infusion
 

@@ -13,7 +13,7 @@ import sqlalchemy.orm as so
 from app.config import Settings
 from app.db import utcnow
 from app.domain import reconcile, schedule
-from app.models import Center, Infusion, InfusionStatus, Regimen
+from app.models import Center, Infusion, InfusionStatus, Notice, Patient, Regimen
 from app.models.infusion import CHAIR_HOLDING
 from app.services import integrity, worklist
 
@@ -26,6 +26,8 @@ class ReplanResult:
     cancelled: list[Infusion] = field(default_factory=list)
     #: Manual moves the new plan could not keep (their nurse has a worklist notice).
     unkept: list[Infusion] = field(default_factory=list)
+    #: The horizon stopped before the cycle planned on this date (see reconcile).
+    blocked_on: dt.date | None = None
 
     def summary(self) -> dict[str, int]:
         return {
@@ -128,6 +130,13 @@ def _apply(
         or infusion.status != status
         or infusion.planned_date != booking.date
     )
+    if infusion.waived_rules and (
+        significant
+        or infusion.cycle_number != booking.cycle_number
+        or infusion.regimen_id != regimen.id
+    ):
+        # A physician's override was for the row as it was; a moved row is judged afresh.
+        infusion.waived_rules, infusion.waiver_reason = [], None
     infusion.regimen_id = regimen.id
     infusion.cycle_number = booking.cycle_number
     infusion.day_number = booking.day_number
@@ -280,8 +289,37 @@ def replan(
             ),
         )
         result.unkept.append(infusion)
+    if plan.blocked_on is not None:
+        result.blocked_on = plan.blocked_on
+        _notify_blocked(session, regimen, plan.blocked_on)
     session.flush()
     return result
+
+
+def _notify_blocked(session: so.Session, regimen: Regimen, planned_on: dt.date) -> None:
+    """Tell the treating physician, once, that the horizon cannot book on by itself."""
+    patient = session.get(Patient, regimen.patient_id)
+    if patient is None or patient.treating_physician_id is None:
+        return
+    already = session.scalar(
+        sa.select(Notice.id).where(
+            Notice.patient_id == patient.id,
+            Notice.kind == "horizon_blocked",
+            Notice.done_at.is_(None),
+        )
+    )
+    if already is None:
+        worklist.add_notice(
+            session,
+            user_id=patient.treating_physician_id,
+            patient_id=patient.id,
+            kind="horizon_blocked",
+            message=(
+                f"The cycle planned for {planned_on} cannot be booked by the nightly horizon: "
+                "it would come too soon after the cycle before it, or no run of open days fits "
+                "its window. Set the regimen again (or move that cycle) to plan on from there."
+            ),
+        )
 
 
 def _snapshot(infusion: Infusion) -> tuple[object, ...]:
@@ -328,6 +366,7 @@ def extend_horizon(
     session: so.Session, patient_id: int, settings: Settings, now: dt.datetime | None = None
 ) -> ReplanResult:
     """Book the current regimen's cycles that have come inside the horizon (scheduler job)."""
+    integrity.lock_patient(session, patient_id)  # first, before the regimen's row lock
     regimen = session.scalar(
         sa.select(Regimen)
         .where(Regimen.patient_id == patient_id)

@@ -30,7 +30,7 @@ from app.models import (
     TaperStep,
 )
 from app.models.infusion import RECORDED
-from app.services import audit, regimens, scheduling, tapers, versions
+from app.services import audit, integrity, regimens, scheduling, tapers, versions
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput
 
@@ -282,9 +282,11 @@ def evaluate_patient(
         )
         same = session.scalar(sa.select(Suggestion).where(Suggestion.dedupe_key == key))
         if same is not None:
-            if same.status in ("expired", "superseded"):
-                # What blocked or outdated it has gone (a resolved event): it stands again.
+            if same.status == "expired":
+                # What blocked it has gone (a resolved event): it stands again, and supersedes
+                # a pending one of its kind as a new suggestion would.
                 _revive(session, same, now)
+                _supersede_others(session, same, rule.blocks if rule else (), now)
                 created.append(same)
             continue
         params = dict(proposal.params)
@@ -314,20 +316,7 @@ def evaluate_patient(
                 session.flush()
         except sa.exc.IntegrityError:
             continue  # a concurrent evaluation stored the same suggestion first
-        blocks = rule.blocks if rule else ()
-        for older in session.scalars(
-            sa.select(Suggestion).where(
-                Suggestion.patient_id == patient_id,
-                Suggestion.kind.in_([proposal.action, *blocks]),
-                Suggestion.status == "pending",
-                Suggestion.id != suggestion.id,
-            )
-        ):
-            # Same kind: the newer one supersedes it; a kind this rule blocks (the safety
-            # hold blocks de-escalation) expires.
-            older.status = "superseded" if older.kind == proposal.action else "expired"
-            older.updated_at = now
-            older.version += 1
+        _supersede_others(session, suggestion, rule.blocks if rule else (), now)
         if proposal.action == "hold_taper":
             # Holding keeps today's dose: safe to do at once; a physician releases it.
             _hold_next_step(session, Actor(label="system:rules"), patient_id, suggestion.summary)
@@ -345,6 +334,24 @@ def evaluate_patient(
         )
         created.append(suggestion)
     return created
+
+
+def _supersede_others(
+    session: so.Session, suggestion: Suggestion, blocks: Sequence[str], now: dt.datetime
+) -> None:
+    """Same kind: the newer one supersedes the pending one; a kind this rule blocks (the
+    safety hold blocks de-escalation) expires."""
+    for older in session.scalars(
+        sa.select(Suggestion).where(
+            Suggestion.patient_id == suggestion.patient_id,
+            Suggestion.kind.in_([suggestion.kind, *blocks]),
+            Suggestion.status == "pending",
+            Suggestion.id != suggestion.id,
+        )
+    ):
+        older.status = "superseded" if older.kind == suggestion.kind else "expired"
+        older.updated_at = now
+        older.version += 1
 
 
 def _revive(session: so.Session, suggestion: Suggestion, now: dt.datetime) -> None:
@@ -407,8 +414,10 @@ def _next_cycle_start(
 
 
 def _next_planned_start(session: so.Session, patient_id: int, today: dt.date) -> dt.date:
-    first = session.execute(
-        sa.select(Infusion.planned_date, Infusion.shift_days)
+    """The planned (unshifted) start of the next cycle not yet begun; a nurse's move or a
+    closure's shift does not move the regimen's grid."""
+    first = session.scalar(
+        sa.select(Infusion.cycle_planned_on)
         .where(
             Infusion.patient_id == patient_id,
             Infusion.day_number == 1,
@@ -417,8 +426,8 @@ def _next_planned_start(session: so.Session, patient_id: int, today: dt.date) ->
         )
         .order_by(Infusion.planned_date)
         .limit(1)
-    ).first()
-    return first[0] - dt.timedelta(days=first[1]) if first else today
+    )
+    return first or today
 
 
 def approve(
@@ -435,6 +444,11 @@ def approve(
     if value is not None and reason is None:
         raise InvalidInput("reason: say why you change the proposed value", field="reason")
     with unit_of_work(session):
+        patient_id = session.scalar(
+            sa.select(Suggestion.patient_id).where(Suggestion.id == suggestion_id)
+        )
+        if patient_id is not None:
+            integrity.lock_patient(session, patient_id)  # first, as every therapy change
         suggestion = _pending(session, suggestion_id, expected_version)
         patient = session.get(Patient, suggestion.patient_id)
         assert patient is not None

@@ -528,3 +528,156 @@ def test_11_a_two_gram_cycle_in_one_day_needs_an_override(db_session, clinic, se
         db_session, clinic, settings, days_per_cycle=1, override_reason="Travels 300 km"
     )
     assert [p["code"] for p in regimen.soft_stops] == ["one_day_cycle_dose"]
+
+
+# --- found in review ------------------------------------------------------------------------
+
+
+def test_a_patient_who_came_a_day_late_is_moved_to_that_day_then_recorded(
+    db_session, clinic, settings, tick
+):
+    tick(day(-3))
+    set_regimen(db_session, clinic, settings)
+    monday, tuesday = on(db_session, clinic, day(0)), on(db_session, clinic, day(1))
+    tick(day(1), 16)  # Tuesday afternoon: the patient came at 09:00 instead of Monday
+    infusions.reschedule(
+        db_session, clinic.nursing, monday.id, monday.chair_id, at(day(1), 9), settings
+    )
+    db_session.refresh(tuesday)
+    assert monday.planned_date == day(1) and tuesday.planned_date == day(2)  # day 2 follows
+    give(db_session, clinic.nursing, monday, settings)
+    assert monday.status == InfusionStatus.GIVEN
+    with pytest.raises(ServiceError) as excinfo:  # but not to an earlier day
+        infusions.reschedule(
+            db_session, clinic.nursing, tuesday.id, tuesday.chair_id, at(day(0), 9), settings
+        )
+    assert excinfo.value.field == "starts_at"
+
+
+def test_recording_no_shows_never_moves_a_cycle_closer_to_the_next(
+    db_session, clinic, settings, tick
+):
+    tick(day(-4))
+    set_regimen(db_session, clinic, settings, days_per_cycle=3, starts_on=day(3))  # Thu Fri Mon
+    thursday, friday = on(db_session, clinic, day(3)), on(db_session, clinic, day(4))
+    tick(day(4), 20)
+    for infusion in (thursday, friday):
+        infusions.set_status(
+            db_session, clinic.nursing, infusion.id, InfusionStatus.MISSED, "did not come"
+        )
+    assert friday.status == InfusionStatus.MISSED
+
+
+def test_an_override_covers_the_move_it_was_given_for_not_a_later_one(
+    db_session, clinic, settings, tick
+):
+    tick(day(-3))
+    set_regimen(db_session, clinic, settings)
+    cycle_2 = on(db_session, clinic, day(28))
+    chair = cycle_2.chair_id
+    infusions.reschedule(
+        db_session,
+        clinic.doctor,
+        cycle_2.id,
+        chair,
+        at(day(32), 9),
+        settings,
+        override_reason="abroad",
+    )
+    assert "shift_window" in cycle_2.waived_rules  # the rows it concerned carry the waiver
+    with pytest.raises(ServiceError) as excinfo:  # a nurse moving it further is refused
+        infusions.reschedule(
+            db_session, clinic.nursing, cycle_2.id, chair, at(day(39), 9), settings
+        )
+    assert excinfo.value.status == 409 and "shift_window" in excinfo.value.message
+
+
+def test_the_horizon_stops_and_tells_the_physician_instead_of_failing(
+    db_session, clinic, settings, tick
+):
+    from app.services import worklist
+
+    clinic.patient.treating_physician_id = clinic.physician.id
+    tick(day(-3))
+    set_regimen(db_session, clinic, settings)
+    last = max(rows(db_session, clinic), key=lambda i: i.planned_date)
+    first_day = on(db_session, clinic, last.planned_date - dt.timedelta(days=1))
+    tick(last.planned_date - dt.timedelta(days=20), 9)
+    infusions.reschedule(
+        db_session,
+        clinic.doctor,
+        first_day.id,
+        first_day.chair_id,
+        at(first_day.planned_date + dt.timedelta(days=7), 9),
+        settings,
+        override_reason="Wedding",
+    )
+    tick(last.planned_date - dt.timedelta(days=2), 2)
+    with unit_of_work(db_session):
+        result = scheduling.extend_horizon(db_session, clinic.patient.id, settings)
+    assert result.blocked_on is not None and result.created == []
+    (notice,) = worklist.open_notices(db_session, clinic.physician.id)
+    assert notice.kind == "horizon_blocked"
+    with unit_of_work(db_session):  # the next night says nothing new
+        scheduling.extend_horizon(db_session, clinic.patient.id, settings)
+    assert len(worklist.open_notices(db_session, clinic.physician.id)) == 1
+
+
+def test_an_approved_change_starts_on_the_regimens_grid_not_on_a_nurses_move(
+    db_session, clinic, settings, tick
+):
+    responder(db_session, clinic, settings, tick)
+    next_cycle = on(db_session, clinic, day(7 * 16))
+    tick(day(7 * 12), 17)
+    infusions.reschedule(
+        db_session,
+        clinic.nursing,
+        next_cycle.id,
+        next_cycle.chair_id,
+        at(day(7 * 16 + 2), 9),
+        settings,
+    )
+    suggestions.approve(
+        db_session, clinic.doctor, pending(db_session, clinic)["deescalate_ivig"].id, settings
+    )
+    lower = regimen_service.current_regimen(db_session, clinic.patient.id)
+    assert lower.starts_on == day(7 * 16)
+    db_session.refresh(next_cycle)  # the nurse's move still stands, now at the lower dose
+    assert next_cycle.planned_date == day(7 * 16 + 2) and next_cycle.regimen_id == lower.id
+
+
+def test_two_serious_events_then_one_resolved_leave_one_safety_hold(
+    db_session, clinic, settings, tick
+):
+    responder(db_session, clinic, settings, tick, through_week=4)
+    given = [i for i in rows(db_session, clinic) if i.status == InfusionStatus.GIVEN]
+    events = [
+        infusions.record_adverse_event(
+            db_session,
+            clinic.nursing,
+            infusion.id,
+            infusions.AdverseEventInput(
+                event_type="thrombosis", grade=3, occurred_on=infusion.planned_date
+            ),
+            day(7 * 12),
+            after_record=suggestions.evaluation_hook(settings),
+        )
+        for infusion in given[-2:]
+    ]
+    infusions.resolve_adverse_event(
+        db_session,
+        clinic.doctor,
+        events[1].id,
+        day(7 * 12),
+        "settled",
+        day(7 * 12),
+        after_record=suggestions.evaluation_hook(settings),
+    )
+    holds = db_session.scalars(
+        sa.select(Suggestion).where(
+            Suggestion.patient_id == clinic.patient.id,
+            Suggestion.kind == "safety_hold",
+            Suggestion.status == "pending",
+        )
+    ).all()
+    assert len(holds) == 1
