@@ -20,6 +20,13 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def clinic_today(timezone: str) -> dt.date:
+    """Return today's date on a center's wall clock (IANA time zone): the clinic's "today"."""
+    from app.domain.schedule import local_date
+
+    return local_date(now(), timezone)
+
+
 def set_now(instant: dt.datetime | None) -> None:
     """Fix the clock at an aware instant (None returns to the system clock)."""
     global _fixed

@@ -243,6 +243,13 @@ def _wall_to_utc(wall: dt.datetime, zone: ZoneInfo) -> dt.datetime | None:
     return instant
 
 
+def local_date(instant: dt.datetime, timezone: str) -> dt.date:
+    """Return the date an aware instant falls on at a place's wall clock (the clinic's day)."""
+    if instant.utcoffset() is None:
+        raise ValueError("instant must be timezone-aware")
+    return instant.astimezone(ZoneInfo(timezone)).date()
+
+
 def local_to_utc(day: dt.date, at: dt.time, timezone: str) -> dt.datetime | None:
     """Convert a local date and wall-clock time to UTC, or None if that time does not exist."""
     wall = dt.datetime.combine(day, at.replace(tzinfo=None, fold=0))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from app.config import Settings
 from app.db import utcnow
+from app.domain import schedule
 from app.models import Center, Closure, Infusion, InfusionStatus
 from app.services import audit, integrity, regimens, scheduling
 from app.services.context import Actor, unit_of_work
@@ -33,7 +33,7 @@ def add_closure(
         center = session.get(Center, center_id)
         if center is None:
             raise NotFound(f"center_id: no center {center_id}", field="center_id")
-        today = now.astimezone(ZoneInfo(center.timezone)).date()
+        today = schedule.local_date(now, center.timezone)
         if closed_on < today:
             raise InvalidInput("closed_on: not in the past", field="closed_on")
         exists = session.scalar(

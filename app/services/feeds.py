@@ -9,14 +9,13 @@ import hashlib
 import hmac
 import re
 import secrets
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from app.config import Settings
 from app.db import utcnow
-from app.domain import ical
+from app.domain import ical, schedule
 from app.models import (
     Center,
     Chair,
@@ -453,7 +452,7 @@ def _approvals(
     for step in tapers.due_queue(session, physician_id=sub.scope_id):
         plan: TaperPlan = step.plan
         who = _who(plan.patient, detailed, secret)
-        local_today = now.astimezone(ZoneInfo(plan.patient.home_center.timezone)).date()
+        local_today = schedule.local_date(now, plan.patient.home_center.timezone)
         day = max(step.earliest_on, local_today)
         events.append(
             ical.FeedEvent(
@@ -475,7 +474,7 @@ def _approvals(
     ).all()
     for suggestion, patient, timezone in pending:
         # Only that a decision waits, and for whom: the content stays in the clinic.
-        day = suggestion.created_at.astimezone(ZoneInfo(timezone)).date()
+        day = schedule.local_date(suggestion.created_at, timezone)
         events.append(
             ical.FeedEvent(
                 uid=f"suggestion-{suggestion.id}@{UID_DOMAIN}",

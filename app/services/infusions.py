@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from app import clock
 from app.config import Settings
 from app.db import utcnow
 from app.domain import schedule
@@ -526,7 +527,7 @@ def resolve_adverse_event(
         if today is None:
             patient = session.get(Patient, event.patient_id)
             assert patient is not None
-            today = utcnow().astimezone(ZoneInfo(patient.home_center.timezone)).date()
+            today = clock.clinic_today(patient.home_center.timezone)
         if resolved_on > today:
             raise InvalidInput("resolved_on: not in the future", field="resolved_on")
         if event.resolved_on is not None:

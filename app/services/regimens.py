@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from app import clock
 from app.config import Settings
 from app.db import utcnow
-from app.domain import dosing
+from app.domain import dosing, schedule
 from app.models import Center, Patient, Regimen, WeightMeasurement
 from app.services import audit, integrity, scheduling, versions
 from app.services.context import Actor, unit_of_work
@@ -98,7 +98,7 @@ def regimen_view(regimen: Regimen | None) -> dict[str, object] | None:
 
 def local_today(timezone: str) -> dt.date:
     """Return today's date on the center's wall clock."""
-    return utcnow().astimezone(ZoneInfo(timezone)).date()
+    return clock.clinic_today(timezone)
 
 
 #: Attempts when a concurrent booking took a chair (or locked SQLite) between read and write.
@@ -175,7 +175,7 @@ def _set_regimen_once(
         if center is None:
             raise InvalidInput(f"center_id: no center {center_id}", field="center_id")
         now = now or utcnow()
-        today = now.astimezone(ZoneInfo(center.timezone)).date()
+        today = schedule.local_date(now, center.timezone)
         regimen = Regimen(
             patient_id=patient_id,
             version=(current_version or 0) + 1,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -379,7 +378,7 @@ def extend_horizon(
     now = now or utcnow()
     center = session.get(Center, regimen.center_id)
     assert center is not None
-    today = now.astimezone(ZoneInfo(center.timezone)).date()
+    today = schedule.local_date(now, center.timezone)
     return replan(session, regimen, settings, today, now, extend_only=True)
 
 

@@ -8,13 +8,14 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from app import clock
 from app.config import PROJECT_ROOT, Settings
 from app.db import utcnow
+from app.domain import schedule
 from app.domain.rules import engine, facts
 from app.models import (
     AdverseEvent,
@@ -196,7 +197,7 @@ def history_of(
             interval_weeks=r.interval_weeks,
             days_per_cycle=r.days_per_cycle,
             product=r.product,
-            set_on=r.created_at.astimezone(ZoneInfo(record.timezone)).date(),
+            set_on=schedule.local_date(r.created_at, record.timezone),
         )
         for r in record.regimens
     )
@@ -236,7 +237,7 @@ def evaluate_patient(
     if as_of is None:
         patient = session.get(Patient, patient_id)
         assert patient is not None
-        as_of = utcnow().astimezone(ZoneInfo(patient.home_center.timezone)).date()
+        as_of = clock.clinic_today(patient.home_center.timezone)
     ruleset = load_ruleset(settings)
     record = load_record(session, patient_id, settings, as_of)
     fact_values, proposals = engine.evaluate_history(
@@ -452,7 +453,7 @@ def approve(
         suggestion = _pending(session, suggestion_id, expected_version)
         patient = session.get(Patient, suggestion.patient_id)
         assert patient is not None
-        today = utcnow().astimezone(ZoneInfo(patient.home_center.timezone)).date()
+        today = clock.clinic_today(patient.home_center.timezone)
         params = suggestion.proposal
         _decided(suggestion, actor, "approved", reason)
         if suggestion.kind in ("deescalate_ivig", "flare_return"):
@@ -660,7 +661,7 @@ def evaluate_everyone(session: so.Session, settings: Settings, as_of: dt.date | 
     made = 0
     for start in range(0, len(patient_ids), _CHUNK):
         chunk = patient_ids[start : start + _CHUNK]
-        dates = {pid: as_of or now.astimezone(ZoneInfo(zones[pid])).date() for pid in chunk}
+        dates = {pid: as_of or schedule.local_date(now, zones[pid]) for pid in chunk}
         records = load_records(session, chunk, settings, max(dates.values()))
         pending = set(
             session.scalars(

@@ -14,7 +14,7 @@ import sqlalchemy.orm as so
 
 from app.config import DRUGS, Settings
 from app.db import utcnow
-from app.domain import taper
+from app.domain import schedule, taper
 from app.models import Patient, StepStatus, Suggestion, TaperPlan, TaperStep
 from app.models.taper import TEMPLATES
 from app.services import audit, versions
@@ -334,7 +334,7 @@ def approve_step(
         if today is None:
             patient = session.get(Patient, step.patient_id)
             assert patient is not None
-            today = now.astimezone(ZoneInfo(patient.home_center.timezone)).date()
+            today = schedule.local_date(now, patient.home_center.timezone)
         if step.status != StepStatus.PLANNED:
             raise Conflict(
                 f"status: the step is {step.status}, not waiting for approval", field="status"
