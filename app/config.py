@@ -349,6 +349,13 @@ def load_settings(
             f"{config_path}: app.secret_key: production mode refuses the default or a short "
             "secret key; set SECRET_KEY to a random value of at least 32 characters"
         )
+    if settings.is_production and not settings.feeds.public_base_url:
+        # Otherwise feed links would be built from the request's Host header, which a
+        # client chooses.
+        raise ConfigError(
+            f"{config_path}: feeds.public_base_url: production mode needs the https address "
+            "calendar clients use, e.g. https://ivig.example.org"
+        )
     database_url = _absolute_sqlite(settings.app.database_url, config_path.parent)
     return settings.model_copy(
         update={"app": settings.app.model_copy(update={"database_url": database_url})}

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import Flask, current_app, g, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
 
 from app.config import Settings
@@ -19,6 +20,9 @@ from app.models import User
 from app.services.context import Actor
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+#: Deepest JSON nesting a request body may have (ours are at most 4 deep; Python's parser
+#: would recurse past its limit on about 1,000 and answer 500).
+MAX_JSON_DEPTH = 32
 
 
 @dataclass
@@ -66,8 +70,37 @@ def is_api_request() -> bool:
 
 
 def _assign_request_id() -> None:
+    # Our own id goes into logs and audit rows; a client's is only echoed back, never trusted.
+    g.request_id = uuid.uuid4().hex
     incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.client_request_id = incoming if _REQUEST_ID.match(incoming) else None
+
+
+def json_depth(body: bytes) -> int:
+    """Return how deeply a JSON text nests arrays and objects (strings are skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
+def _refuse_deep_json() -> None:
+    if request.is_json and json_depth(request.get_data(cache=True)) > MAX_JSON_DEPTH:
+        raise BadRequest(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
 
 
 def csp_nonce() -> str:
@@ -79,6 +112,15 @@ def csp_nonce() -> str:
 
 def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = request_id()
+    if g.get("client_request_id"):
+        response.headers["X-Client-Request-ID"] = g.client_request_id
+    if settings().is_production:
+        response.headers.setdefault(
+            "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
+        )
+    response.headers.setdefault(
+        "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+    )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
@@ -103,6 +145,7 @@ def _close_session(_exc: BaseException | None) -> None:
 def init_app(app: Flask) -> None:
     """Register the request hooks every request goes through."""
     app.before_request(_assign_request_id)
+    app.before_request(_refuse_deep_json)
     app.after_request(_finish)
     app.teardown_appcontext(_close_session)
     app.jinja_env.globals["csp_nonce"] = csp_nonce

@@ -190,8 +190,8 @@ def fewest_tablets(
         raise ValueError(f"dose_mg must be a finite number >= 0, got {dose_mg!r}")
     scale = _scale_for(sizes)
     target = _to_units(dose_mg, scale)
-    if target is None:
-        return None
+    if target is None or (target == 0 and dose_mg > 0):
+        return None  # between units, or a positive dose too small for any tablet
     units = [round(s * scale) for s in sizes]
     fewest = _fewest_table(units, target)
     if fewest[target] > target:

@@ -82,13 +82,23 @@ def test_relative_sqlite_path_is_taken_from_the_config_folder(tmp_path):
 
 
 def test_production_refuses_the_default_secret_key(tmp_path):
-    path = write(tmp_path, '[app]\nmode = "production"\n')
+    path = write(
+        tmp_path,
+        '[app]\nmode = "production"\n[feeds]\npublic_base_url = "https://ivig.example.org"\n',
+    )
     with pytest.raises(ConfigError, match=r"app\.secret_key"):
         load_settings(path, environ={})
     with pytest.raises(ConfigError, match=r"app\.secret_key"):
         load_settings(path, environ={"SECRET_KEY": "short-but-16-chars"})
     settings = load_settings(path, environ={"SECRET_KEY": "x" * 32})
     assert settings.is_production and settings.app.secret_key != DEFAULT_SECRET_KEY
+
+
+def test_production_needs_the_public_feed_address(tmp_path):
+    # Without it feed links would come from the request's Host header, which a client forges.
+    path = write(tmp_path, '[app]\nmode = "production"\n')
+    with pytest.raises(ConfigError, match=r"feeds\.public_base_url"):
+        load_settings(path, environ={"SECRET_KEY": "x" * 32})
 
 
 def test_missing_file_and_bad_toml_say_so(tmp_path):

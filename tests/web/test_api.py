@@ -56,13 +56,17 @@ def test_admin_creates_a_user_and_the_audit_row_names_the_request(
     )
     assert response.status_code == 201, response.json
     assert response.json["role"] == "nurse"
-    assert response.headers["X-Request-ID"] == "req-123"
+    # The client's id is echoed back; the audit row keeps the server's own, which a client
+    # cannot choose (hardening: a forged X-Request-ID must not reach the audit trail).
+    assert response.headers["X-Client-Request-ID"] == "req-123"
+    ours = response.headers["X-Request-ID"]
+    assert ours != "req-123" and len(ours) == 32
     event = db_session.scalar(
         sa.select(AuditEvent).where(
             AuditEvent.action == "user.create", AuditEvent.entity_id == str(response.json["id"])
         )
     )
-    assert event.actor_user_id == admin.id and event.request_id == "req-123"
+    assert event.actor_user_id == admin.id and event.request_id == ours
 
 
 def test_validation_error_names_the_field(client, make_user, bearer, db_session):

@@ -80,13 +80,19 @@ def test_session_cookie_flags(client, make_user):
 
 
 def test_production_cookie_is_secure(database_url, session_factory, make_user):
-    settings = make_settings(database_url, app={"mode": "production", "secret_key": "k" * 40})
+    settings = make_settings(
+        database_url,
+        app={"mode": "production", "secret_key": "k" * 40},
+        feeds={"public_base_url": "https://ivig.example.org"},
+    )
     app = create_app(settings, session_factory=session_factory)
     client = app.test_client()
     nurse = make_user("nurse")
     response = login(client, nurse.email)
     header = next(h for h in response.headers.getlist("Set-Cookie") if "ivig_session" in h)
     assert "Secure" in header
+    # Production pages also ask browsers to keep to https.
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
 
 
 def test_pages_carry_security_headers(client):
@@ -94,6 +100,8 @@ def test_pages_carry_security_headers(client):
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Request-ID"]
+    assert "camera=()" in response.headers["Permissions-Policy"]
+    assert "Strict-Transport-Security" not in response.headers  # not in development (http)
 
 
 def test_unknown_page_is_a_friendly_404_without_a_trace(client, make_user):
