@@ -99,8 +99,14 @@ def json_depth(body: bytes) -> int:
 
 
 def _refuse_deep_json() -> None:
-    if request.is_json and json_depth(request.get_data(cache=True)) > MAX_JSON_DEPTH:
+    if not request.is_json:
+        return
+    body = request.get_data(cache=True)
+    if json_depth(body) > MAX_JSON_DEPTH:
         raise BadRequest(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
+    if body.strip() and not body.lstrip().startswith(b"{"):
+        # `null` or a list would otherwise read as "no fields given" and take the defaults.
+        raise BadRequest("The JSON body must be an object ({...}).")
 
 
 def csp_nonce() -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from app.models.user import ROLE_VALUES
 
@@ -15,6 +15,26 @@ assert set(ROLE_VALUES) == {"nurse", "physician", "admin"}
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_values(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refuse what pydantic would quietly convert: true as 1, 0.5 as a Unix time."""
+        if info.field_name is None:
+            return value
+        annotation = cls.model_fields[info.field_name].annotation
+        kinds = {annotation, *get_args(annotation)}
+        if isinstance(value, bool) and kinds & {int, float}:
+            raise ValueError("give a number, not true or false")
+        for kind, example in ((dt.datetime, "2026-12-02T09:00:00Z"), (dt.date, "2026-12-02")):
+            if kind not in kinds or value is None or isinstance(value, dt.date):
+                continue
+            try:
+                kind.fromisoformat(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"give an ISO 8601 {kind.__name__}, e.g. {example}") from None
+            break
+        return value
 
 
 class _Out(BaseModel):

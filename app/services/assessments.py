@@ -68,8 +68,14 @@ def record_assessment(
     if len(data.notes) > 4000:
         raise InvalidInput("notes: at most 4000 characters", field="notes")
     with unit_of_work(session):
-        if session.get(Patient, patient_id) is None:
+        patient = session.get(Patient, patient_id)
+        if patient is None:
             raise NotFound(f"patient_id: no patient {patient_id}", field="patient_id")
+        if data.assessed_on < patient.birth_date:
+            raise InvalidInput(
+                f"assessed_on: not before the patient's birth date ({patient.birth_date})",
+                field="assessed_on",
+            )
         assessment = Assessment(
             patient_id=patient_id,
             assessed_on=data.assessed_on,

@@ -69,3 +69,54 @@ def test_json_depth_skips_brackets_inside_strings():
     assert json_depth(b'{"a": "[[[[[[", "b": [1, {"c": "\\"]]"}]}') == 3
     assert json_depth(json.dumps({"x": [[[]]]}).encode()) == 4
     assert json_depth(b"") == 0
+
+
+def test_a_list_or_null_body_is_refused_not_taken_as_empty(client, physician):
+    for body in ("null", "[]", '"x"'):
+        response = client.post(
+            "/api/v1/tokens", headers=physician | {"Content-Type": "application/json"}, data=body
+        )
+        assert response.status_code == 400, body
+        assert "must be an object" in response.json["error"]["message"]
+
+
+def test_true_is_not_a_number_and_a_number_is_not_a_date(client, physician, make_user, bearer):
+    from app.models import Center
+
+    response = client.post(
+        "/api/v1/dosing/ivig",
+        headers=physician,
+        json={
+            "weight_kg": 100,
+            "height_cm": 175,
+            "sex": "male",
+            "dose_g_per_kg": 2,
+            "days_per_cycle": True,
+            "weight_basis": "adjusted",
+            "product": "Octagam 10%",
+        },
+    )
+    assert response.status_code == 422 and response.json["error"]["field"] == "days_per_cycle"
+    admin = bearer(make_user("admin"))
+    for until in ("0.5", "1700000000"):
+        response = client.get(f"/api/v1/audit?until={until}", headers=admin)
+        assert response.status_code == 422, until
+        assert response.json["error"]["field"] == "until"
+    assert client.get("/api/v1/audit?until=2026-12-02T09:00:00Z", headers=admin).status_code == 200
+    assert Center  # the models import (for the assessment test below)
+
+
+def test_an_assessment_before_the_patient_was_born_is_422(
+    client, db_session, settings, make_user, bearer
+):
+    from app.services.context import system_actor
+    from tests.db.clinic_fixtures import make_center, make_patient
+
+    patient = make_patient(db_session, system_actor("test"), make_center(db_session), settings)
+    nurse = bearer(make_user("nurse"))
+    response = client.post(
+        f"/api/v1/patients/{patient.id}/assessments",
+        headers=nurse,
+        json={"assessed_on": "0001-01-01", "cdasi_activity": 20},
+    )
+    assert response.status_code == 422 and response.json["error"]["field"] == "assessed_on"
