@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from app.models.user import ROLE_VALUES
 
 RoleName = Literal["nurse", "physician", "admin"]
+#: A wall-clock time at a center, without an offset ("08:30:00"). JSON Schema's `time` format
+#: demands an offset, so the document says what the API really sends and takes.
+LocalTime = Annotated[
+    dt.time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+            "description": "local wall-clock time at the center, HH:MM[:SS], no offset",
+            "example": "08:30:00",
+        }
+    ),
+]
 assert set(ROLE_VALUES) == {"nurse", "physician", "admin"}
 
 
@@ -97,8 +117,8 @@ class TokenCreatedOut(TokenOut):
 
 class OpeningHoursOut(_Out):
     weekday: int = Field(description="0 = Monday ... 6 = Sunday")
-    opens_at: dt.time
-    closes_at: dt.time
+    opens_at: LocalTime
+    closes_at: LocalTime
 
 
 class ChairOut(_Out):
@@ -260,7 +280,7 @@ class RegimenIn(_In):
     weight_basis: WeightBasisName | None = None
     starts_on: dt.date
     preferred_weekday: int | None = Field(None, ge=0, le=6)
-    preferred_time: dt.time | None = None
+    preferred_time: LocalTime | None = None
     center_id: int | None = None
     reason: str = Field(min_length=1, max_length=2000)
     override_reason: str | None = Field(None, max_length=2000)
@@ -279,7 +299,7 @@ class RegimenOut(_Out):
     weight_basis: WeightBasisName
     starts_on: dt.date
     preferred_weekday: int | None
-    preferred_time: dt.time
+    preferred_time: LocalTime
     center_id: int
     weight_kg: float
     height_cm: float
@@ -416,8 +436,8 @@ class BoardChairOut(BaseModel):
 class DayBoardOut(BaseModel):
     center_id: int
     date: dt.date
-    opens_at: dt.time | None
-    closes_at: dt.time | None
+    opens_at: LocalTime | None
+    closes_at: LocalTime | None
     chairs: list[BoardChairOut]
     unbooked: list[BoardInfusionOut]
 

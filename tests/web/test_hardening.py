@@ -120,3 +120,18 @@ def test_an_assessment_before_the_patient_was_born_is_422(
         json={"assessed_on": "0001-01-01", "cdasi_activity": 20},
     )
     assert response.status_code == 422 and response.json["error"]["field"] == "assessed_on"
+
+
+def test_local_times_are_documented_as_what_the_api_sends(client, physician, db_session):
+    import re
+
+    from tests.db.clinic_fixtures import make_center
+
+    make_center(db_session)
+    spec = client.get("/api/v1/openapi.json").get_data(as_text=True)
+    assert '"format": "time"' not in spec  # JSON Schema's time format needs an offset
+    schema = client.get("/api/v1/openapi.json").json["components"]["schemas"]
+    pattern = schema["CenterList.OpeningHoursOut"]["properties"]["opens_at"]["pattern"]
+    centers = client.get("/api/v1/centers", headers=physician).json["centers"]
+    sent = [h["opens_at"] for c in centers for h in c["opening_hours"]]
+    assert sent and all(re.fullmatch(pattern, value) for value in sent)
