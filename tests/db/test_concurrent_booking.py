@@ -90,3 +90,89 @@ def test_parallel_regimen_requests_book_distinct_chair_times(databases):
     # before closing that day, so the third patient's cycle moved within the window.
     assert len(first_day) == 2
     assert {r.starts_at for r in first_day} == {first_day[0].starts_at}
+
+
+def test_parallel_reschedules_into_one_slot_give_one_200_and_clean_409s(databases):
+    # Hardening: the losers used to get 500 (building the 409 from a rolled-back session).
+    url = databases.create()
+    app = create_app(make_settings(url))
+    state = app.extensions["ivig"]
+    session = state.session_factory()
+    center = make_center(session, "Contested Center", chairs=3)
+    actor = system_actor("test")
+    patients = [
+        make_patient(session, actor, center, state.settings, mrn=f"R-{n}") for n in range(6)
+    ]
+    session.commit()
+    runner = app.test_cli_runner()
+    runner.invoke(
+        args=[
+            "users",
+            "create",
+            "--email",
+            "doc@test.clinic",
+            "--name",
+            "Doc",
+            "--role",
+            "physician",
+            "--password",
+            "doctor-password",
+        ]
+    )
+    token = runner.invoke(args=["tokens", "create", "--email", "doc@test.clinic"]).output
+    headers = {"Authorization": f"Bearer {token.strip().splitlines()[-1]}"}
+    monday = next_monday()
+    client = app.test_client()
+    for patient in patients:
+        response = client.post(
+            f"/api/v1/patients/{patient.id}/regimens",
+            headers=headers,
+            json={
+                "product": "Octagam 10%",
+                "dose_g_per_kg": 1.0,
+                "days_per_cycle": 1,
+                "interval_weeks": 8,
+                "starts_on": monday.isoformat(),
+                "preferred_time": "09:00",
+                "reason": "start",
+            },
+        )
+        assert response.status_code == 201, response.json
+    firsts = session.execute(
+        sa.select(Infusion.id, Infusion.version).where(
+            Infusion.cycle_number == 1, Infusion.status == InfusionStatus.SCHEDULED
+        )
+    ).all()
+    chair = center.chairs[0].id
+    session.rollback()  # SQLite: a reading transaction here would hold the write lock
+    wednesday_ten = dt.datetime.combine(
+        monday + dt.timedelta(days=2), dt.time(15), tzinfo=dt.UTC
+    ).isoformat()
+    barrier = threading.Barrier(len(firsts))
+    statuses: list[int] = []
+
+    def move(infusion_id: int) -> None:
+        local = app.test_client()
+        barrier.wait()
+        response = local.post(
+            f"/api/v1/infusions/{infusion_id}/reschedule",
+            headers=headers,
+            json={"chair_id": chair, "starts_at": wednesday_ten},
+        )
+        statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=move, args=(row.id,)) for row in firsts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rows = session.execute(
+        sa.select(Infusion.id).where(
+            Infusion.chair_id == chair,
+            Infusion.starts_at == dt.datetime.fromisoformat(wednesday_ten),
+        )
+    ).all()
+    session.close()
+    state.engine.dispose()
+    assert sorted(statuses) == [200] + [409] * (len(firsts) - 1), statuses
+    assert len(rows) == 1
