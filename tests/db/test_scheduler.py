@@ -69,6 +69,31 @@ def test_healthz_shows_the_last_heartbeat(client, db_session):
     assert client.get("/healthz").json["scheduler_last_seen"] is not None
 
 
+def _start_two_at_once(url: str) -> list[BaseException]:
+    settings = make_settings(url)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        engine = make_engine(url)
+        try:
+            barrier.wait()
+            scheduler = build_scheduler(settings, BackgroundScheduler, engine)
+            scheduler.start(paused=True)
+            scheduler.shutdown()
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 def test_two_schedulers_starting_at_once_on_a_fresh_database_both_come_up(databases):
     # Hardening: nothing but APScheduler created its job table, and one of two schedulers
     # started together died on the race (UniqueViolation pg_type_typname_nsp_index).
@@ -78,25 +103,4 @@ def test_two_schedulers_starting_at_once_on_a_fresh_database_both_come_up(databa
         with probe.connect() as conn:
             assert sa.inspect(conn).has_table("apscheduler_jobs")  # made by the migrations
         probe.dispose()
-        settings = make_settings(url)
-        barrier = threading.Barrier(2)
-        errors: list[BaseException] = []
-
-        def start() -> None:
-            engine = make_engine(url)
-            try:
-                barrier.wait()
-                scheduler = build_scheduler(settings, BackgroundScheduler, engine)
-                scheduler.start(paused=True)
-                scheduler.shutdown()
-            except BaseException as exc:  # reported below
-                errors.append(exc)
-            finally:
-                engine.dispose()
-
-        threads = [threading.Thread(target=start) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        assert _start_two_at_once(url) == []
