@@ -55,6 +55,7 @@ class AppSettings(_Section):
 class AuthSettings(_Section):
     password_min_length: int = Field(10, ge=8, le=128)
     max_failed_logins: int = Field(5, ge=1, le=100)
+    max_failed_logins_per_address: int = Field(20, ge=1, le=10_000)
     lockout_minutes: int = Field(15, ge=1, le=24 * 60)
     failed_login_delay_seconds: float = Field(0.5, ge=0, le=10)
     session_idle_hours: float = Field(12, gt=0, le=24 * 30)

@@ -11,7 +11,7 @@ from app.models.regimen import Regimen
 from app.models.subscription import Subscription
 from app.models.system import ContentRevision, SchedulerHeartbeat
 from app.models.taper import StepStatus, TaperPlan, TaperStep
-from app.models.user import ApiToken, LoginSession, Role, User
+from app.models.user import ApiToken, LoginSession, LoginThrottle, Role, User
 
 __all__ = [
     "AdverseEvent",
@@ -26,6 +26,7 @@ __all__ = [
     "InfusionAmendment",
     "InfusionStatus",
     "LoginSession",
+    "LoginThrottle",
     "Notice",
     "OpeningHours",
     "Patient",

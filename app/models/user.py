@@ -50,6 +50,24 @@ class User(Base):
         return "".join(part[0] for part in self.full_name.split() if part).upper()[:3]
 
 
+class LoginThrottle(Base):
+    """Failed logins counted per (e-mail, client address) and per client address.
+
+    No account is locked for everyone (anyone who knows an e-mail could lock a nurse out),
+    and an unknown e-mail is counted and refused exactly like a real one (no enumeration).
+    """
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (sa.CheckConstraint("failures >= 0", name="failures_not_negative"),)
+
+    #: SHA-256 of the scope and its values (no address or e-mail is stored in clear).
+    key: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
+    failures: so.Mapped[int] = so.mapped_column(default=0)
+    #: Failures older than the lockout period no longer count.
+    window_started_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime())
+    locked_until: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+
+
 class LoginSession(Base):
     """A browser login; the cookie carries only its random id, the table its hash."""
 

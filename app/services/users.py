@@ -9,13 +9,15 @@ import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+import sqlalchemy.dialects.postgresql
+import sqlalchemy.dialects.sqlite
 import sqlalchemy.orm as so
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.config import AuthSettings
 from app.db import utcnow
-from app.models import ApiToken, LoginSession, Role, User
+from app.models import ApiToken, LoginSession, LoginThrottle, Role, User
 from app.services import audit
 from app.services.context import Actor, unit_of_work
 from app.services.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
@@ -101,6 +103,33 @@ class LoginResult:
     session_secret: str
 
 
+def _throttle_rows(
+    session: so.Session, email: str, address: str, now: dt.datetime
+) -> list[LoginThrottle]:
+    """Lock (creating if new) the counters for this e-mail from this address, and the address."""
+    keys = [_sha256(f"pair|{email}|{address}"), _sha256(f"address|{address}")]
+    insert = (
+        sa.dialects.postgresql.insert
+        if session.get_bind().dialect.name == "postgresql"
+        else sa.dialects.sqlite.insert
+    )
+    session.execute(
+        insert(LoginThrottle)
+        .values([{"key": key, "failures": 0, "window_started_at": now} for key in keys])
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    rows = {
+        row.key: row
+        for row in session.scalars(
+            sa.select(LoginThrottle)
+            .where(LoginThrottle.key.in_(keys))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    }
+    return [rows[key] for key in keys]
+
+
 def log_in(
     session: so.Session,
     *,
@@ -109,45 +138,63 @@ def log_in(
     settings: AuthSettings,
     request_id: str | None = None,
     now: dt.datetime | None = None,
+    address: str = "unknown",
 ) -> LoginResult:
-    """Check a password, count failures toward a lockout, and open a browser session."""
+    """Check a password, count failures per e-mail and address, and open a browser session.
+
+    A known and an unknown e-mail get the same answers at the same cost, and too many failures
+    refuse that e-mail from that address (and, past a higher count, that address), never the
+    account from everywhere.
+    """
     now = now or utcnow()
     email = normalise_email(email)
     with unit_of_work(session):
+        pair, place = _throttle_rows(session, email, address, now)
         user = session.scalar(sa.select(User).where(User.email == email).with_for_update())
-        anonymous = Actor(label=email[:254] or "(blank)", request_id=request_id)
-        if user is None or not user.active:
-            _hasher_verify(_DUMMY_HASH, password)
-            audit.record(session, anonymous, "user.login_failed", "user", None)
-            session.commit()
-            raise AuthenticationFailed("Wrong email or password.")
-        actor = Actor(label=user.email, user_id=user.id, role=user.role, request_id=request_id)
-        if user.locked_until is not None and user.locked_until > now:
+        known = user is not None and user.active
+        actor = (
+            Actor(label=user.email, user_id=user.id, role=user.role, request_id=request_id)
+            if known and user is not None
+            else Actor(label=email[:254] or "(blank)", request_id=request_id)
+        )
+        entity = user.id if known and user is not None else None
+        locked = max((r.locked_until for r in (pair, place) if r.locked_until), default=None)
+        if locked is not None and locked > now:
             _hasher_verify(_DUMMY_HASH, password)  # same cost as a wrong password
-            minutes = max(1, int((user.locked_until - now).total_seconds() // 60) + 1)
-            audit.record(session, actor, "user.login_refused_locked", "user", user.id)
+            minutes = max(1, int((locked - now).total_seconds() // 60) + 1)
+            audit.record(session, actor, "user.login_refused_locked", "user", entity)
             session.commit()
             raise AuthenticationFailed(
-                "Too many failed attempts: this account is locked. "
+                "Too many failed attempts: logins to this account from here are locked. "
                 f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
             )
-        if not _hasher_verify(user.password_hash, password):
-            user.failed_logins += 1
-            if user.failed_logins >= settings.max_failed_logins:
-                user.locked_until = now + dt.timedelta(minutes=settings.lockout_minutes)
-                user.failed_logins = 0
+        verified = _hasher_verify(user.password_hash if known else _DUMMY_HASH, password)  # type: ignore[union-attr]
+        if not (known and verified):
+            window = dt.timedelta(minutes=settings.lockout_minutes)
+            limits = (settings.max_failed_logins, settings.max_failed_logins_per_address)
+            locking = False
+            for row, limit in zip((pair, place), limits, strict=True):
+                if row.window_started_at + window < now:
+                    row.failures, row.window_started_at = 0, now
+                row.failures += 1
+                if row.failures >= limit:
+                    row.locked_until, row.failures = now + window, 0
+                    locking = True
+            if locking:
                 audit.record(
                     session,
                     actor,
                     "user.locked",
                     "user",
-                    user.id,
-                    after={"locked_until": user.locked_until},
+                    entity,
+                    after={"locked_until": now + window},
                 )
             else:
-                audit.record(session, actor, "user.login_failed", "user", user.id)
+                audit.record(session, actor, "user.login_failed", "user", entity)
             session.commit()
             raise AuthenticationFailed("Wrong email or password.")
+        assert user is not None
+        pair.failures, pair.locked_until = 0, None
         if _hasher.check_needs_rehash(user.password_hash):
             user.password_hash = _hasher.hash(password)
         user.failed_logins = 0

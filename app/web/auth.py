@@ -30,6 +30,7 @@ def login() -> http.ResponseValue:
             password=password,
             settings=http.settings().auth,
             request_id=http.request_id(),
+            address=request.remote_addr or "unknown",
         )
     except AuthenticationFailed as exc:
         time.sleep(http.settings().auth.failed_login_delay_seconds)

@@ -95,6 +95,68 @@ def test_unknown_email_fails_like_a_wrong_password(db_session, settings):
         )
 
 
+def test_an_unknown_email_is_paused_like_a_real_one_so_accounts_cannot_be_enumerated(
+    db_session, make_user, settings
+):
+    real = make_user()
+    auth = settings.auth
+    answers = {}
+    for email in (real.email, "ghost@test.clinic"):
+        messages = []
+        for _ in range(auth.max_failed_logins + 1):
+            with pytest.raises(AuthenticationFailed) as excinfo:
+                user_service.log_in(
+                    db_session, email=email, password="wrong", settings=auth, address="10.0.0.9"
+                )
+            messages.append(excinfo.value.message)
+        answers[email] = messages
+    assert answers[real.email] == answers["ghost@test.clinic"]
+    assert "locked" in answers[real.email][-1]
+
+
+def test_failures_from_one_place_do_not_lock_the_nurse_out_elsewhere(
+    db_session, make_user, settings
+):
+    nurse = make_user()
+    auth = settings.auth
+    for _ in range(auth.max_failed_logins):
+        with pytest.raises(AuthenticationFailed):
+            user_service.log_in(
+                db_session,
+                email=nurse.email,
+                password="guess",
+                settings=auth,
+                address="203.0.113.7",
+            )
+    with pytest.raises(AuthenticationFailed, match="locked"):  # the guesser is locked out
+        user_service.log_in(
+            db_session, email=nurse.email, password=PASSWORD, settings=auth, address="203.0.113.7"
+        )
+    result = user_service.log_in(  # the nurse, at her own terminal, logs in
+        db_session, email=nurse.email, password=PASSWORD, settings=auth, address="10.1.2.3"
+    )
+    assert result.user.id == nurse.id
+
+
+def test_one_address_guessing_many_accounts_is_paused(db_session, make_user, settings):
+    auth = settings.auth.model_copy(update={"max_failed_logins_per_address": 6})
+    victims = [make_user().email for _ in range(3)]
+    for email in victims:
+        for _ in range(2):
+            with pytest.raises(AuthenticationFailed, match="Wrong"):
+                user_service.log_in(
+                    db_session, email=email, password="x", settings=auth, address="198.51.100.1"
+                )
+    with pytest.raises(AuthenticationFailed, match="locked"):
+        user_service.log_in(
+            db_session,
+            email=make_user().email,
+            password=PASSWORD,
+            settings=auth,
+            address="198.51.100.1",
+        )
+
+
 def test_login_session_ends_at_logout_and_after_idle_time(db_session, make_user, settings):
     user = make_user()
     result = user_service.log_in(
