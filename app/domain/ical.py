@@ -151,6 +151,13 @@ class FeedCalendar:
             raise ValueError("description must be a string")
 
 
+def plain_name(value: str) -> str:
+    """Return a calendar name without `,;\\`: clients read their escapes back literally."""
+    for char, replacement in ((",", " ·"), (";", " ·"), ("\\", "/")):
+        value = value.replace(char, replacement)
+    return " ".join(value.split())
+
+
 def escape_text(value: str) -> str:
     """Escape value as RFC 5545 TEXT, turning line breaks into \\n and dropping control chars."""
     # Backslash, semicolon and comma get a backslash; CRLF, CR and LF become the two

@@ -73,7 +73,7 @@ def _scope_label(session: so.Session, scope: str, scope_id: int) -> str:
     elif scope == "chair":
         chair = session.get(Chair, scope_id)
         if chair is not None:
-            return f"{chair.center.name}, {chair.name}: infusions"
+            return f"{chair.center.name} · {chair.name}: infusions"
     elif scope == "physician":
         user = session.get(User, scope_id)
         if user is not None and user.role == Role.PHYSICIAN:
@@ -278,14 +278,42 @@ def fingerprint(
         sub.scope,
         str(sub.scope_id),
         sub.privacy,
+        str(_detailed(sub, settings)),
         sub.label,
         now.date().isoformat(),
         str(revision),
     ]
     if sub.scope == "physician":
-        # A step becomes due at the patient's local midnight without any row changing.
-        parts += [str(s.id) for s in tapers.due_queue(session, physician_id=sub.scope_id)]
+        # A step becomes due, and its shown day moves, at the patient's local midnight
+        # without any row changing.
+        parts += [f"{step.id}:{day}" for step, day in _approval_days(session, sub, now)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _detailed(sub: Subscription, settings: Settings) -> bool:
+    """Names in full only while the clinic still allows it: the setting is read at each render."""
+    return (
+        sub.scope != "patient"
+        and sub.privacy == "detailed"
+        and settings.feeds.staff_detail == "full_names"
+    )
+
+
+def _approval_days(
+    session: so.Session, sub: Subscription, now: dt.datetime
+) -> list[tuple[TaperStep, dt.date]]:
+    """Each taper step waiting for this physician, on the day the feed shows it.
+
+    A step shows from its earliest date, or from today at the patient's center: that day moves
+    at the center's midnight, which the fingerprint must follow too.
+    """
+    return [
+        (
+            step,
+            max(step.earliest_on, schedule.local_date(now, step.plan.patient.home_center.timezone)),
+        )
+        for step in tapers.due_queue(session, physician_id=sub.scope_id)
+    ]
 
 
 def _short_id(patient_id: int, secret: str) -> str:
@@ -340,7 +368,7 @@ def feed_calendar(
     window = _window(settings, now)
     secret = settings.app.secret_key
     staff = sub.scope != "patient"
-    detailed = staff and sub.privacy == "detailed"
+    detailed = _detailed(sub, settings)
     rows = session.execute(infusion_rows(sub, settings, now)).all()
     events: list[ical.FeedEvent] = []
     # A feed repeats the same patients, chairs and cycles many times: build each text once.
@@ -403,7 +431,8 @@ def feed_calendar(
     elif sub.scope == "physician":
         events += _approvals(session, sub, now, detailed, secret)
     return ical.FeedCalendar(
-        name=sub.label,
+        # Escaped right, `,;\` still come back as `\,` in icalendar and ical.js: none in names.
+        name=ical.plain_name(sub.label),
         prodid=PRODID,
         refresh_minutes=settings.feeds.refresh_minutes,
         events=events,
@@ -449,11 +478,9 @@ def _approvals(
     session: so.Session, sub: Subscription, now: dt.datetime, detailed: bool, secret: str
 ) -> list[ical.FeedEvent]:
     events = []
-    for step in tapers.due_queue(session, physician_id=sub.scope_id):
+    for step, day in _approval_days(session, sub, now):
         plan: TaperPlan = step.plan
         who = _who(plan.patient, detailed, secret)
-        local_today = schedule.local_date(now, plan.patient.home_center.timezone)
-        day = max(step.earliest_on, local_today)
         events.append(
             ical.FeedEvent(
                 uid=f"approve-{step.uid}@{UID_DOMAIN}",

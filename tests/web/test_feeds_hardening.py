@@ -1,0 +1,126 @@
+"""Feeds that stay true (issue 11): 304s across the center's midnight, privacy settings read at
+each render, and calendar names that clients read back as written."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import icalendar
+import pytest
+
+from app import clock, create_app
+from app.feeds import views as feed_views
+from app.services import regimens as regimen_service
+from app.services import tapers
+from tests.conftest import make_settings
+from tests.db.clinic_fixtures import Clinic, make_center, make_patient, regimen_input
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limiter():
+    feed_views.limiter = feed_views.RateLimiter()
+
+
+def new_york(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=NEW_YORK)
+
+
+def subscribe(client, bearer, user, scope, scope_id, **extra) -> str:
+    response = client.post(
+        "/api/v1/subscriptions",
+        headers=bearer(user),
+        json={"scope": scope, "scope_id": scope_id} | extra,
+    )
+    assert response.status_code == 201, response.json
+    return response.json["url"].split("://", 1)[1].split("/", 1)[1].join(["/", ""])
+
+
+@pytest.fixture
+def clinic(db_session, make_user, settings) -> Clinic:
+    center = make_center(db_session)
+    physician, nurse = make_user("physician"), make_user("nurse")
+    holder = Clinic(center=center, physician=physician, nurse=nurse, patient=None)  # type: ignore[arg-type]
+    holder.patient = make_patient(db_session, holder.nursing, center, settings)
+    holder.patient.treating_physician_id = physician.id
+    db_session.commit()
+    return holder
+
+
+def test_a_physician_feed_changes_at_the_centers_midnight_not_a_stale_304(
+    client, bearer, clinic, db_session, settings
+):
+    day = regimen_service.local_today("America/New_York") + dt.timedelta(days=2)
+    start = day - dt.timedelta(days=40)  # the first step has been due for days
+    tapers.create_plan(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        tapers.PlanInput(
+            drug="prednisone", start_mg=20, template="banded", starts_on=start, reason="DM"
+        ),
+        settings,
+        start,
+    )
+    path = subscribe(client, bearer, clinic.physician, "physician", clinic.physician.id)
+    # 20:00 in New York is already tomorrow in UTC; 00:30 the next night is the same UTC date.
+    clock.set_now(new_york(day, 20))
+    evening = client.get(path)
+    shown = {
+        e["DTSTART"].dt
+        for e in icalendar.Calendar.from_ical(evening.get_data()).walk("VEVENT")
+        if str(e["SUMMARY"]).startswith("Taper step")
+    }
+    assert shown == {day}
+    clock.set_now(new_york(day + dt.timedelta(days=1), 0, 30))
+    after_midnight = client.get(path, headers={"If-None-Match": evening.headers["ETag"]})
+    assert after_midnight.status_code == 200  # the step now shows on the new local day
+    shown = {
+        e["DTSTART"].dt
+        for e in icalendar.Calendar.from_ical(after_midnight.get_data()).walk("VEVENT")
+        if str(e["SUMMARY"]).startswith("Taper step")
+    }
+    assert shown == {day + dt.timedelta(days=1)}
+
+
+def test_lowering_staff_detail_stops_existing_detailed_feeds_naming_patients(
+    database_url, session_factory, bearer, clinic, db_session, settings
+):
+    regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(
+            starts_on=regimen_service.local_today("America/New_York") + dt.timedelta(days=7)
+        ),
+        settings,
+    )
+    detailed_app = create_app(
+        make_settings(database_url, feeds={"staff_detail": "full_names"}),
+        session_factory=session_factory,
+    )
+    path = subscribe(
+        detailed_app.test_client(),
+        bearer,
+        clinic.nurse,
+        "center",
+        clinic.center.id,
+        privacy="detailed",
+    )
+    name = f"{clinic.patient.family_name}, {clinic.patient.given_name}"
+    body = detailed_app.test_client().get(path).get_data().decode()
+    assert name in body.replace("\\,", ",")
+    cautious_app = create_app(settings, session_factory=session_factory)  # staff_detail initials
+    body = cautious_app.test_client().get(path).get_data().decode()
+    assert name not in body.replace("\\,", ",") and "Infusion: TE #" in body.replace("\r\n ", "")
+
+
+def test_a_chair_feed_name_reads_back_as_written(client, bearer, clinic):
+    path = subscribe(client, bearer, clinic.nurse, "chair", clinic.center.chairs[0].id)
+    body = client.get(path).get_data()
+    calendar = icalendar.Calendar.from_ical(body)
+    name = str(calendar["NAME"])
+    assert name == "Test Center · Chair 1: infusions"
+    assert b"\\," not in body.split(b"BEGIN:VEVENT")[0]
