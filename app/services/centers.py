@@ -76,13 +76,32 @@ def add_closure(
             )
         ).all()
         for infusion in stranded:
-            infusion.status = InfusionStatus.UNBOOKED
-            infusion.chair_id = infusion.starts_at = infusion.ends_at = None
-            infusion.occupied_until = None
+            # The appointment on the closed day is cancelled (calendars show it so, with its
+            # time); a copy without a chair waits for a nurse to place the day.
+            infusion.status = InfusionStatus.CANCELLED
             infusion.status_reason = f"Center closed: {closure.reason}"
             infusion.sequence += 1
             infusion.version += 1
             infusion.updated_at = now
+            session.add(
+                Infusion(
+                    patient_id=infusion.patient_id,
+                    regimen_id=infusion.regimen_id,
+                    cycle_number=infusion.cycle_number,
+                    day_number=infusion.day_number,
+                    planned_date=infusion.planned_date,
+                    cycle_planned_on=infusion.cycle_planned_on,
+                    shift_days=infusion.shift_days,
+                    center_id=infusion.center_id,
+                    status=InfusionStatus.UNBOOKED,
+                    planned_grams=infusion.planned_grams,
+                    planned_vials=infusion.planned_vials,
+                    planned_minutes=infusion.planned_minutes,
+                    status_reason=f"Center closed: {closure.reason}; place this day",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
         totals["unbooked"] += len(stranded)
         audit.record(
             session,

@@ -413,13 +413,15 @@ def feed_calendar(
             summary = "Infusion appointment"
             location = f"{center_name}, {address}" if address else center_name
             description = None
+        cancelled = status == InfusionStatus.CANCELLED
         events.append(
             ical.FeedEvent(
                 uid=f"{uid}@{UID_DOMAIN}",
                 sequence=sequence,
                 dtstamp=updated,
                 status=_STATUS.get(status, "CONFIRMED"),  # type: ignore[arg-type]
-                summary=summary,
+                # Some Outlook versions show STATUS:CANCELLED as a normal event: say it.
+                summary=f"Cancelled: {summary}" if cancelled else summary,
                 starts_at=starts,
                 ends_at=ends,
                 location=location,

@@ -124,3 +124,50 @@ def test_a_chair_feed_name_reads_back_as_written(client, bearer, clinic):
     name = str(calendar["NAME"])
     assert name == "Test Center · Chair 1: infusions"
     assert b"\\," not in body.split(b"BEGIN:VEVENT")[0]
+
+
+def test_a_day_stranded_by_a_closure_shows_as_cancelled_not_gone(
+    client, bearer, clinic, db_session, settings, make_user
+):
+    import sqlalchemy as sa
+
+    from app.models import Infusion, InfusionStatus
+    from app.services import centers
+    from app.services.context import Actor
+    from tests.db.clinic_fixtures import give
+
+    monday = regimen_service.local_today("America/New_York") + dt.timedelta(days=7)
+    monday -= dt.timedelta(days=monday.weekday())
+    regimen_service.set_regimen(
+        db_session, clinic.doctor, clinic.patient.id, regimen_input(starts_on=monday), settings
+    )
+    path = subscribe(client, bearer, clinic.nurse, "center", clinic.center.id)
+    first, second = db_session.scalars(
+        sa.select(Infusion)
+        .where(Infusion.patient_id == clinic.patient.id)
+        .order_by(Infusion.planned_date)
+        .limit(2)
+    ).all()
+    clock.set_now(new_york(monday, 20))
+    give(db_session, clinic.nursing, first, settings)  # cycle 1 has begun
+    admin = make_user("admin")
+    centers.add_closure(
+        db_session,
+        Actor(label=admin.email, user_id=admin.id, role="admin"),
+        clinic.center.id,
+        second.planned_date,
+        "Burst pipe",
+        settings,
+    )
+    db_session.refresh(second)
+    assert second.status == InfusionStatus.CANCELLED and second.starts_at is not None
+    waiting = db_session.scalar(
+        sa.select(Infusion).where(
+            Infusion.patient_id == clinic.patient.id, Infusion.status == InfusionStatus.UNBOOKED
+        )
+    )
+    assert (waiting.cycle_number, waiting.day_number) == (1, 2)  # a nurse places the day
+    feed = icalendar.Calendar.from_ical(client.get(path).get_data())
+    (event,) = [e for e in feed.walk("VEVENT") if str(e["UID"]).startswith(second.uid)]
+    assert str(event["STATUS"]) == "CANCELLED" and str(event["SUMMARY"]).startswith("Cancelled:")
+    assert event["DTSTART"].dt == second.starts_at
