@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -87,7 +88,8 @@ def evaluate_rules(database_url: str) -> int:
     """Nightly: run the rules for every patient (facts change with time: weeks, due steps)."""
     session, settings = _open(database_url)
     try:
-        made = suggestions.evaluate_everyone(session, settings)
+        run = system_actor("scheduler", request_id=f"job-{uuid.uuid4().hex[:28]}")
+        made = suggestions.evaluate_everyone(session, settings, cause=run)
     finally:
         session.close()
     log.info("evaluate_rules: %d new suggestions", made)

@@ -59,7 +59,7 @@ def record_assessment(
     patient_id: int,
     data: AssessmentInput,
     today: dt.date,
-    after_record: Callable[[so.Session, int, dt.date], object] | None = None,
+    after_record: Callable[[so.Session, int, dt.date, Actor], object] | None = None,
 ) -> Assessment:
     """Record an assessment; `after_record` (the rules engine) runs in the same transaction."""
     scores = check_scores(dict(data.scores))
@@ -94,7 +94,7 @@ def record_assessment(
             after={"patient_id": patient_id, "assessed_on": data.assessed_on, **scores},
         )
         if after_record is not None:
-            after_record(session, patient_id, today)
+            after_record(session, patient_id, today, actor)
     return assessment
 
 

@@ -387,7 +387,7 @@ def record_adverse_event(
     infusion_id: int,
     data: AdverseEventInput,
     today: dt.date,
-    after_record: Callable[[so.Session, int, dt.date], object] | None = None,
+    after_record: Callable[[so.Session, int, dt.date, Actor], object] | None = None,
 ) -> AdverseEvent:
     """Record a reaction or adverse event; `after_record` (the rules engine) runs in the unit."""
     if data.event_type not in ADVERSE_EVENT_TYPES:
@@ -428,7 +428,7 @@ def record_adverse_event(
             after=dataclasses.asdict(data) | {"serious": serious, "infusion_id": infusion.id},
         )
         if after_record is not None:
-            after_record(session, infusion.patient_id, today)
+            after_record(session, infusion.patient_id, today, actor)
     return event
 
 
@@ -511,7 +511,7 @@ def resolve_adverse_event(
     resolved_on: dt.date,
     note: str,
     today: dt.date | None = None,
-    after_record: Callable[[so.Session, int, dt.date], object] | None = None,
+    after_record: Callable[[so.Session, int, dt.date, Actor], object] | None = None,
 ) -> AdverseEvent:
     """Mark an adverse event resolved (physician): the safety hold it caused lifts.
 
@@ -552,7 +552,7 @@ def resolve_adverse_event(
             after={"resolved_on": resolved_on, "note": note},
         )
         if after_record is not None:
-            after_record(session, event.patient_id, today)
+            after_record(session, event.patient_id, today, actor)
     return event
 
 

@@ -404,10 +404,10 @@ def patients_booked_on(session: so.Session, center_id: int, day: dt.date) -> lis
     )
 
 
-def hold_future(session: so.Session, patient_id: int, reason: str, today: dt.date) -> int:
-    """Cancel the patient's not-yet-given future infusions (IVIG held); returns how many."""
+def hold_future(session: so.Session, patient_id: int, reason: str, today: dt.date) -> list[int]:
+    """Cancel the patient's not-yet-given future infusions (IVIG held); returns their ids."""
     now = utcnow()
-    held = 0
+    held: list[int] = []
     for infusion in session.scalars(
         sa.select(Infusion).where(
             Infusion.patient_id == patient_id,
@@ -420,5 +420,5 @@ def hold_future(session: so.Session, patient_id: int, reason: str, today: dt.dat
         infusion.status = InfusionStatus.CANCELLED
         infusion.status_reason = reason[:500]
         _touch(infusion, now, significant=True)
-        held += 1
+        held.append(infusion.id)
     return held

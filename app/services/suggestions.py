@@ -230,10 +230,26 @@ def history_of(
     )
 
 
+def rules_actor(cause: Actor | None) -> Actor:
+    """The actor rule-made changes are audited as, linked to the request or job behind them."""
+    if cause is None:
+        return Actor(label="system:rules")
+    return Actor(label=f"system:rules after {cause.label}"[:254], request_id=cause.request_id)
+
+
 def evaluate_patient(
-    session: so.Session, patient_id: int, settings: Settings, as_of: dt.date | None = None
+    session: so.Session,
+    patient_id: int,
+    settings: Settings,
+    as_of: dt.date | None = None,
+    cause: Actor | None = None,
 ) -> list[Suggestion]:
-    """Run the rules for one patient and store new suggestions (inside the caller's unit)."""
+    """Run the rules for one patient and store new suggestions (inside the caller's unit).
+
+    `cause` is who or what brought new evidence (a nurse's entry, the nightly job): the rows
+    the rules write carry its request id.
+    """
+    system = rules_actor(cause)
     if as_of is None:
         patient = session.get(Patient, patient_id)
         assert patient is not None
@@ -286,7 +302,7 @@ def evaluate_patient(
             if same.status == "expired":
                 # What blocked it has gone (a resolved event): it stands again, and supersedes
                 # a pending one of its kind as a new suggestion would.
-                _revive(session, same, now)
+                _revive(session, same, now, system)
                 _supersede_others(session, same, rule.blocks if rule else (), now)
                 created.append(same)
             continue
@@ -320,10 +336,10 @@ def evaluate_patient(
         _supersede_others(session, suggestion, rule.blocks if rule else (), now)
         if proposal.action == "hold_taper":
             # Holding keeps today's dose: safe to do at once; a physician releases it.
-            _hold_next_step(session, Actor(label="system:rules"), patient_id, suggestion.summary)
+            _hold_next_step(session, system, patient_id, suggestion.summary)
         audit.record(
             session,
-            Actor(label="system:rules"),
+            system,
             "suggestion.create",
             "suggestion",
             suggestion.id,
@@ -355,14 +371,14 @@ def _supersede_others(
         older.version += 1
 
 
-def _revive(session: so.Session, suggestion: Suggestion, now: dt.datetime) -> None:
+def _revive(session: so.Session, suggestion: Suggestion, now: dt.datetime, system: Actor) -> None:
     suggestion.status = "pending"
     suggestion.decision_reason = None
     suggestion.updated_at = now
     suggestion.version += 1
     audit.record(
         session,
-        Actor(label="system:rules"),
+        system,
         "suggestion.revive",
         "suggestion",
         suggestion.id,
@@ -370,11 +386,13 @@ def _revive(session: so.Session, suggestion: Suggestion, now: dt.datetime) -> No
     )
 
 
-def evaluation_hook(settings: Settings) -> Callable[[so.Session, int, dt.date], object]:
+def evaluation_hook(
+    settings: Settings,
+) -> Callable[[so.Session, int, dt.date, Actor], object]:
     """The function the assessment and adverse-event services call after new evidence."""
 
-    def run(session: so.Session, patient_id: int, as_of: dt.date) -> object:
-        return evaluate_patient(session, patient_id, settings, as_of)
+    def run(session: so.Session, patient_id: int, as_of: dt.date, cause: Actor) -> object:
+        return evaluate_patient(session, patient_id, settings, as_of, cause)
 
     return run
 
@@ -504,7 +522,10 @@ def approve(
         elif suggestion.kind == "hold_taper":
             _hold_next_step(session, actor, patient.id, f"Suggestion #{suggestion.id}")
         elif suggestion.kind == "safety_hold":
-            scheduling.hold_future(session, patient.id, f"IVIG held: {suggestion.summary}", today)
+            held = scheduling.hold_future(
+                session, patient.id, f"IVIG held: {suggestion.summary}", today
+            )
+            params = {**params, "cancelled_infusions": held, "cancelled_count": len(held)}
         audit.record(
             session,
             actor,
@@ -645,7 +666,12 @@ def simulate(
     return out
 
 
-def evaluate_everyone(session: so.Session, settings: Settings, as_of: dt.date | None = None) -> int:
+def evaluate_everyone(
+    session: so.Session,
+    settings: Settings,
+    as_of: dt.date | None = None,
+    cause: Actor | None = None,
+) -> int:
     """Nightly: evaluate every patient with a regimen; loads in bulk, writes only what fires.
 
     Without `as_of`, each patient is evaluated as of the date at their home center.
@@ -681,5 +707,7 @@ def evaluate_everyone(session: so.Session, settings: Settings, as_of: dt.date | 
         ]
         for patient_id in firing:
             with unit_of_work(session):
-                made += len(evaluate_patient(session, patient_id, settings, dates[patient_id]))
+                made += len(
+                    evaluate_patient(session, patient_id, settings, dates[patient_id], cause)
+                )
     return made

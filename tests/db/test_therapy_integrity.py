@@ -681,3 +681,46 @@ def test_two_serious_events_then_one_resolved_leave_one_safety_hold(
         )
     ).all()
     assert len(holds) == 1
+
+
+def test_rule_made_changes_name_the_request_behind_them_and_a_hold_lists_what_it_cancelled(
+    db_session, clinic, settings, tick
+):
+    from app.services.context import Actor
+
+    responder(db_session, clinic, settings, tick, through_week=4)
+    given = [i for i in rows(db_session, clinic) if i.status == InfusionStatus.GIVEN][-1]
+    nurse = Actor(
+        label=clinic.nurse.email,
+        user_id=clinic.nurse.id,
+        role="nurse",
+        request_id="req-" + "a" * 28,
+    )
+    infusions.record_adverse_event(
+        db_session,
+        nurse,
+        given.id,
+        infusions.AdverseEventInput(
+            event_type="thrombosis", grade=3, occurred_on=given.planned_date
+        ),
+        day(7 * 12),
+        after_record=suggestions.evaluation_hook(settings),
+    )
+    hold = pending(db_session, clinic)["safety_hold"]
+    made = db_session.scalar(
+        sa.select(AuditEvent).where(
+            AuditEvent.action == "suggestion.create", AuditEvent.entity_id == str(hold.id)
+        )
+    )
+    assert made.request_id == nurse.request_id and clinic.nurse.email in made.actor_label
+    future = [i.id for i in rows(db_session, clinic) if i.status == InfusionStatus.SCHEDULED]
+    tick(day(7 * 12), 18)
+    suggestions.approve(db_session, clinic.doctor, hold.id, settings)
+    approval = db_session.scalar(
+        sa.select(AuditEvent).where(
+            AuditEvent.action == "suggestion.approve", AuditEvent.entity_id == str(hold.id)
+        )
+    )
+    cancelled = approval.after["proposal"]["cancelled_infusions"]
+    assert cancelled and set(cancelled) <= set(future)
+    assert approval.after["proposal"]["cancelled_count"] == len(cancelled)
