@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import click
+import sqlalchemy as sa
 from flask import Flask
 from flask.cli import AppGroup
 
 from app import http
-from app.models import Role
+from app.models import AuditLink, Role
 from app.services import demo
 from app.services import users as user_service
 from app.services.context import Actor, system_actor
@@ -18,6 +19,7 @@ tokens_cli = AppGroup("tokens", help="API bearer tokens.")
 demo_cli = AppGroup("demo", help="Demo data for the quick start.")
 rules_cli = AppGroup("rules", help="The decision-support rules.")
 integrity_cli = AppGroup("integrity", help="Therapy integrity: booked schedules vs therapy.")
+audit_cli = AppGroup("audit", help="The audit trail and its hash chain.")
 
 
 def _fail(exc: ServiceError) -> None:
@@ -159,6 +161,24 @@ def integrity_check() -> None:
     click.echo("every patient's booked infusions match the approved therapy")
 
 
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Walk the audit hash chain; name the first broken link and exit 1, or say it holds."""
+    from app.services import audit
+
+    session = http.state().session_factory()
+    try:
+        broken = audit.verify_chain(session)
+        links = session.scalar(sa.select(sa.func.count()).select_from(AuditLink))
+    finally:
+        session.close()
+    if broken is not None:
+        where = f"link {broken.seq}" if broken.seq is not None else "outside the chain"
+        event = f", event {broken.event_id}" if broken.event_id is not None else ""
+        raise click.ClickException(f"audit chain broken at {where}{event}: {broken.problem}")
+    click.echo(f"audit chain holds: {links} links, each event as written")
+
+
 def init_app(app: Flask) -> None:
-    for group in (users_cli, tokens_cli, demo_cli, rules_cli, integrity_cli):
+    for group in (users_cli, tokens_cli, demo_cli, rules_cli, integrity_cli, audit_cli):
         app.cli.add_command(group)

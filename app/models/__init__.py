@@ -2,7 +2,7 @@
 
 from app.models import revisions  # noqa: F401  (registers the feed-revision hook)
 from app.models.assessment import Assessment, Suggestion
-from app.models.audit import AuditEvent
+from app.models.audit import AuditEvent, AuditLink
 from app.models.center import Center, Chair, Closure, OpeningHours
 from app.models.infusion import AdverseEvent, Infusion, InfusionAmendment, InfusionStatus
 from app.models.notice import Notice
@@ -18,6 +18,7 @@ __all__ = [
     "ApiToken",
     "Assessment",
     "AuditEvent",
+    "AuditLink",
     "Center",
     "Chair",
     "Closure",

@@ -33,3 +33,22 @@ class AuditEvent(Base):
     after: so.Mapped[dict[str, Any] | None] = so.mapped_column(sa.JSON)
     #: The X-Request-ID of the HTTP request, or the job run id.
     request_id: so.Mapped[str | None] = so.mapped_column(sa.String(64), index=True)
+
+
+class AuditLink(Base):
+    """One link of the audit hash chain: each event's hash covers it and the link before it.
+
+    Written in the transaction that writes the event, in commit order; append-only like the
+    events (a trigger refuses UPDATE and DELETE). A changed, removed or slipped-in event, or a
+    removed link, breaks the chain where `flask audit verify` says.
+    """
+
+    __tablename__ = "audit_chain"
+
+    #: Position in the chain, 1, 2, 3 ... with no gaps.
+    seq: so.Mapped[int] = so.mapped_column(primary_key=True, autoincrement=False)
+    event_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("audit_events.id", ondelete="RESTRICT"), unique=True
+    )
+    #: SHA-256 (hex) of the previous link's hash and this event's canonical content.
+    hash: so.Mapped[str] = so.mapped_column(sa.String(64))

@@ -1,6 +1,7 @@
 """Use cases: one function per user action, one transaction each.
 
-Importing the package installs the therapy-integrity check that runs before every commit.
+Importing the package installs what every commit does last (app.services.commit): the
+therapy-integrity check and the audit hash chain.
 """
 
-from app.services import integrity  # noqa: F401
+from app.services import commit  # noqa: F401

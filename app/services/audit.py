@@ -6,14 +6,20 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from app.models import AuditEvent
+from app.models import AuditEvent, AuditLink
 from app.services.context import Actor
+
+#: Advisory lock id that orders the chain's links on PostgreSQL (SQLite serialises writers).
+_CHAIN_LOCK = 480_178
+_GENESIS = "0" * 64
 
 
 def json_safe(value: Any) -> Any:
@@ -57,6 +63,127 @@ def record(
     )
     session.add(event)
     return event
+
+
+def canonical(event: AuditEvent) -> str:
+    """The event as the chain hashes it: every column, in a fixed JSON form."""
+    occurred = event.occurred_at.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    return json.dumps(
+        [
+            event.id,
+            occurred,
+            event.actor_user_id,
+            event.actor_label,
+            event.action,
+            event.entity_type,
+            event.entity_id,
+            event.before,
+            event.after,
+            event.request_id,
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def link_hash(previous: str, event: AuditEvent) -> str:
+    return hashlib.sha256(f"{previous}|{canonical(event)}".encode()).hexdigest()
+
+
+@sa.event.listens_for(so.Session, "after_flush")
+def _remember_new_events(session: so.Session, _context: Any) -> None:
+    new = [obj for obj in session.new if isinstance(obj, AuditEvent)]
+    if new:
+        session.info.setdefault("audit_unsealed", []).extend(new)
+
+
+def seal(session: so.Session) -> None:
+    """Chain this transaction's audit rows, in id order, after the last link (at commit)."""
+    session.flush()
+    events = session.info.pop("audit_unsealed", None)
+    if not events:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHAIN_LOCK})
+    last = session.execute(
+        sa.select(AuditLink.seq, AuditLink.hash).order_by(AuditLink.seq.desc()).limit(1)
+    ).first()
+    seq, previous = (last.seq, last.hash) if last else (0, _GENESIS)
+    rows = []
+    for event in sorted(events, key=lambda e: e.id):
+        seq += 1
+        previous = link_hash(previous, event)
+        rows.append({"seq": seq, "event_id": event.id, "hash": previous})
+    session.execute(sa.insert(AuditLink), rows)
+
+
+@sa.event.listens_for(so.Session, "after_transaction_end")
+def _forget_unsealed(session: so.Session, transaction: so.SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop("audit_unsealed", None)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainBreak:
+    """Where the chain first fails, in words an administrator can act on."""
+
+    seq: int | None
+    event_id: int | None
+    problem: str
+
+
+def verify_chain(session: so.Session, batch: int = 5000) -> ChainBreak | None:
+    """Walk the whole chain; return its first broken link, or None when it holds."""
+    previous, expected_seq = _GENESIS, 1
+    chained = 0
+    for link, event in _links(session, batch):
+        if link.seq != expected_seq:
+            return ChainBreak(expected_seq, None, f"link {expected_seq} is missing")
+        if event is None:
+            return ChainBreak(link.seq, link.event_id, "its event is gone")
+        if link_hash(previous, event) != link.hash:
+            return ChainBreak(link.seq, event.id, "the event or the link before it was changed")
+        previous, expected_seq, chained = link.hash, expected_seq + 1, chained + 1
+    total = session.scalar(sa.select(sa.func.count(AuditEvent.id))) or 0
+    if total != chained:
+        loose = session.scalar(
+            sa.select(sa.func.min(AuditEvent.id)).where(
+                ~sa.exists().where(AuditLink.event_id == AuditEvent.id)
+            )
+        )
+        return ChainBreak(None, loose, "an event was added outside the chain")
+    return None
+
+
+def _links(session: so.Session, batch: int) -> Iterator[tuple[Any, Any | None]]:
+    """The chain in order, a page at a time, as plain rows (nothing kept in the session)."""
+    columns = [
+        AuditEvent.id,
+        AuditEvent.occurred_at,
+        AuditEvent.actor_user_id,
+        AuditEvent.actor_label,
+        AuditEvent.action,
+        AuditEvent.entity_type,
+        AuditEvent.entity_id,
+        AuditEvent.before,
+        AuditEvent.after,
+        AuditEvent.request_id,
+    ]
+    after = 0
+    while True:
+        page = session.execute(
+            sa.select(AuditLink.seq, AuditLink.event_id, AuditLink.hash, *columns)
+            .outerjoin(AuditEvent, AuditEvent.id == AuditLink.event_id)
+            .where(AuditLink.seq > after)
+            .order_by(AuditLink.seq)
+            .limit(batch)
+        ).all()
+        if not page:
+            return
+        for row in page:
+            yield row, (row if row.id is not None else None)
+        after = page[-1].seq
 
 
 @dataclasses.dataclass(frozen=True)

@@ -249,8 +249,7 @@ def _snapshot(session: so.Session, _context: Any, _instances: Any) -> None:
             state.before[patient_id] = check_patient(session, patient_id, settings)
 
 
-@sa.event.listens_for(so.Session, "before_commit")
-def _verify(session: so.Session) -> None:
+def verify_commit(session: so.Session) -> None:
     """Refuse the commit if it adds a violation (soft ones pass with a physician's override)."""
     if session.in_nested_transaction():
         return
