@@ -20,6 +20,7 @@ demo_cli = AppGroup("demo", help="Demo data for the quick start.")
 rules_cli = AppGroup("rules", help="The decision-support rules.")
 integrity_cli = AppGroup("integrity", help="Therapy integrity: booked schedules vs therapy.")
 audit_cli = AppGroup("audit", help="The audit trail and its hash chain.")
+db_cli = AppGroup("db", help="Database roles (PostgreSQL).")
 
 
 def _fail(exc: ServiceError) -> None:
@@ -179,6 +180,24 @@ def audit_verify() -> None:
     click.echo(f"audit chain holds: {links} links, each event as written")
 
 
+@db_cli.command("grant-app-role")
+@click.option("--role", default="ivig_app", show_default=True)
+def grant_app_role(role: str) -> None:
+    """As the owner: let the app's role use every table, the audit tables append-only."""
+    from app.db import make_engine
+    from app.db_roles import grant_app_role as grant
+
+    engine = make_engine(http.settings().app.database_url)
+    try:
+        with engine.begin() as conn:
+            grant(conn, role)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.dispose()
+    click.echo(f"{role}: may read and write care data; audit_events and audit_chain append-only")
+
+
 def init_app(app: Flask) -> None:
-    for group in (users_cli, tokens_cli, demo_cli, rules_cli, integrity_cli, audit_cli):
+    for group in (users_cli, tokens_cli, demo_cli, rules_cli, integrity_cli, audit_cli, db_cli):
         app.cli.add_command(group)

@@ -98,9 +98,31 @@ def database_url(databases: DatabaseFactory) -> str:
     return databases.create()
 
 
+#: On PostgreSQL the suite's main engine connects as the app's own role (README: "db
+#: grant-app-role"), which may only add to the audit trail and owns nothing.
+APP_ROLE = "ivig_app_test"
+
+
 @pytest.fixture(scope="session")
-def engine(database_url: str) -> Iterator[sa.Engine]:
-    engine = make_engine(database_url)
+def app_database_url(database_url: str) -> str:
+    """The test database as the app connects to it: the owner on SQLite, the app role on PG."""
+    if BACKEND != "postgresql":
+        return database_url
+    from app.db_roles import grant_app_role
+
+    owner = make_engine(database_url)
+    try:
+        with owner.begin() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(480179)"))  # parallel runs
+            grant_app_role(conn, APP_ROLE)
+    finally:
+        owner.dispose()
+    return sa.make_url(database_url).set(username=APP_ROLE).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def engine(app_database_url: str) -> Iterator[sa.Engine]:
+    engine = make_engine(app_database_url)
     yield engine
     engine.dispose()
 

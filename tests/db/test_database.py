@@ -71,6 +71,32 @@ def test_check_constraints_guard_clinical_invariants(db_session):
 def test_audit_rows_cannot_be_changed_or_deleted(db_session, statement):
     audit.record(db_session, system_actor("test"), "thing.do", "thing", 1, after={"a": 1})
     db_session.commit()
-    with pytest.raises(sa.exc.DatabaseError, match="append-only"), db_session.begin_nested():
+    # SQLite: the trigger refuses. PostgreSQL: the app's role has no such right, and the
+    # owner's trigger would refuse it too.
+    refused = "append-only" if db_session.get_bind().dialect.name == "sqlite" else "permission"
+    with pytest.raises(sa.exc.DatabaseError, match=refused), db_session.begin_nested():
         db_session.execute(sa.text(statement))
     assert db_session.scalar(sa.select(AuditEvent.action)) == "thing.do"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ALTER TABLE audit_events DISABLE TRIGGER USER",
+        "SET session_replication_role = replica",
+        "TRUNCATE audit_chain",
+        "UPDATE audit_chain SET hash = 'x'",
+    ],
+)
+def test_the_app_cannot_switch_the_audit_guard_off(db_session, statement):
+    # Hardening: the app used to connect as the owner, who may disable the trigger, or skip it.
+    if db_session.get_bind().dialect.name == "sqlite":
+        statement = {  # SQLite has no roles: its triggers are the guard
+            "ALTER TABLE audit_events DISABLE TRIGGER USER": "DELETE FROM audit_events",
+            "SET session_replication_role = replica": "DELETE FROM audit_chain",
+            "TRUNCATE audit_chain": "DELETE FROM audit_chain",
+        }.get(statement, statement)
+    audit.record(db_session, system_actor("test"), "thing.do", "thing", 1)
+    db_session.commit()
+    with pytest.raises(sa.exc.DatabaseError), db_session.begin_nested():
+        db_session.execute(sa.text(statement))
