@@ -22,9 +22,9 @@ class SchedulerHeartbeat(Base):
 
 
 class ContentRevision(Base):
-    """A counter bumped in every transaction that changes what calendar feeds show.
+    """A counter bumped in every transaction that changes a name feeds show ("names").
 
-    Feeds answer 304 from it without rendering: one primary-key read instead of a scan.
+    Feeds answer 304 from it and from their own rows' versions, without rendering.
     """
 
     __tablename__ = "content_revisions"

@@ -30,6 +30,7 @@ from app.models import (
     TaperPlan,
     TaperStep,
     User,
+    revisions,
 )
 from app.models.subscription import PRIVACY, SCOPES
 from app.services import audit, tapers
@@ -263,16 +264,31 @@ def _step_filter(sub: Subscription, window: Window) -> list[sa.ColumnElement[boo
     ]
 
 
+def _versions(session: so.Session, model: type, conditions: list[sa.ColumnElement[bool]]) -> str:
+    """Count, summed versions and last change of the rows a feed shows: any edit moves one."""
+    count, versions, last = session.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(model.version), 0),  # type: ignore[attr-defined]
+            sa.func.max(model.updated_at),  # type: ignore[attr-defined]
+        ).where(*conditions)
+    ).one()
+    return f"{count}:{versions}:{last.isoformat() if last else '-'}"
+
+
 def fingerprint(
     session: so.Session, sub: Subscription, settings: Settings, now: dt.datetime
 ) -> str:
     """A cheap summary that changes whenever the feed's content could (for 304s).
 
-    Rows a feed shows bump one counter in the transaction that changes them; time moves the
-    feed's window and retention once a day, so the date is part of it too.
+    It reads the feed's own rows' versions (indexed, no rendering) and the "names" revision,
+    so a write elsewhere in the clinic never forces this feed to re-render and no single row
+    serialises the clinic's writes. Time moves the window and retention once a day, so the
+    date is part of it too; a physician's approvals follow each center's midnight.
     """
-    revision = session.scalar(
-        sa.select(ContentRevision.revision).where(ContentRevision.name == "feeds")
+    window = _window(settings, now)
+    names = session.scalar(
+        sa.select(ContentRevision.revision).where(ContentRevision.name == revisions.NAMES)
     )
     parts = [
         sub.scope,
@@ -281,12 +297,27 @@ def fingerprint(
         str(_detailed(sub, settings)),
         sub.label,
         now.date().isoformat(),
-        str(revision),
+        str(names),
+        _versions(session, Infusion, _infusion_filter(sub, window)),
     ]
-    if sub.scope == "physician":
+    if sub.scope == "patient":
+        parts.append(_versions(session, TaperStep, _step_filter(sub, window)))
+    elif sub.scope == "physician":
         # A step becomes due, and its shown day moves, at the patient's local midnight
         # without any row changing.
         parts += [f"{step.id}:{day}" for step, day in _approval_days(session, sub, now)]
+        parts.append(
+            _versions(
+                session,
+                Suggestion,
+                [
+                    Suggestion.patient_id.in_(
+                        sa.select(Patient.id).where(Patient.treating_physician_id == sub.scope_id)
+                    ),
+                    Suggestion.status == "pending",
+                ],
+            )
+        )
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 

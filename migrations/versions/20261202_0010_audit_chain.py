@@ -66,9 +66,8 @@ def _chain_existing_events() -> None:
         sa.column("event_id", sa.Integer),
         sa.column("hash", sa.String),
     )
-    previous, seq, rows = "0" * 64, 0, []
-    for event in bind.execute(sa.select(events).order_by(events.c.id)):
-        seq += 1
+    previous, rows = "0" * 64, []
+    for seq, event in enumerate(bind.execute(sa.select(events).order_by(events.c.id)), start=1):
         previous = link_hash(previous, event)  # type: ignore[arg-type]
         rows.append({"seq": seq, "event_id": event.id, "hash": previous})
     if rows:

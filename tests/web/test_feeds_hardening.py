@@ -171,3 +171,64 @@ def test_a_day_stranded_by_a_closure_shows_as_cancelled_not_gone(
     (event,) = [e for e in feed.walk("VEVENT") if str(e["UID"]).startswith(second.uid)]
     assert str(event["STATUS"]) == "CANCELLED" and str(event["SUMMARY"]).startswith("Cancelled:")
     assert event["DTSTART"].dt == second.starts_at
+
+
+def test_feeds_answer_304_from_their_own_rows_and_writes_touch_no_shared_counter(
+    client, bearer, clinic, db_session, settings, make_user
+):
+    import sqlalchemy as sa
+
+    from app.models import ContentRevision, Infusion
+    from app.services import infusions as infusion_service
+
+    monday = regimen_service.local_today("America/New_York") + dt.timedelta(days=7)
+    monday -= dt.timedelta(days=monday.weekday())
+    regimen_service.set_regimen(
+        db_session, clinic.doctor, clinic.patient.id, regimen_input(starts_on=monday), settings
+    )
+    other = make_patient(db_session, clinic.nursing, clinic.center, settings, mrn="T-2")
+    regimen_service.set_regimen(
+        db_session, clinic.doctor, other.id, regimen_input(starts_on=monday), settings
+    )
+    first = db_session.scalars(
+        sa.select(Infusion).where(Infusion.patient_id == clinic.patient.id).order_by(Infusion.id)
+    ).first()
+    theirs = db_session.scalars(
+        sa.select(Infusion).where(Infusion.patient_id == other.id).order_by(Infusion.id)
+    ).first()
+    mine = subscribe(client, bearer, clinic.nurse, "patient", clinic.patient.id)
+    center = subscribe(client, bearer, clinic.nurse, "center", clinic.center.id)
+    tags = {path: client.get(path).headers["ETag"] for path in (mine, center)}
+
+    def fresh(path: str) -> bool:
+        return client.get(path, headers={"If-None-Match": tags[path]}).status_code == 200
+
+    names_before = db_session.scalar(sa.select(ContentRevision.revision))
+    # Another patient's appointment moves: the center's feed changes, this patient's does not,
+    # and the write updated no clinic-wide row.
+    infusion_service.reschedule(
+        db_session,
+        clinic.nursing,
+        theirs.id,
+        theirs.chair_id,
+        theirs.starts_at + dt.timedelta(hours=2),
+        settings,
+    )
+    assert db_session.scalar(sa.select(ContentRevision.revision)) == names_before
+    assert fresh(center) and not fresh(mine)
+    # This patient's own appointment moves: their feed changes too.
+    infusion_service.reschedule(
+        db_session,
+        clinic.nursing,
+        first.id,
+        first.chair_id,
+        first.starts_at + dt.timedelta(hours=1),
+        settings,
+    )
+    assert fresh(mine)
+    tags[center] = client.get(center).headers["ETag"]
+    # A name the center feed shows (its initials) changes: only the names revision moves.
+    other.given_name = "Quentin"
+    db_session.commit()
+    assert db_session.scalar(sa.select(ContentRevision.revision)) == names_before + 1
+    assert fresh(center)
