@@ -149,6 +149,8 @@ class FeedSettings(_Section):
     refresh_minutes: int = Field(60, ge=5, le=24 * 60)
     cancelled_retention_days: int = Field(14, ge=0, le=365)
     past_days: int = Field(60, ge=0, le=3650)
+    staff_future_weeks: int = Field(12, ge=1, le=156)
+    max_feed_kilobytes: int = Field(900, ge=20, le=100_000)
     staff_detail: Literal["initials", "full_names"] = "initials"
     rate_limit_per_minute: int = Field(30, ge=1, le=10_000)
     public_base_url: str = Field("", max_length=200)

@@ -217,6 +217,8 @@ def resolve(session: so.Session, token: str, now: dt.datetime | None = None) -> 
 class Window:
     since: dt.date
     cancelled_since: dt.datetime
+    #: Staff feeds end here (exclusive); a patient's feed shows the whole course.
+    staff_until: dt.date
 
 
 def _window(settings: Settings, now: dt.datetime) -> Window:
@@ -225,21 +227,27 @@ def _window(settings: Settings, now: dt.datetime) -> Window:
     return Window(
         since=now.date() - dt.timedelta(days=settings.feeds.past_days),
         cancelled_since=midnight - dt.timedelta(days=settings.feeds.cancelled_retention_days),
+        staff_until=now.date() + dt.timedelta(weeks=settings.feeds.staff_future_weeks),
     )
 
 
 def _infusion_filter(sub: Subscription, window: Window) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = [
         Infusion.starts_at.is_not(None),
-        Infusion.planned_date >= window.since,
         sa.or_(
             Infusion.status != InfusionStatus.CANCELLED,
             Infusion.updated_at >= window.cancelled_since,
         ),
     ]
     if sub.scope == "patient":
+        # A patient's own feed is small and shows the whole course.
         conditions.append(Infusion.patient_id == sub.scope_id)
-    elif sub.scope == "center":
+        return conditions
+    conditions += [
+        Infusion.planned_date >= window.since,
+        Infusion.planned_date < window.staff_until,
+    ]
+    if sub.scope == "center":
         conditions.append(Infusion.center_id == sub.scope_id)
     elif sub.scope == "chair":
         conditions.append(Infusion.chair_id == sub.scope_id)
@@ -625,7 +633,32 @@ def render_feed(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return ical.render(feed_calendar(session, sub, settings, now))
+        return _within_size(feed_calendar(session, sub, settings, now), settings, now)
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _within_size(calendar: ical.FeedCalendar, settings: Settings, now: dt.datetime) -> bytes:
+    """Render nearest first (today on, then back in time) and drop the farthest past the limit.
+
+    The order changes only at midnight (UTC, with the window), so an unchanged feed stays
+    byte-identical within a day.
+    """
+    today = now.date()
+
+    def when(event: ical.FeedEvent) -> dt.date:
+        return event.starts_at.date() if event.starts_at else event.all_day_start  # type: ignore[return-value]
+
+    ordered = sorted(
+        calendar.events,
+        key=lambda e: (0, when(e).toordinal()) if when(e) >= today else (1, -when(e).toordinal()),
+    )
+    limit = settings.feeds.max_feed_kilobytes * 1000
+    keep = len(ordered)
+    while True:
+        body = ical.render(dataclasses.replace(calendar, events=ordered[:keep]))
+        if len(body) <= limit or keep == 0:
+            return body
+        # Scale down by the bytes an event takes, with a margin; rarely more than twice.
+        keep = min(keep - 1, int(keep * limit / len(body) * 0.98))

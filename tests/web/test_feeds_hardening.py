@@ -232,3 +232,32 @@ def test_feeds_answer_304_from_their_own_rows_and_writes_touch_no_shared_counter
     db_session.commit()
     assert db_session.scalar(sa.select(ContentRevision.revision)) == names_before + 1
     assert fresh(center)
+
+
+def test_a_busy_centers_feed_stays_under_the_size_limit_nearest_first(
+    database_url, session_factory, bearer, clinic, db_session, settings
+):
+    import sqlalchemy as sa
+
+    from app.models import Infusion
+
+    small = make_settings(database_url, feeds={"max_feed_kilobytes": 20, "staff_future_weeks": 60})
+    app = create_app(small, session_factory=session_factory)
+    start = regimen_service.local_today("America/New_York") + dt.timedelta(days=7)
+    for n in range(3):
+        patient = make_patient(db_session, clinic.nursing, clinic.center, settings, mrn=f"B-{n}")
+        regimen_service.set_regimen(
+            db_session,
+            clinic.doctor,
+            patient.id,
+            regimen_input(starts_on=start + dt.timedelta(days=n)),
+            settings,
+        )
+    booked = db_session.scalar(sa.select(sa.func.count(Infusion.id)))
+    client = app.test_client()
+    path = subscribe(client, bearer, clinic.nurse, "center", clinic.center.id)
+    body = client.get(path).get_data()
+    assert len(body) <= 20_000
+    shown = [e["DTSTART"].dt for e in icalendar.Calendar.from_ical(body).walk("VEVENT")]
+    assert 0 < len(shown) < booked  # the far future was left out, not the near
+    assert shown == sorted(shown) and min(shown).date() <= start + dt.timedelta(days=3)
