@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import threading
-import time
-from collections import deque
 from email.utils import format_datetime, parsedate_to_datetime
 
 from flask import Blueprint, Response, request
@@ -14,36 +11,11 @@ from flask import Blueprint, Response, request
 from app import http
 from app.db import utcnow
 from app.services import feeds as feed_service
+from app.services import ratelimit
 
 bp = Blueprint("feeds", __name__)
 
 _MAX_QUERY_BYTES = 256
-
-
-class RateLimiter:
-    """Sliding one-minute window per key, in this process (each web worker keeps its own)."""
-
-    def __init__(self) -> None:
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str, per_minute: int) -> tuple[bool, int]:
-        """Count a hit; return whether it is allowed and the seconds to wait if not."""
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and now - hits[0] >= 60:
-                hits.popleft()
-            if len(hits) >= per_minute:
-                return False, max(1, int(60 - (now - hits[0])) + 1)
-            hits.append(now)
-            if len(self._hits) > 10_000:
-                # Guessed tokens each make a key: drop every key idle for a minute.
-                self._hits = {k: v for k, v in self._hits.items() if now - v[-1] < 60}
-            return True, 0
-
-
-limiter = RateLimiter()
 
 
 def _not_found() -> Response:
@@ -67,7 +39,7 @@ def feed(name: str) -> Response:
         return Response("Query string too long\n", status=400, mimetype="text/plain")
     settings = http.settings()
     key = hashlib.sha256(token.encode()).hexdigest()
-    allowed, wait = limiter.allow(key, settings.feeds.rate_limit_per_minute)
+    allowed, wait = ratelimit.hit(http.db(), key, settings.feeds.rate_limit_per_minute, utcnow())
     if not allowed:
         response = Response("Too many requests\n", status=429, mimetype="text/plain")
         response.headers["Retry-After"] = str(wait)

@@ -9,7 +9,7 @@ from app.models.notice import Notice
 from app.models.patient import Patient, WeightMeasurement
 from app.models.regimen import Regimen
 from app.models.subscription import Subscription
-from app.models.system import ContentRevision, SchedulerHeartbeat
+from app.models.system import ContentRevision, RateWindow, SchedulerHeartbeat
 from app.models.taper import StepStatus, TaperPlan, TaperStep
 from app.models.user import ApiToken, LoginSession, LoginThrottle, Role, User
 
@@ -31,6 +31,7 @@ __all__ = [
     "Notice",
     "OpeningHours",
     "Patient",
+    "RateWindow",
     "Regimen",
     "Role",
     "SchedulerHeartbeat",

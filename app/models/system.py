@@ -31,3 +31,15 @@ class ContentRevision(Base):
 
     name: so.Mapped[str] = so.mapped_column(sa.String(40), primary_key=True)
     revision: so.Mapped[int] = so.mapped_column(default=0)
+
+
+class RateWindow(Base):
+    """Requests counted per key and minute, shared by every web worker (one database)."""
+
+    __tablename__ = "rate_windows"
+
+    #: SHA-256 of what is limited (a feed token), never the token itself.
+    key: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
+    #: Minutes since the Unix epoch (UTC).
+    minute: so.Mapped[int] = so.mapped_column(primary_key=True, autoincrement=False, index=True)
+    hits: so.Mapped[int] = so.mapped_column(default=0)

@@ -10,18 +10,12 @@ import icalendar
 import pytest
 
 from app import clock, create_app
-from app.feeds import views as feed_views
 from app.services import regimens as regimen_service
 from app.services import tapers
 from tests.conftest import make_settings
 from tests.db.clinic_fixtures import Clinic, make_center, make_patient, regimen_input
 
 NEW_YORK = ZoneInfo("America/New_York")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limiter():
-    feed_views.limiter = feed_views.RateLimiter()
 
 
 def new_york(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
