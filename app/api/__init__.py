@@ -7,16 +7,49 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from apiflask import APIBlueprint
+from flask import Response, g, request
 
 from app import http
 from app.api import schemas as s
 from app.auth import require
 from app.policy import Action
-from app.services import audit, clinic
+from app.services import audit, clinic, idempotency
 from app.services import users as user_service
 from app.services.errors import InvalidInput
 
 bp = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="IVIG assistant")
+
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@bp.before_request
+def _replay_or_claim() -> Any:
+    """With an Idempotency-Key, answer a finished retry from the store, or claim the key."""
+    key = request.headers.get("Idempotency-Key")
+    user = http.current_user()
+    if key is None or request.method not in _WRITES or user is None:
+        return None
+    key_id, stored = idempotency.claim(
+        http.db(), user.id, key, request.method, request.path, request.get_data(cache=True)
+    )
+    if stored is not None:
+        response = Response(stored.body, status=stored.status, content_type=stored.content_type)
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+    g.idempotency_key = key_id
+    return None
+
+
+@bp.after_request
+def _remember_answer(response: Response) -> Response:
+    key_id = g.pop("idempotency_key", None)
+    if key_id is not None:
+        http.db().rollback()  # whatever the view left open; its work is committed or gone
+        idempotency.finish(
+            http.db(), key_id, response.status_code, response.get_data(), response.content_type
+        )
+    return response
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -9,7 +9,12 @@ from app.models.notice import Notice
 from app.models.patient import Patient, WeightMeasurement
 from app.models.regimen import Regimen
 from app.models.subscription import Subscription
-from app.models.system import ContentRevision, RateWindow, SchedulerHeartbeat
+from app.models.system import (
+    ContentRevision,
+    IdempotentRequest,
+    RateWindow,
+    SchedulerHeartbeat,
+)
 from app.models.taper import StepStatus, TaperPlan, TaperStep
 from app.models.user import ApiToken, LoginSession, LoginThrottle, Role, User
 
@@ -23,6 +28,7 @@ __all__ = [
     "Chair",
     "Closure",
     "ContentRevision",
+    "IdempotentRequest",
     "Infusion",
     "InfusionAmendment",
     "InfusionStatus",

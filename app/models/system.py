@@ -43,3 +43,19 @@ class RateWindow(Base):
     #: Minutes since the Unix epoch (UTC).
     minute: so.Mapped[int] = so.mapped_column(primary_key=True, autoincrement=False, index=True)
     hits: so.Mapped[int] = so.mapped_column(default=0)
+
+
+class IdempotentRequest(Base):
+    """A write the API already answered for a client's Idempotency-Key, kept for 24 hours."""
+
+    __tablename__ = "idempotent_requests"
+
+    #: SHA-256 of the user id and the client's key (the key is the client's, not ours).
+    key: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
+    #: SHA-256 of the method, the path and the body: the same key for another request is refused.
+    request_hash: so.Mapped[str] = so.mapped_column(sa.String(64))
+    #: None while the first request is still running.
+    status: so.Mapped[int | None]
+    body: so.Mapped[bytes | None] = so.mapped_column(sa.LargeBinary)
+    content_type: so.Mapped[str | None] = so.mapped_column(sa.String(100))
+    created_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), index=True)

@@ -135,3 +135,31 @@ def test_local_times_are_documented_as_what_the_api_sends(client, physician, db_
     centers = client.get("/api/v1/centers", headers=physician).json["centers"]
     sent = [h["opens_at"] for c in centers for h in c["opening_hours"]]
     assert sent and all(re.fullmatch(pattern, value) for value in sent)
+
+
+def test_a_retry_with_the_same_idempotency_key_writes_once(
+    client, db_session, settings, make_user, bearer
+):
+    import sqlalchemy as sa
+
+    from app.models import Assessment
+    from app.services.context import system_actor
+    from tests.db.clinic_fixtures import make_center, make_patient
+
+    patient = make_patient(db_session, system_actor("test"), make_center(db_session), settings)
+    nurse = bearer(make_user("nurse"))
+    url = f"/api/v1/patients/{patient.id}/assessments"
+    body = {"assessed_on": "2026-11-30", "cdasi_activity": 22}
+    keyed = nurse | {"Idempotency-Key": "tablet-7:assessment:41"}
+    first = client.post(url, headers=keyed, json=body)
+    again = client.post(url, headers=keyed, json=body)  # the answer was lost; the client retries
+    assert first.status_code == again.status_code == 201
+    assert again.json == first.json and again.headers["Idempotent-Replayed"] == "true"
+    assert db_session.scalar(sa.select(sa.func.count(Assessment.id))) == 1
+    other = client.post(url, headers=keyed, json=body | {"cdasi_activity": 23})
+    assert other.status_code == 422 and other.json["error"]["field"] == "Idempotency-Key"
+    assert client.post(url, headers=nurse, json=body).status_code == 201  # no key: a new row
+    assert db_session.scalar(sa.select(sa.func.count(Assessment.id))) == 2
+    # Another user's identical key is theirs, not this one.
+    second_nurse = bearer(make_user("nurse")) | {"Idempotency-Key": "tablet-7:assessment:41"}
+    assert "Idempotent-Replayed" not in client.post(url, headers=second_nurse, json=body).headers
