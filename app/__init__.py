@@ -39,11 +39,8 @@ def create_app(
         MAX_CONTENT_LENGTH=1024 * 1024,
         JSON_SORT_KEYS=False,
         SECURITY_SCHEMES={"BearerAuth": {"type": "http", "scheme": "bearer"}},
-        VALIDATION_ERROR_SCHEMA={
-            "properties": {"error": {"type": "object"}},
-            "type": "object",
-        },
-        HTTP_ERROR_SCHEMA={"properties": {"error": {"type": "object"}}, "type": "object"},
+        VALIDATION_ERROR_SCHEMA=errors.ERROR_SCHEMA,
+        HTTP_ERROR_SCHEMA=errors.ERROR_SCHEMA,
         INFO={"description": "JSON API of the IVIG infusion scheduling and tapering assistant."},
     )
     logging.basicConfig(level=settings.app.log_level)
@@ -66,6 +63,7 @@ def create_app(
     app.before_request(auth.load_user)
     web.init_app(app)
     app.register_blueprint(api.bp)
+    app.spec_processor(api.complete_document)
     app.register_blueprint(feed_views.bp)
     errors.register(app)
     cli.init_app(app)

@@ -41,6 +41,24 @@ _FRIENDLY = {
 }
 
 
+#: The error envelope as the OpenAPI document states it for every 4xx and 5xx.
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "field"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+
+
 def json_error(
     status: int,
     message: str,
@@ -116,7 +134,11 @@ def register(app: APIFlask) -> None:
                 message = error.description or error.name
             return json_error(status, message, headers=headers)
         custom = error.description != type(error).description
-        return _page(status, error.description if custom else None)
+        body, code = _page(status, error.description if custom else None)
+        response = current_app.make_response((body, code))
+        if status == 405:
+            response.headers["Allow"] = ", ".join(getattr(error, "valid_methods", None) or [])
+        return response
 
     @app.errorhandler(OverflowError)
     def _overflow(error: OverflowError) -> Any:

@@ -22,6 +22,34 @@ bp = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="IVIG assistant")
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
+#: Ids are 64-bit: a larger one in a path is refused as out of range, not looked up.
+_MAX_ID = 2**63 - 1
+#: Path parameters that are dates (the view parses them, so a bad one is a 422 naming it).
+_DATE_PARAMETERS = frozenset({"day"})
+
+
+def complete_document(spec: dict[str, Any]) -> dict[str, Any]:
+    """Say in the document what the API does: a JSON body is required where one is taken, and
+    an id in a path is a positive 64-bit integer, a date in a path is a date."""
+    for operations in spec.get("paths", {}).values():
+        parameters = list(operations.get("parameters", ()))
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            if "requestBody" in operation:
+                operation["requestBody"]["required"] = True
+            parameters += operation.get("parameters", ())
+        for parameter in parameters:
+            schema = parameter.get("schema", {})
+            if parameter.get("in") != "path":
+                continue
+            if schema.get("type") == "integer":
+                schema.update(minimum=1, maximum=_MAX_ID)
+            elif parameter.get("name") in _DATE_PARAMETERS:
+                schema.update(format="date")
+    return spec
+
+
 @bp.before_request
 def _replay_or_claim() -> Any:
     """With an Idempotency-Key, answer a finished retry from the store, or claim the key."""
@@ -61,7 +89,14 @@ def guarded(action: Action) -> Callable[[F], F]:
         view = require(action)(view)
         return bp.doc(
             security="BearerAuth",
-            responses={401: "No or invalid bearer token", 403: "Role not allowed"},
+            responses={
+                400: "Malformed request (not JSON, not an object, nested too deep)",
+                401: "No or invalid bearer token",
+                403: "Role not allowed",
+                404: "No such record",
+                409: "Conflicts with the record as it is now (stale version, a therapy rule)",
+                422: "A field is missing, of the wrong type or out of range (named in error.field)",
+            },
         )(view)
 
     return decorator

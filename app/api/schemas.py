@@ -14,7 +14,7 @@ from pydantic import (
     field_validator,
 )
 
-from app.models.user import ROLE_VALUES
+from app.models.user import EMAIL_PATTERN, ROLE_VALUES
 
 RoleName = Literal["nurse", "physician", "admin"]
 #: A wall-clock time at a center, without an offset ("08:30:00"). JSON Schema's `time` format
@@ -84,7 +84,7 @@ class UserList(BaseModel):
 
 
 class UserCreateIn(_In):
-    email: str = Field(min_length=3, max_length=254)
+    email: str = Field(min_length=6, max_length=254, pattern=EMAIL_PATTERN)
     full_name: str = Field(min_length=1, max_length=120)
     role: RoleName
     password: str = Field(min_length=1, max_length=1024)

@@ -18,6 +18,8 @@ class Role(enum.StrEnum):
 
 
 ROLE_VALUES = tuple(role.value for role in Role)
+#: What the product takes as an e-mail address (the API document states the same pattern).
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$"
 
 
 class User(Base):

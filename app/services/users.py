@@ -18,13 +18,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from app.config import AuthSettings
 from app.db import utcnow
 from app.models import ApiToken, LoginSession, LoginThrottle, Role, User
+from app.models.user import EMAIL_PATTERN
 from app.services import audit
 from app.services.context import Actor, unit_of_work
 from app.services.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("not-a-real-password-used-for-timing")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$")
+_EMAIL = re.compile(EMAIL_PATTERN)
 TOKEN_PREFIX = "ivig_"  # noqa: S105 (a prefix, not a secret)
 # Touch last_seen/last_used at most this often, so reads do not write on every request.
 _TOUCH_EVERY = dt.timedelta(minutes=1)

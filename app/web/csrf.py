@@ -29,6 +29,8 @@ def rotate() -> None:
 def _check() -> None:
     if request.method not in _UNSAFE or http.is_api_request():
         return
+    if request.routing_exception is not None:
+        return  # no such page or method: the 404 or 405 says so, nothing would run
     expected = session.get("csrf")
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
     if not isinstance(expected, str) or not hmac.compare_digest(expected, sent):

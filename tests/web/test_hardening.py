@@ -163,3 +163,22 @@ def test_a_retry_with_the_same_idempotency_key_writes_once(
     # Another user's identical key is theirs, not this one.
     second_nurse = bearer(make_user("nurse")) | {"Idempotency-Key": "tablet-7:assessment:41"}
     assert "Idempotent-Replayed" not in client.post(url, headers=second_nurse, json=body).headers
+
+
+def test_an_unsupported_method_is_405_with_allow_not_400(client):
+    for method in ("PUT", "DELETE", "TRACE"):
+        response = client.open("/healthz", method=method)
+        assert response.status_code == 405, method
+        assert "GET" in response.headers["Allow"]
+
+
+def test_every_api_route_documents_the_4xx_it_answers(client):
+    spec = client.get("/api/v1/openapi.json").json
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if "security" not in operation:
+                continue  # public: the document and nothing else
+            assert {"400", "401", "403", "404", "409", "422"} <= set(operation["responses"]), (
+                method,
+                path,
+            )
