@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-sqlite test-postgresql lint format chromium bench fuzz clean
+.PHONY: install run test test-sqlite test-postgresql lint format chromium bench fuzz clean \
+	bench-writers bench-kill bench-apifuzz
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +61,16 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python -m bench
+
+# The production stack under load (PostgreSQL at BENCH_DB, default the local server).
+bench-writers: $(STAMP)
+	$(BIN)/python -m bench.writers
+
+bench-kill: $(STAMP)
+	$(BIN)/python -m bench.killnine
+
+bench-apifuzz: $(STAMP)
+	$(BIN)/python -m bench.apifuzz --examples 60
 
 clean:
 	rm -rf $(VENV) instance node_modules .pytest_cache .ruff_cache .hypothesis

@@ -22,15 +22,15 @@ bp = APIBlueprint("api", __name__, url_prefix="/api/v1", tag="IVIG assistant")
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-#: Ids are 64-bit: a larger one in a path is refused as out of range, not looked up.
-_MAX_ID = 2**63 - 1
+#: Ids are 32-bit integers (PostgreSQL `integer`): a larger one in a path is out of range (422).
+_MAX_ID = 2**31 - 1
 #: Path parameters that are dates (the view parses them, so a bad one is a 422 naming it).
 _DATE_PARAMETERS = frozenset({"day"})
 
 
 def complete_document(spec: dict[str, Any]) -> dict[str, Any]:
     """Say in the document what the API does: a JSON body is required where one is taken, and
-    an id in a path is a positive 64-bit integer, a date in a path is a date."""
+    an id in a path is a positive 32-bit integer, a date in a path is a date."""
     for operations in spec.get("paths", {}).values():
         parameters = list(operations.get("parameters", ()))
         for operation in operations.values():

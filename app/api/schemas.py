@@ -14,6 +14,7 @@ from pydantic import (
     field_validator,
 )
 
+from app.models.assessment import SCORE_RANGES
 from app.models.user import EMAIL_PATTERN, ROLE_VALUES
 
 RoleName = Literal["nurse", "physician", "admin"]
@@ -602,18 +603,32 @@ class SubscriptionList(BaseModel):
     subscriptions: list[SubscriptionOut]
 
 
+_SCORE_RANGES = {name: (low, high) for name, low, high in SCORE_RANGES}
+
+
+def _score(name: str, unit: str = "") -> Any:
+    """An optional score, documented with the range the service (its 422 names the range)
+    and the database's CHECK hold it to."""
+    low, high = _SCORE_RANGES[name]
+    return Field(
+        None,
+        description=f"{low:g}-{high:g} {unit}".strip(),
+        json_schema_extra={"minimum": low, "maximum": high},
+    )
+
+
 class AssessmentIn(_In):
     assessed_on: dt.date
-    cdasi_activity: float | None = Field(None, description="0-100")
-    cdasi_damage: float | None = Field(None, description="0-32")
-    mmt8: float | None = Field(None, description="0-80")
-    ck: float | None = Field(None, description="U/L")
-    ck_uln: float | None = Field(None, description="the lab's upper limit of normal, U/L")
-    physician_global: float | None = Field(None, description="0-10")
-    patient_global: float | None = Field(None, description="0-10")
-    pruritus: float | None = Field(None, description="0-10")
-    haq: float | None = Field(None, description="0-3")
-    extramuscular_global: float | None = Field(None, description="0-10")
+    cdasi_activity: float | None = _score("cdasi_activity")
+    cdasi_damage: float | None = _score("cdasi_damage")
+    mmt8: float | None = _score("mmt8")
+    ck: float | None = _score("ck", "U/L")
+    ck_uln: float | None = _score("ck_uln", "U/L, the lab's upper limit of normal")
+    physician_global: float | None = _score("physician_global")
+    patient_global: float | None = _score("patient_global")
+    pruritus: float | None = _score("pruritus")
+    haq: float | None = _score("haq")
+    extramuscular_global: float | None = _score("extramuscular_global")
     notes: str = Field("", max_length=4000)
 
 

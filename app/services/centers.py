@@ -50,8 +50,10 @@ def add_closure(
         session.flush()
         session.expire(center, ["closures"])
         totals = {"patients": 0, "moved": 0, "created": 0, "cancelled": 0, "unbooked": 0}
-        for patient_id in sorted(scheduling.patients_booked_on(session, center_id, closed_on)):
+        affected = sorted(scheduling.patients_booked_on(session, center_id, closed_on))
+        for patient_id in affected:  # every patient first, then the chairs (lock order)
             integrity.lock_patient(session, patient_id)
+        for patient_id in affected:
             regimen = regimens.current_regimen(session, patient_id)
             if regimen is None:
                 continue

@@ -78,6 +78,25 @@ def center_calendar(
     )
 
 
+#: PostgreSQL advisory lock space for chair bookings: one lock per center (two-key form).
+_BOOKING_LOCK = 480_179
+
+
+def lock_chairs(session: so.Session, center_id: int) -> None:
+    """Serialise booking at one center: taken before its occupancy is read, held to commit.
+
+    Without it two transactions can read the same free slot and both write it; the second
+    waits on the first's uncommitted row (the chair-overlap exclusion constraint), and two
+    such waits in opposite order are a deadlock. Lock order: patients first, then chairs,
+    the audit chain last. SQLite serialises writers by itself.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:space, :center)"),
+            {"space": _BOOKING_LOCK, "center": center_id},
+        )
+
+
 def busy_intervals(
     session: so.Session,
     center_id: int,
@@ -86,7 +105,11 @@ def busy_intervals(
     exclude_ids: set[int] | frozenset[int] = frozenset(),
     exclude_patient: int | None = None,
 ) -> dict[int, list[schedule.Interval]]:
-    """Return chair occupancy (with turnover) at a center between two UTC times, one query."""
+    """Return chair occupancy (with turnover) at a center between two UTC times, one query.
+
+    It is read to book into, so it first takes the center's booking lock (`lock_chairs`).
+    """
+    lock_chairs(session, center_id)
     statement = (
         sa.select(Infusion.id, Infusion.chair_id, Infusion.starts_at, Infusion.occupied_until)
         .where(

@@ -4,12 +4,14 @@ import datetime as dt
 import itertools
 import threading
 
+import pytest
 import sqlalchemy as sa
 
 from app import create_app
 from app.models import Infusion, InfusionStatus
+from app.services import scheduling
 from app.services.context import system_actor
-from tests.conftest import make_settings
+from tests.conftest import BACKEND, make_settings
 from tests.db.clinic_fixtures import make_center, make_patient
 
 
@@ -176,3 +178,37 @@ def test_parallel_reschedules_into_one_slot_give_one_200_and_clean_409s(database
     state.engine.dispose()
     assert sorted(statuses) == [200] + [409] * (len(firsts) - 1), statuses
     assert len(rows) == 1
+
+
+if BACKEND == "postgresql":  # SQLite serialises writers itself; the lock exists only here
+
+    def test_bookings_at_one_center_wait_for_each_other_and_other_centers_do_not(databases):
+        # Hardening: two regimen changes at one center deadlocked under 50 writers (each
+        # wrote a slot the other had read as free, then waited on the other's row).
+        url = databases.create()
+        app = create_app(make_settings(url))
+        state = app.extensions["ivig"]
+        setup = state.session_factory()
+        busy, quiet = make_center(setup, "Busy"), make_center(setup, "Quiet")
+        busy_id, quiet_id = busy.id, quiet.id
+        setup.commit()
+        setup.close()
+        first, second = state.session_factory(), state.session_factory()
+        window = (
+            dt.datetime(2027, 1, 4, tzinfo=dt.UTC),
+            dt.datetime(2027, 1, 5, tzinfo=dt.UTC),
+        )
+        try:
+            scheduling.busy_intervals(first, busy_id, *window)  # booking at Busy, not committed
+            second.execute(sa.text("SET lock_timeout = '300ms'"))
+            scheduling.busy_intervals(second, quiet_id, *window)  # another center: no wait
+            with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+                scheduling.busy_intervals(second, busy_id, *window)
+            second.rollback()
+            first.commit()  # the first booker is done: the next one goes ahead
+            second.execute(sa.text("SET lock_timeout = '300ms'"))
+            assert scheduling.busy_intervals(second, busy_id, *window) == {}
+        finally:
+            first.close()
+            second.close()
+            state.engine.dispose()
