@@ -29,8 +29,9 @@ _DATE_PARAMETERS = frozenset({"day"})
 
 
 def complete_document(spec: dict[str, Any]) -> dict[str, Any]:
-    """Say in the document what the API does: a JSON body is required where one is taken, and
-    an id in a path is a positive 32-bit integer, a date in a path is a date."""
+    """Say in the document what the API does: a JSON body is required where one is taken, an
+    id in a path is a positive 32-bit integer, a date in a path is a date, and an overlong URL
+    is a 414."""
     for operations in spec.get("paths", {}).values():
         parameters = list(operations.get("parameters", ()))
         for operation in operations.values():
@@ -38,6 +39,10 @@ def complete_document(spec: dict[str, Any]) -> dict[str, Any]:
                 continue
             if "requestBody" in operation:
                 operation["requestBody"]["required"] = True
+            # gunicorn refuses a request line over 4 KB before the app sees it.
+            operation.setdefault("responses", {}).setdefault(
+                "414", {"description": "URI too long (the server's limit is 4,094 bytes)"}
+            )
             parameters += operation.get("parameters", ())
         for parameter in parameters:
             schema = parameter.get("schema", {})

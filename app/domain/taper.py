@@ -74,14 +74,67 @@ class StepPlan:
     """One dose of a taper, in mg of the drug itself, held for at least min_days.
 
     With alternate_day_mg the days alternate: mg_per_day on the step's first day,
-    alternate_day_mg on its second, and so on. A 0 mg step is the final stop; it carries
-    requires_cortisol when the dose before it was at or below the physiological floor.
+    alternate_day_mg on its second, and so on. A 0 mg step is the final stop; every stop
+    carries requires_cortisol (`stop_step`): after a course the adrenal axis is checked with a
+    morning cortisol before the last dose goes, or a physician records why not.
     """
 
     mg_per_day: float
     min_days: int
     alternate_day_mg: float | None = None
     requires_cortisol: bool = False
+
+
+def stop_step(min_days: int = 1) -> StepPlan:
+    """The last step of every taper: 0 mg, after a morning cortisol check (DOMAIN.md)."""
+    return StepPlan(mg_per_day=0.0, min_days=min_days, requires_cortisol=True)
+
+
+def custom_plan(items: Sequence[tuple[float, int, float | None]]) -> list[StepPlan]:
+    """A physician's own steps, (mg_per_day, min_days, alternate_day_mg); a 0 mg last step is
+    the stop and needs its cortisol check like any other (`stop_step`)."""
+    steps = [StepPlan(mg, days, alternate) for mg, days, alternate in items]
+    if steps and steps[-1].mg_per_day == 0 and steps[-1].alternate_day_mg is None:
+        steps[-1] = stop_step(steps[-1].min_days)
+    return steps
+
+
+#: The range a morning cortisol result may have (nmol/L).
+CORTISOL_RANGE_NMOL_L = (0.0, 5000.0)
+
+
+def cortisol_problem(
+    value: float | None, *, overridden: bool, stop_nmol_l: float, recheck_nmol_l: float
+) -> Problem | None:
+    """Whether the stop may go ahead on this morning cortisol (DOMAIN.md: at or above the stop
+    threshold it may; between recheck and stop, continue and recheck; below, do not stop).
+    A physician's recorded override lets the stop go ahead without a good result."""
+    low, high = CORTISOL_RANGE_NMOL_L
+    field = "cortisol_nmol_l"
+    if value is not None and not low <= value <= high:
+        return Problem(field, f"{field}: {low:g} to {high:g} nmol/L", "out_of_range")
+    if (value is not None and value >= stop_nmol_l) or overridden:
+        return None
+    if value is None:
+        return Problem(
+            field,
+            f"{field}: stopping needs a morning cortisol (>= {stop_nmol_l:g} nmol/L) or a "
+            "physician's override reason",
+            "cortisol_needed",
+        )
+    if value >= recheck_nmol_l:
+        return Problem(
+            field,
+            f"{field}: {value:g} nmol/L is between {recheck_nmol_l:g} and {stop_nmol_l:g}: "
+            "continue the current dose and recheck",
+            "cortisol_recheck",
+        )
+    return Problem(
+        field,
+        f"{field}: {value:g} nmol/L is below {recheck_nmol_l:g}: do not stop; consider adrenal "
+        "insufficiency",
+        "cortisol_low",
+    )
 
 
 @dataclass(frozen=True)
@@ -417,7 +470,7 @@ def _walk(
             steps.append(StepPlan(mg_per_day=drug.mg(dose), min_days=days))
         dose = lower
         if dose == 0:
-            steps.append(StepPlan(mg_per_day=0.0, min_days=1, requires_cortisol=below_floor))
+            steps.append(stop_step())
             return steps
 
 

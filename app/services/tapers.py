@@ -83,10 +83,6 @@ def build_steps(data: PlanInput, settings: Settings) -> list[taper.StepPlan]:
     problems = taper.validate_plan(data.drug, steps, rules)
     if problems:
         raise _rejected(problems)
-    if steps[-1].mg_per_day == 0 and not steps[-1].requires_cortisol:
-        # Any stop after a course needs the adrenal axis checked, not only stops from below
-        # the floor: a physician can still override with a reason.
-        steps[-1] = dataclasses.replace(steps[-1], requires_cortisol=True)
     if steps[0].mg_per_day != data.start_mg:
         raise InvalidInput(
             f"start_mg: the first step ({steps[0].mg_per_day:g} mg) must be the start dose",
@@ -98,21 +94,21 @@ def build_steps(data: PlanInput, settings: Settings) -> list[taper.StepPlan]:
 def _custom_steps(raw: object) -> list[taper.StepPlan]:
     if not isinstance(raw, list) or not raw or len(raw) > 200:
         raise InvalidInput("steps: give 1 to 200 steps for a custom taper", field="steps")
-    steps = []
+    items = []
     for index, item in enumerate(raw):
         if not isinstance(item, Mapping):
             raise InvalidInput(
                 f"steps[{index}]: give mg_per_day and min_days", field=f"steps[{index}]"
             )
         alternate = item.get("alternate_day_mg")
-        steps.append(
-            taper.StepPlan(
-                mg_per_day=_number(item, "mg_per_day"),
-                min_days=int(_number(item, "min_days")),
-                alternate_day_mg=None if alternate is None else _number(item, "alternate_day_mg"),
-                requires_cortisol=index == len(raw) - 1 and _number(item, "mg_per_day") == 0,
+        items.append(
+            (
+                _number(item, "mg_per_day"),
+                int(_number(item, "min_days")),
+                None if alternate is None else _number(item, "alternate_day_mg"),
             )
         )
+    steps = taper.custom_plan(items)
     return steps
 
 
@@ -404,30 +400,14 @@ def _decide_matching_suggestions(
 
 
 def _check_cortisol(value: float | None, override: str | None, settings: Settings) -> None:
-    s = settings.steroids
-    if value is not None and not 0 <= value <= 5000:
-        raise InvalidInput("cortisol_nmol_l: 0 to 5000 nmol/L", field="cortisol_nmol_l")
-    if value is not None and value >= s.cortisol_stop_nmol_l:
-        return
-    if override:
-        return
-    if value is None:
-        raise InvalidInput(
-            "cortisol_nmol_l: stopping below the physiological floor needs a morning cortisol "
-            f"(>= {s.cortisol_stop_nmol_l:g} nmol/L) or a physician's override reason",
-            field="cortisol_nmol_l",
-        )
-    if value >= s.cortisol_recheck_nmol_l:
-        raise InvalidInput(
-            f"cortisol_nmol_l: {value:g} nmol/L is between {s.cortisol_recheck_nmol_l:g} and "
-            f"{s.cortisol_stop_nmol_l:g}: continue the current dose and recheck",
-            field="cortisol_nmol_l",
-        )
-    raise InvalidInput(
-        f"cortisol_nmol_l: {value:g} nmol/L is below {s.cortisol_recheck_nmol_l:g}: do not stop; "
-        "consider adrenal insufficiency",
-        field="cortisol_nmol_l",
+    problem = taper.cortisol_problem(
+        value,
+        overridden=bool(override),
+        stop_nmol_l=settings.steroids.cortisol_stop_nmol_l,
+        recheck_nmol_l=settings.steroids.cortisol_recheck_nmol_l,
     )
+    if problem is not None:
+        raise InvalidInput(problem.message, field=problem.field)
 
 
 def _reflow(steps: Sequence[TaperStep], started: TaperStep) -> None:

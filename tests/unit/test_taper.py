@@ -20,7 +20,9 @@ from app.domain.taper import (
     TaperRejected,
     TaperRules,
     banded_plan,
+    cortisol_problem,
     cumulative_prednisone_mg,
+    custom_plan,
     daily_doses,
     date_steps,
     fewest_tablets,
@@ -140,10 +142,36 @@ def test_methylprednisolone_below_the_floor_says_the_tablets_cannot_make_the_ste
     assert "oral solution" in problem.message and "custom plan" in problem.message
 
 
-def test_a_stop_from_above_the_floor_needs_no_cortisol_check():
+def test_a_stop_from_above_the_floor_needs_a_cortisol_check_too():
+    # House in order: the domain said no and the service forced yes; the product asks for a
+    # morning cortisol before every stop (a physician may override with a reason).
     steps = fixed_plan("prednisone", 20, 10, 7, RULES, start_days=7)
     assert doses(steps) == [20, 10, 0]
-    assert steps[-1] == StepPlan(mg_per_day=0.0, min_days=1, requires_cortisol=False)
+    assert steps[-1] == StepPlan(mg_per_day=0.0, min_days=1, requires_cortisol=True)
+    assert custom_plan([(20, 7, None), (10, 7, None), (0, 1, None)])[-1] == steps[-1]
+    assert not custom_plan([(20, 7, None), (10, 7, None)])[-1].requires_cortisol
+
+
+@pytest.mark.parametrize(
+    ("value", "overridden", "code"),
+    [
+        (None, False, "cortisol_needed"),
+        (None, True, None),
+        (320.0, False, None),
+        (300.0, False, None),
+        (299.0, False, "cortisol_recheck"),
+        (150.0, False, "cortisol_recheck"),
+        (149.0, False, "cortisol_low"),
+        (149.0, True, None),
+        (-1.0, True, "out_of_range"),
+        (5001.0, False, "out_of_range"),
+    ],
+)
+def test_a_morning_cortisol_decides_the_stop(value, overridden, code):
+    problem = cortisol_problem(value, overridden=overridden, stop_nmol_l=300, recheck_nmol_l=150)
+    assert (problem.code if problem else None) == code
+    if problem:
+        assert problem.field == "cortisol_nmol_l"
 
 
 def test_start_dose_at_or_below_the_floor_is_held_for_the_floor_minimum():
@@ -537,9 +565,7 @@ def test_generated_plans_taper_to_a_makeable_stop_on_a_seamless_calendar(plan, s
         s for s in steps[:-1] if to_prednisone_mg(drug, s.mg_per_day, EQUIVALENCE) <= RULES.floor_mg
     ]
     assert all(s.min_days >= RULES.below_floor_min_step_days for s in floor_doses)
-    assert steps[-1].requires_cortisol == (
-        to_prednisone_mg(drug, steps[-2].mg_per_day, EQUIVALENCE) <= RULES.floor_mg
-    )
+    assert steps[-1].requires_cortisol and steps[-1].mg_per_day == 0
     assert validate_plan(drug, steps, RULES) == []
 
     dated = date_steps(steps, starts_on)
