@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +100,18 @@ def make_session_factory(
     """
     info = {**kwargs.pop("info", {}), "settings": settings}
     return so.sessionmaker(bind=bind, expire_on_commit=False, info=info, **kwargs)
+
+
+@contextlib.contextmanager
+def recorded_statements(bind: sa.Engine | sa.Connection) -> Iterator[list[str]]:
+    """Collect the SQL sent through `bind` inside the block (query counts in tests, benches)."""
+    sent: list[str] = []
+
+    def record(*args: Any) -> None:
+        sent.append(args[2])  # (conn, cursor, statement, parameters, context, executemany)
+
+    sa.event.listen(bind, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        sa.event.remove(bind, "before_cursor_execute", record)

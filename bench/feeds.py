@@ -43,7 +43,7 @@ import sqlalchemy.orm as so
 
 from app import create_app
 from app.config import Settings, load_settings
-from app.db import utcnow
+from app.db import recorded_statements, utcnow
 from app.domain import ical
 from app.models import (
     Center,
@@ -272,17 +272,8 @@ def _feed_rows(sub: Subscription, settings: Settings, now: dt.datetime) -> sa.Se
 
 def _sql_of(session: so.Session, run: Callable[[], object]) -> list[str]:
     """The SQL statements `run` sends, without their parameters' values."""
-    sent: list[str] = []
-
-    def record(_conn, _cursor, statement, _params, _context, _executemany) -> None:
-        sent.append(statement)
-
-    engine = session.get_bind()
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(session.get_bind()) as sent:
         run()
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
     return sent
 
 

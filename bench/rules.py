@@ -15,6 +15,7 @@ import time
 import sqlalchemy as sa
 
 from app import create_app
+from app.db import recorded_statements
 from app.models import Assessment, Center, Infusion, Patient, Regimen
 from app.services import suggestions
 from bench.common import settings_for, throwaway_database
@@ -129,8 +130,6 @@ def cohort() -> dict[str, float]:
         ids = _populate(session, patients)
         populate_s = time.perf_counter() - started
         ruleset = suggestions.load_ruleset(settings)
-        statements: list[int] = []
-        sa.event.listen(state.engine, "before_cursor_execute", lambda *a: statements.append(1))
 
         def load_only() -> None:
             for start in range(0, len(ids), suggestions._CHUNK):
@@ -154,10 +153,10 @@ def cohort() -> dict[str, float]:
         fired = 0
         for _ in range(3):
             for name, run in (("load", load_only), ("evaluate", evaluate)):
-                statements.clear()
-                t0 = time.perf_counter()
-                result = run()
-                timings[name].append(time.perf_counter() - t0)
+                with recorded_statements(state.engine) as statements:
+                    t0 = time.perf_counter()
+                    result = run()
+                    timings[name].append(time.perf_counter() - t0)
                 if name == "evaluate":
                     fired = int(result or 0)
                     queries = len(statements)

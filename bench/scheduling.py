@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from app import create_app
+from app.db import recorded_statements
 from app.domain import schedule
 from app.models import Center, Chair, Infusion, OpeningHours, Patient, Regimen
 from app.services import regimens as regimen_service
@@ -118,9 +119,8 @@ def day_board(repeat: int = 200) -> dict[str, float]:
             data={"email": "nurse@bench.test", "password": "bench-password", "csrf_token": csrf},
         )
         path = f"/centers/{center.id}/day?date={DAY.isoformat()}"
-        statements = []
-        sa.event.listen(state.engine, "before_cursor_execute", lambda *a: statements.append(1))
-        response = client.get(path)
+        with recorded_statements(state.engine) as statements:
+            response = client.get(path)
         assert (
             response.status_code == 200
             and response.get_data(as_text=True).count('data-testid="board-infusion"') == 200

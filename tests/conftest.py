@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from alembic.config import Config
 
 from app import clock, create_app
 from app.config import Settings, load_settings
-from app.db import make_engine, make_session_factory
+from app.db import make_engine, make_session_factory, recorded_statements
 from app.models import User
 from app.services import users as user_service
 from app.services.context import system_actor
@@ -133,6 +134,12 @@ def connection(engine: sa.Engine) -> Iterator[sa.Connection]:
         outer = conn.begin()
         yield conn
         outer.rollback()
+
+
+@pytest.fixture
+def count_queries(connection: sa.Connection) -> Callable[[], ContextManager[list[str]]]:
+    """`with count_queries() as statements:` collects the SQL the block sends (Indico-style)."""
+    return lambda: recorded_statements(connection)
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from app.models import (
 from app.models.subscription import PRIVACY, SCOPES
 from app.services import audit, tapers
 from app.services.context import Actor, unit_of_work
-from app.services.errors import Forbidden, InvalidInput, NotFound
+from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 #: Feed tokens: 32 random bytes (256 bits), URL-safe base64.
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -170,7 +170,7 @@ def rotate(session: so.Session, actor: Actor, subscription_id: int) -> tuple[str
     with unit_of_work(session):
         sub = _owned(session, actor, subscription_id)
         if sub.revoked_at is not None:
-            raise InvalidInput(
+            raise Conflict(
                 "subscription_id: a revoked feed cannot be rotated", field="subscription_id"
             )
         before = _view(sub)

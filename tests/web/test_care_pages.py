@@ -339,7 +339,7 @@ def test_day_and_week_boards_show_the_booked_patient(app, clinic, db_session, se
 
 
 def test_day_board_runs_the_same_queries_for_5_or_30_patients(
-    app, db_session, make_user, settings, connection
+    app, db_session, make_user, settings, count_queries
 ):
     physician = make_user("physician")
     nurse = make_user("nurse")
@@ -366,29 +366,21 @@ def test_day_board_runs_the_same_queries_for_5_or_30_patients(
     assert db_session.scalar(on_day.where(Infusion.center_id == large.id)) == 30
 
     client = logged_in(app, nurse)
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
 
     def board_queries(center) -> tuple[int, str]:
-        statements.clear()
-        response = client.get(f"/centers/{center.id}/day?date={day.isoformat()}")
+        with count_queries() as statements:
+            response = client.get(f"/centers/{center.id}/day?date={day.isoformat()}")
         assert response.status_code == 200
         return len(statements), text_of(response)
 
-    sa.event.listen(connection, "before_cursor_execute", count)
-    try:
-        board_queries(small)  # warm-up: the login session is touched at most once a minute
-        small_count, small_page = board_queries(small)
-        large_count, large_page = board_queries(large)
-    finally:
-        sa.event.remove(connection, "before_cursor_execute", count)
+    board_queries(small)  # warm-up: the login session is touched at most once a minute
+    small_count, small_page = board_queries(small)
+    large_count, large_page = board_queries(large)
     assert small_page.count('data-testid="board-infusion"') == 5
     assert large_page.count('data-testid="board-infusion"') == 30
     assert all(f"Example, L-{n:02d}" in large_page for n in range(30))
     assert small_count > 0
-    assert large_count == small_count, statements
+    assert large_count == small_count
 
 
 # --- infusion page ---------------------------------------------------------------------------

@@ -239,6 +239,17 @@ def test_rotation_kills_the_old_url_at_once(client, bearer, clinic):
     assert client.get(path_of(rotated.json)).status_code == 200
 
 
+def test_a_revoked_feed_cannot_be_rotated_back_to_life(client, bearer, clinic):
+    # Hardening (schemathesis, stateful): this was a 422, as if the request were malformed.
+    created = subscribe(client, bearer, clinic.nurse, "center", clinic.center.id)
+    url = f"/api/v1/subscriptions/{created['id']}"
+    assert client.post(f"{url}/revoke", headers=bearer(clinic.nurse)).status_code == 200
+    rotated = client.post(f"{url}/rotate", headers=bearer(clinic.nurse))
+    assert rotated.status_code == 409
+    assert rotated.json["error"]["field"] == "subscription_id"
+    assert client.get(path_of(created)).status_code == 404
+
+
 def test_rate_limit_answers_429(database_url, session_factory, bearer, clinic):
     app = create_app(
         make_settings(database_url, feeds={"rate_limit_per_minute": 3}),
