@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from app.domain import packing
 from app.domain.problems import Problem, Rejected
 
 WeightBasis = Literal["actual", "ideal", "adjusted"]
@@ -24,7 +25,6 @@ _CM_PER_INCH = 2.54
 
 # Float hygiene only: no clinical meaning.
 _EPS = 1e-9
-_MAX_DECIMAL_PLACES = 6
 
 
 @dataclass(frozen=True)
@@ -190,17 +190,6 @@ def dosing_weight_kg(
     return min(weight_kg, adjusted_body_weight_kg(weight_kg, ideal, factor))
 
 
-def _scale_for(vial_sizes_g: Sequence[float]) -> int:
-    """Return the smallest power of ten that makes every vial size a whole number."""
-    for places in range(_MAX_DECIMAL_PLACES + 1):
-        scale = 10**places
-        if all(abs(size * scale - round(size * scale)) <= _EPS * scale for size in vial_sizes_g):
-            return scale
-    raise ValueError(
-        f"vial sizes must have at most {_MAX_DECIMAL_PLACES} decimal places: {list(vial_sizes_g)}"
-    )
-
-
 def round_to_vials(
     target_g: float, vial_sizes_g: Sequence[float], tolerance_percent: float
 ) -> VialRounding:
@@ -222,21 +211,13 @@ def round_to_vials(
         raise ValueError(f"vial sizes must be positive finite numbers: {list(vial_sizes_g)}")
 
     # Integer units make "same total" exact; float sums of 2.5 g vials would drift.
-    scale = _scale_for(sizes)
+    scale = packing.scale_for(sizes, "vial sizes")
     units = [round(size * scale) for size in sizes]
     target_units = target_g * scale
     # The nearest total above the target is at most one (largest) vial beyond it.
     top = math.ceil(target_units) + units[0]
-
+    fewest = packing.fewest_table(units, top)
     unreachable = top + 1
-    fewest = [unreachable] * (top + 1)
-    fewest[0] = 0
-    for total in range(1, top + 1):
-        best = unreachable
-        for unit in units:
-            if unit <= total and fewest[total - unit] + 1 < best:
-                best = fewest[total - unit] + 1
-        fewest[total] = best
 
     chosen = 0
     chosen_distance = math.inf
@@ -251,16 +232,7 @@ def round_to_vials(
         ):
             chosen, chosen_distance = total, distance
 
-    counts = [0] * len(units)
-    remaining = chosen
-    while remaining:
-        # Prefer the largest vial that still lies on a fewest-vials path: deterministic.
-        for index, unit in enumerate(units):
-            if unit <= remaining and fewest[remaining - unit] == fewest[remaining] - 1:
-                counts[index] += 1
-                remaining -= unit
-                break
-
+    counts = packing.counts_for(units, fewest, chosen)
     rounded_g = chosen / scale
     deviation = round((rounded_g - target_g) / target_g * 100, 2)
     return VialRounding(

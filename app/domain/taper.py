@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
+from app.domain import packing
 from app.domain.problems import Problem, Rejected
 
 Drug = Literal[
@@ -26,8 +27,6 @@ Drug = Literal[
 ]
 
 # Float hygiene and compute bounds only: no clinical meaning.
-_EPS = 1e-9
-_MAX_DECIMAL_PLACES = 6
 _MIN_SCALE = 10  # doses are never counted coarser than 0.1 mg
 _MAX_DENOMINATOR = 10**6  # 20/3 written as a float must read back as exactly 20/3
 _MAX_TABLE_UNITS = 10**6  # largest dose, in units, the tablet table is built for
@@ -168,29 +167,6 @@ def _is_real(value: object) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
-def _scale_for(strengths_mg: Sequence[float]) -> int:
-    """Return the smallest power of ten, at least 10, that makes every strength whole."""
-    for places in range(_MAX_DECIMAL_PLACES + 1):
-        scale = 10**places
-        if scale < _MIN_SCALE:
-            continue
-        if all(abs(s * scale - round(s * scale)) <= _EPS * scale for s in strengths_mg):
-            return scale
-    raise ValueError(
-        f"tablet strengths must have at most {_MAX_DECIMAL_PLACES} decimal places: "
-        f"{list(strengths_mg)}"
-    )
-
-
-def _to_units(mg: float, scale: int) -> int | None:
-    """Return mg as whole units of 1/scale mg, or None when it falls between units."""
-    value = mg * scale
-    whole = round(value)
-    if abs(value - whole) <= _EPS * max(1.0, abs(value)):
-        return whole
-    return None
-
-
 def _clean_strengths(strengths_mg: Sequence[float]) -> tuple[float, ...]:
     sizes = tuple(sorted({float(s) for s in strengths_mg}, reverse=True))
     if not sizes:
@@ -201,19 +177,10 @@ def _clean_strengths(strengths_mg: Sequence[float]) -> tuple[float, ...]:
 
 
 def _fewest_table(units: Sequence[int], top: int) -> list[int]:
-    """Return the fewest tablets for every total 0..top; top + 1 marks an unmakeable total."""
+    """The fewest tablets for every total 0..top; top + 1 marks an unmakeable total."""
     if top > _MAX_TABLE_UNITS:
         raise ValueError(f"dose of {top} units is too large to build tablets for")
-    unreachable = top + 1
-    fewest = [unreachable] * (top + 1)
-    fewest[0] = 0
-    for total in range(1, top + 1):
-        best = unreachable
-        for unit in units:
-            if unit <= total and fewest[total - unit] + 1 < best:
-                best = fewest[total - unit] + 1
-        fewest[total] = best
-    return fewest
+    return packing.fewest_table(units, top)
 
 
 # --- public arithmetic -----------------------------------------------------------------------
@@ -241,23 +208,15 @@ def fewest_tablets(
     sizes = _clean_strengths(strengths_mg)
     if not math.isfinite(dose_mg) or dose_mg < 0:
         raise ValueError(f"dose_mg must be a finite number >= 0, got {dose_mg!r}")
-    scale = _scale_for(sizes)
-    target = _to_units(dose_mg, scale)
+    scale = packing.scale_for(sizes, "tablet strengths", _MIN_SCALE)
+    target = packing.to_units(dose_mg, scale)
     if target is None or (target == 0 and dose_mg > 0):
         return None  # between units, or a positive dose too small for any tablet
     units = [round(s * scale) for s in sizes]
     fewest = _fewest_table(units, target)
     if fewest[target] > target:
         return None
-    counts = [0] * len(units)
-    remaining = target
-    while remaining:
-        # The largest strength that still lies on a fewest-tablets path: deterministic.
-        for index, unit in enumerate(units):
-            if unit <= remaining and fewest[remaining - unit] == fewest[remaining] - 1:
-                counts[index] += 1
-                remaining -= unit
-                break
+    counts = packing.counts_for(units, fewest, target)
     return tuple((size, count) for size, count in zip(sizes, counts, strict=True) if count)
 
 
@@ -310,7 +269,7 @@ def _drug_units(drug: str, rules: TaperRules) -> _DrugUnits:
     if equivalence <= 0:
         raise ValueError(f"equivalence of {drug} must be positive, got {rules.equivalence[drug]}")
     sizes = _clean_strengths(rules.tablet_strengths_mg[drug])
-    scale = _scale_for(sizes)
+    scale = packing.scale_for(sizes, "tablet strengths", _MIN_SCALE)
     return _DrugUnits(drug, equivalence, scale, sizes, tuple(round(s * scale) for s in sizes))
 
 
@@ -409,7 +368,7 @@ def _prepare(
     if problems:
         raise TaperRejected(problems)
     assert units is not None  # no drug problem means the drug resolved
-    start_units = _to_units(start_mg, units.scale)
+    start_units = packing.to_units(start_mg, units.scale)
     assert start_units is not None  # makeable doses are whole units
     return units, start_units, start_days
 

@@ -121,6 +121,14 @@ class Infusion(Base):
         back_populates="infusion", order_by="InfusionAmendment.id"
     )
 
+    def mark_changed(self, now: dt.datetime, *, significant: bool) -> None:
+        """Every change bumps the version; SEQUENCE goes up only for time, status or place
+        (RFC 5545), so calendar clients replace the event."""
+        if significant:
+            self.sequence += 1
+        self.version += 1
+        self.updated_at = now
+
 
 class InfusionAmendment(Base):
     """A correction of a recorded infusion: the record as it was, as it became, and why."""

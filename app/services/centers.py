@@ -82,9 +82,7 @@ def add_closure(
             # time); a copy without a chair waits for a nurse to place the day.
             infusion.status = InfusionStatus.CANCELLED
             infusion.status_reason = f"Center closed: {closure.reason}"
-            infusion.sequence += 1
-            infusion.version += 1
-            infusion.updated_at = now
+            infusion.mark_changed(now, significant=True)
             session.add(
                 Infusion(
                     patient_id=infusion.patient_id,

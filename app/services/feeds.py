@@ -449,23 +449,9 @@ def feed_calendar(
             if description is None:
                 description = descriptions[(cycle, day)] = f"Cycle {cycle}, day {day}"
         else:
-            summary = "Infusion appointment"
-            location = f"{center_name}, {address}" if address else center_name
-            description = None
-        cancelled = status == InfusionStatus.CANCELLED
+            summary, location, description = _MINIMAL, _minimal_place(center_name, address), None
         events.append(
-            ical.FeedEvent(
-                uid=f"{uid}@{UID_DOMAIN}",
-                sequence=sequence,
-                dtstamp=updated,
-                status=_STATUS.get(status, "CONFIRMED"),  # type: ignore[arg-type]
-                # Some Outlook versions show STATUS:CANCELLED as a normal event: say it.
-                summary=f"Cancelled: {summary}" if cancelled else summary,
-                starts_at=starts,
-                ends_at=ends,
-                location=location,
-                description=description,
-            )
+            _event(uid, sequence, updated, status, starts, ends, summary, location, description)
         )
     if sub.scope == "patient":
         events += _patient_steps(session, sub, window)
@@ -579,6 +565,40 @@ def record_fetch(
     return sub
 
 
+#: What a minimal (patient) event says: no name, no chair, no dose.
+_MINIMAL = "Infusion appointment"
+
+
+def _minimal_place(center_name: str, address: str | None) -> str:
+    return f"{center_name}, {address}" if address else center_name
+
+
+def _event(
+    uid: str,
+    sequence: int,
+    updated: dt.datetime,
+    status: str,
+    starts: dt.datetime,
+    ends: dt.datetime,
+    summary: str,
+    location: str,
+    description: str | None = None,
+) -> ical.FeedEvent:
+    """One appointment as a calendar event (feeds and the single-appointment file)."""
+    return ical.FeedEvent(
+        uid=f"{uid}@{UID_DOMAIN}",
+        sequence=sequence,
+        dtstamp=updated,
+        status=_STATUS.get(status, "CONFIRMED"),  # type: ignore[arg-type]
+        # Some Outlook versions show STATUS:CANCELLED as a normal event: say it.
+        summary=f"Cancelled: {summary}" if status == InfusionStatus.CANCELLED else summary,
+        starts_at=starts,
+        ends_at=ends,
+        location=location,
+        description=description,
+    )
+
+
 def appointment_calendar(
     session: so.Session, infusion_id: int, settings: Settings
 ) -> ical.FeedCalendar:
@@ -604,18 +624,11 @@ def appointment_calendar(
         raise InvalidInput(
             "infusion_id: the infusion has no chair and time yet", field="infusion_id"
         )
-    event = ical.FeedEvent(
-        uid=f"{uid}@{UID_DOMAIN}",
-        sequence=sequence,
-        dtstamp=updated,
-        status=_STATUS.get(status, "CONFIRMED"),  # type: ignore[arg-type]
-        summary="Infusion appointment",
-        starts_at=starts,
-        ends_at=ends,
-        location=f"{center_name}, {address}" if address else center_name,
+    event = _event(
+        uid, sequence, updated, status, starts, ends, _MINIMAL, _minimal_place(center_name, address)
     )
     return ical.FeedCalendar(
-        name="Infusion appointment",
+        name=_MINIMAL,
         prodid=PRODID,
         refresh_minutes=settings.feeds.refresh_minutes,
         events=[event],

@@ -66,10 +66,7 @@ def _require_status(infusion: Infusion, *allowed: InfusionStatus) -> None:
 
 
 def _changed(infusion: Infusion, significant: bool) -> None:
-    if significant:
-        infusion.sequence += 1
-    infusion.version += 1
-    infusion.updated_at = utcnow()
+    infusion.mark_changed(utcnow(), significant=significant)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -149,12 +149,7 @@ def _set_regimen_once(
         integrity.lock_patient(session, patient_id)
         current = current_regimen(session, patient_id, lock=True)
         current_version = current.version if current else None
-        if data.based_on_version != current_version:
-            raise Conflict(
-                f"based_on_version: the regimen is at version {current_version or 'none'}, "
-                f"not {data.based_on_version}; reload and try again",
-                field="based_on_version",
-            )
+        versions.require_based_on(current_version, data.based_on_version, "regimen")
         weight = latest_weight(session, patient_id)
         if weight is None:
             raise InvalidInput("weight_kg: record the patient's weight first", field="weight_kg")

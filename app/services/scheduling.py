@@ -274,7 +274,7 @@ def replan(
         infusion = by_id[infusion_id]
         infusion.status = InfusionStatus.CANCELLED
         infusion.status_reason = cause[:500]
-        _touch(infusion, now, significant=True)
+        infusion.mark_changed(now, significant=True)
         result.cancelled.append(infusion)
     session.flush()
     for day in plan.days:
@@ -289,7 +289,7 @@ def replan(
             before = _snapshot(existing)
             significant = _apply(existing, day, regimen, turnover)
             if _snapshot(existing) != before:
-                _touch(existing, now, significant=significant)
+                existing.mark_changed(now, significant=significant)
             (result.moved if significant else result.unchanged).append(existing)
     for move in plan.unkept:
         infusion = by_id[move.existing_id]
@@ -359,14 +359,6 @@ def _snapshot(infusion: Infusion) -> tuple[object, ...]:
         infusion.chair_id,
         infusion.status,
     )
-
-
-def _touch(infusion: Infusion, now: dt.datetime, *, significant: bool) -> None:
-    """Mark a change: SEQUENCE goes up only for time, status or place (RFC 5545)."""
-    if significant:
-        infusion.sequence += 1
-    infusion.version += 1
-    infusion.updated_at = now
 
 
 def is_booking_race(exc: sa.exc.DBAPIError) -> bool:
@@ -442,6 +434,6 @@ def hold_future(session: so.Session, patient_id: int, reason: str, today: dt.dat
             continue
         infusion.status = InfusionStatus.CANCELLED
         infusion.status_reason = reason[:500]
-        _touch(infusion, now, significant=True)
+        infusion.mark_changed(now, significant=True)
         held.append(infusion.id)
     return held

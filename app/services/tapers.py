@@ -190,12 +190,7 @@ def create_plan(
             raise NotFound(f"patient_id: no patient {patient_id}", field="patient_id")
         previous = current_plan(session, patient_id, lock=True)
         previous_version = previous.version if previous else None
-        if data.based_on_version != previous_version:
-            raise Conflict(
-                f"based_on_version: the taper is at version {previous_version or 'none'}, "
-                f"not {data.based_on_version}; reload and try again",
-                field="based_on_version",
-            )
+        versions.require_based_on(previous_version, data.based_on_version, "taper")
         if previous is not None:
             for old in previous.steps:
                 if old.status == StepStatus.ACTIVE:

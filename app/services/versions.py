@@ -40,3 +40,13 @@ def latest_version(
         .limit(1)
     )
     return session.scalar(statement.with_for_update() if lock else statement)
+
+
+def require_based_on(current: int | None, based_on: int | None, what: str) -> None:
+    """A new version must name the one it replaces (None for the first): else 409, reload."""
+    if based_on != current:
+        raise Conflict(
+            f"based_on_version: the {what} is at version {current or 'none'}, "
+            f"not {based_on}; reload and try again",
+            field="based_on_version",
+        )

@@ -366,3 +366,34 @@ def test_physician_feed_shows_a_suggestion_waiting_without_its_content(
     body = client.get(path_of(created)).get_data().decode()
     assert "Suggestion waiting for a decision:" in body
     assert "ivig" not in body.lower() and "g/kg" not in body
+
+
+def test_one_appointment_file_matches_the_feed_and_says_cancelled(
+    app, client, bearer, clinic, db_session
+):
+    # House in order: the single-appointment file built its event apart from the feeds and
+    # never said "Cancelled:" for a cancelled appointment.
+    from tests.conftest import login
+
+    infusion = db_session.scalars(
+        sa.select(Infusion).where(Infusion.patient_id == clinic.patient.id).order_by(Infusion.id)
+    ).first()
+    web = app.test_client()
+    login(web, clinic.nurse.email)
+    [booked] = events(web.get(f"/infusions/{infusion.id}.ics").get_data())
+    assert str(booked["SUMMARY"]) == "Infusion appointment"
+    cancel = client.post(
+        f"/api/v1/infusions/{infusion.id}/cancel",
+        headers=bearer(clinic.nurse),
+        json={"reason": "patient unwell"},
+    )
+    assert cancel.status_code == 200, cancel.json
+    [gone] = events(web.get(f"/infusions/{infusion.id}.ics").get_data())
+    assert (str(gone["STATUS"]), str(gone["SUMMARY"])) == (
+        "CANCELLED",
+        "Cancelled: Infusion appointment",
+    )
+    assert int(gone["SEQUENCE"]) == int(booked["SEQUENCE"]) + 1
+    created = subscribe(client, bearer, clinic.nurse, "patient", clinic.patient.id)
+    in_feed = {str(e["UID"]): e for e in events(client.get(path_of(created)).get_data())}
+    assert in_feed[str(gone["UID"])].to_ical() == gone.to_ical()
