@@ -14,7 +14,7 @@ from app.db import make_engine, make_session_factory
 
 
 def create_app(
-    settings: Settings | None = None, *, session_factory: so.sessionmaker | None = None
+    settings: Settings | None = None, *, session_factory: so.sessionmaker[so.Session] | None = None
 ) -> APIFlask:
     """Build the app from settings (config.toml by default) and an optional session factory."""
     settings = settings or load_settings()

@@ -92,7 +92,7 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
 
 def make_session_factory(
     bind: sa.Engine | sa.Connection, settings: Any = None, **kwargs: Any
-) -> so.sessionmaker:
+) -> so.sessionmaker[so.Session]:
     """Return a session factory whose objects stay readable after commit.
 
     Its sessions carry the settings in `session.info`: the therapy-integrity check that runs

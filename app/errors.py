@@ -59,6 +59,10 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
+def _plain_headers(headers: Any) -> dict[str, str]:
+    return {str(name): str(value) for name, value in dict(headers or {}).items()}
+
+
 def json_error(
     status: int,
     message: str,
@@ -68,9 +72,13 @@ def json_error(
     extra: dict[str, Any] | None = None,
 ) -> Response:
     """Return the API's error envelope."""
-    body = {"error": {"code": code or _CODES.get(status, "error"), "message": message}}
-    body["error"]["field"] = field
-    body["error"].update(extra or {})
+    envelope: dict[str, Any] = {
+        "code": code or _CODES.get(status, "error"),
+        "message": message,
+        "field": field,
+    }
+    envelope.update(extra or {})
+    body = {"error": envelope}
     response = jsonify(body)
     response.status_code = status
     for name, value in (headers or {}).items():
@@ -107,8 +115,10 @@ def register(app: APIFlask) -> None:
     def _api_error(error: HTTPError) -> Response:
         if error.status_code == 422 and error.detail:
             field, message = _first_validation_problem(error.detail)
-            return json_error(422, message, field, headers=dict(error.headers or {}))
-        return json_error(error.status_code, error.message or "", headers=error.headers)
+            return json_error(422, message, field, headers=_plain_headers(error.headers))
+        return json_error(
+            error.status_code, error.message or "", headers=_plain_headers(error.headers)
+        )
 
     @app.errorhandler(ServiceError)
     def _service_error(error: ServiceError) -> Any:

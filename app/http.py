@@ -31,11 +31,12 @@ class AppState:
 
     settings: Settings
     engine: sa.Engine | None
-    session_factory: so.sessionmaker
+    session_factory: so.sessionmaker[so.Session]
 
 
 def state() -> AppState:
-    return current_app.extensions["ivig"]
+    found: AppState = current_app.extensions["ivig"]
+    return found
 
 
 def settings() -> Settings:
@@ -46,11 +47,13 @@ def db() -> so.Session:
     """Return this request's database session, opening it on first use."""
     if "db_session" not in g:
         g.db_session = state().session_factory()
-    return g.db_session
+    session: so.Session = g.db_session
+    return session
 
 
 def current_user() -> User | None:
-    return g.get("user")
+    user: User | None = g.get("user")
+    return user
 
 
 def request_id() -> str:
@@ -113,7 +116,8 @@ def csp_nonce() -> str:
     """Return this response's nonce for the one <style> block a page may carry."""
     if "csp_nonce" not in g:
         g.csp_nonce = secrets.token_urlsafe(16)
-    return g.csp_nonce
+    nonce: str = g.csp_nonce
+    return nonce
 
 
 def _finish(response: Response) -> Response:

@@ -28,10 +28,12 @@ _MAX_ID = 2**31 - 1
 _DATE_PARAMETERS = frozenset({"day"})
 
 
-def complete_document(spec: dict[str, Any]) -> dict[str, Any]:
+def complete_document(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     """Say in the document what the API does: a JSON body is required where one is taken, an
     id in a path is a positive 32-bit integer, a date in a path is a date, and an overlong URL
     is a 414."""
+    if isinstance(spec, str):
+        return spec
     for operations in spec.get("paths", {}).values():
         parameters = list(operations.get("parameters", ()))
         for operation in operations.values():

@@ -36,8 +36,8 @@ class AmendmentOut(s._Out):
     id: int
     infusion_id: int
     reason: str
-    before: dict
-    after: dict
+    before: dict[str, Any]
+    after: dict[str, Any]
     amended_by_id: int | None
     amended_at: dt.datetime
 

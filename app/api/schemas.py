@@ -168,8 +168,8 @@ class AuditEventOut(_Out):
     action: str
     entity_type: str
     entity_id: str | None
-    before: dict | None
-    after: dict | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
     request_id: str | None
 
 
@@ -662,8 +662,8 @@ class SuggestionOut(_Out):
     indicator: Literal["info", "warning", "critical"]
     summary: str
     detail: str
-    proposal: dict
-    facts: dict
+    proposal: dict[str, Any]
+    facts: dict[str, Any]
     evidence: list[int]
     status: Literal["pending", "approved", "rejected", "superseded", "expired"]
     decided_by_id: int | None

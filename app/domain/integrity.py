@@ -230,9 +230,9 @@ def _check_numbers(live: Sequence[InfusionFact], ctx: _Context) -> None:
                 f"cycle {cycle} day {day} is booked {len(same)} times ({dates})",
                 same,
             )
-    for day, same in sorted(by_date.items()):
+    for on, same in sorted(by_date.items()):
         if len(same) > 1:
-            ctx.add("one_per_day", f"{len(same)} infusions on {day}", same)
+            ctx.add("one_per_day", f"{len(same)} infusions on {on}", same)
 
 
 def _check_cycle_shape(cycle: _Cycle, ctx: _Context) -> None:

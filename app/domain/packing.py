@@ -19,7 +19,7 @@ def scale_for(sizes: Sequence[float], what: str, minimum: int = 1) -> int:
         if scale < minimum:
             continue
         if all(abs(size * scale - round(size * scale)) <= _EPS * scale for size in sizes):
-            return scale
+            return int(scale)
     raise ValueError(
         f"{what} must have at most {_MAX_DECIMAL_PLACES} decimal places: {list(sizes)}"
     )

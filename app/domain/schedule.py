@@ -355,7 +355,9 @@ class _Slotter:
         # Same offset at opening and closing means no clock change in between (no zone
         # changes its clocks twice within a day), so wall time maps to UTC by subtraction.
         steady = offset is not None and offset == zone.utcoffset(closing)
-        utc_midnight = (midnight - offset).replace(tzinfo=dt.UTC) if steady else None
+        utc_midnight = (
+            (midnight - offset).replace(tzinfo=dt.UTC) if steady and offset is not None else None
+        )
         occupancy = duration + self.turnover
         for seconds in self._start_order(hours, duration):
             if utc_midnight is not None:

@@ -179,6 +179,7 @@ def _demo_responder(session: so.Session, settings: Settings, physician_id: int |
     ).all()
     nurse = Actor(label="system:demo")
     for infusion in past:
+        assert infusion.starts_at is not None and infusion.ends_at is not None  # booked
         infusions.record_given(
             session,
             nurse,

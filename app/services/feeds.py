@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -368,12 +369,14 @@ def _who(patient: Patient, detailed: bool, secret: str) -> str:
     return f"{initials} #{_short_id(patient.id, secret)}"
 
 
-_STATUS = {
+_STATUS: dict[str, ical.Status] = {
     InfusionStatus.CANCELLED: "CANCELLED",
 }
 
 
-def infusion_rows(sub: Subscription, settings: Settings, now: dt.datetime) -> sa.Select:
+def infusion_rows(
+    sub: Subscription, settings: Settings, now: dt.datetime
+) -> sa.Select[*tuple[Any, ...]]:
     """The one SELECT a feed's infusions come from (the benchmark times it as the floor)."""
     return (
         sa.select(
@@ -589,7 +592,7 @@ def _event(
         uid=f"{uid}@{UID_DOMAIN}",
         sequence=sequence,
         dtstamp=updated,
-        status=_STATUS.get(status, "CONFIRMED"),  # type: ignore[arg-type]
+        status=_STATUS.get(status, "CONFIRMED"),
         # Some Outlook versions show STATUS:CANCELLED as a normal event: say it.
         summary=f"Cancelled: {summary}" if status == InfusionStatus.CANCELLED else summary,
         starts_at=starts,
@@ -620,7 +623,7 @@ def appointment_calendar(
     if row is None:
         raise NotFound(f"infusion_id: no infusion {infusion_id}", field="infusion_id")
     uid, sequence, updated, status, starts, ends, center_name, address = row
-    if starts is None:
+    if starts is None or ends is None:
         raise InvalidInput(
             "infusion_id: the infusion has no chair and time yet", field="infusion_id"
         )

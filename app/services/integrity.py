@@ -79,7 +79,7 @@ def _state(session: so.Session) -> _State:
 
 def settings_of(session: so.Session) -> Settings:
     """Return the settings the session was made with (make_session_factory puts them there)."""
-    settings = session.info.get("settings")
+    settings: Settings | None = session.info.get("settings")
     if settings is None:
         raise RuntimeError(
             "this session has no settings: build it with app.db.make_session_factory(..., "

@@ -205,7 +205,11 @@ def _set_regimen_once(
             "regimen",
             regimen.id,
             before=regimen_view(current),
-            after=regimen_view(regimen) | {"patient_id": patient_id, "replan": plan.summary()},
+            after={
+                **(regimen_view(regimen) or {}),
+                "patient_id": patient_id,
+                "replan": plan.summary(),
+            },
         )
     return regimen, plan
 

@@ -126,6 +126,7 @@ def busy_intervals(
     busy: dict[int, list[schedule.Interval]] = defaultdict(list)
     for infusion_id, chair_id, starts_at, occupied_until in rows:
         if infusion_id not in exclude_ids and chair_id is not None:
+            assert starts_at is not None and occupied_until is not None  # it holds a chair
             busy[chair_id].append(schedule.Interval(starts_at, occupied_until))
     return busy
 

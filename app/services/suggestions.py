@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -137,7 +138,9 @@ def load_records(
     records: dict[int, PatientRecord] = {}
     for start in range(0, len(patient_ids), _CHUNK):
         chunk = list(patient_ids[start : start + _CHUNK])
-        by: dict[str, dict[int, list]] = {k: defaultdict(list) for k in ("a", "r", "d", "e", "t")}
+        by: dict[str, dict[int, list[Any]]] = {
+            k: defaultdict(list) for k in ("a", "r", "d", "e", "t")
+        }
         for a in session.scalars(
             sa.select(Assessment)
             .where(Assessment.patient_id.in_(chunk))

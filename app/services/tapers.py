@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -15,6 +15,7 @@ import sqlalchemy.orm as so
 from app.config import DRUGS, Settings
 from app.db import utcnow
 from app.domain import schedule, taper
+from app.domain.problems import Problem
 from app.models import Patient, StepStatus, Suggestion, TaperPlan, TaperStep
 from app.models.taper import TEMPLATES
 from app.services import audit, versions
@@ -36,7 +37,7 @@ class PlanInput:
     based_on_version: int | None = None
 
 
-def _rejected(problems: Sequence[taper.Problem]) -> InvalidInput:
+def _rejected(problems: Sequence[Problem]) -> InvalidInput:
     return InvalidInput("; ".join(p.message for p in problems), field=problems[0].field)
 
 
@@ -499,7 +500,11 @@ def change_step_dose(
                 field="status",
             )
         steps = _plan_steps(session, step.plan_id)
-        alternate = step.alternate_day_mg if alternate_day_mg is UNCHANGED else alternate_day_mg
+        alternate = (
+            step.alternate_day_mg
+            if alternate_day_mg is UNCHANGED
+            else cast("float | None", alternate_day_mg)
+        )
         live = [s for s in steps if s.status not in (StepStatus.SKIPPED, StepStatus.CANCELLED)]
         candidate = [
             taper.StepPlan(
@@ -561,6 +566,13 @@ def patient_taper(
     return taper_view(plans, settings, today)
 
 
+def tablets(
+    settings: Settings, drug: str, mg_per_day: float
+) -> tuple[tuple[float, int], ...] | None:
+    """The fewest of the clinic's tablets that make this dose (None: they cannot)."""
+    return taper.fewest_tablets(mg_per_day, settings.steroids.tablets.get(drug, ()))
+
+
 def taper_view(plans: Sequence[TaperPlan], settings: Settings, today: dt.date) -> TaperView:
     """Summarise a patient's loaded plans (newest version first) as of a date."""
     plans = list(plans)
@@ -577,17 +589,18 @@ def taper_view(plans: Sequence[TaperPlan], settings: Settings, today: dt.date) -
         daily_all.extend(daily)
         to_date += taper.cumulative_prednisone_mg(plan.drug, daily, equivalence, until=today)
         projected += taper.cumulative_prednisone_mg(plan.drug, daily, equivalence)
-    plan = plans[0] if plans else None
-    steps = list(plan.steps) if plan else []
+    newest = plans[0] if plans else None
+    steps = list(newest.steps) if newest else []
     active = _active_step(steps)
-    strengths = settings.steroids.tablets.get(plan.drug, ()) if plan else ()
     return TaperView(
-        plan=plan,
+        plan=newest,
         steps=steps,
         active=active,
         next=next_step(steps),
         next_due_on=due_on(steps),
-        active_tablets=taper.fewest_tablets(active.mg_per_day, strengths) if active else None,
+        active_tablets=tablets(settings, newest.drug, active.mg_per_day)
+        if newest and active
+        else None,
         daily=daily_all,
         cumulative_to_date_mg=to_date,
         cumulative_projected_mg=projected,

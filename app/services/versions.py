@@ -25,7 +25,8 @@ def load_for_change(
             f"version: it changed since you loaded it (now version {row.version}); reload",
             field="version",
         )
-    return row
+    found: M = row
+    return found
 
 
 def latest_version(

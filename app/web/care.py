@@ -12,6 +12,7 @@ from app.auth import require
 from app.db import utcnow
 from app.domain import dosing, ical
 from app.models import InfusionStatus
+from app.models.infusion import ADVERSE_EVENT_TYPES
 from app.policy import Action
 from app.services import assessments as assessment_service
 from app.services import clinic
@@ -262,6 +263,7 @@ def _board_rows(board: infusion_service.DayBoard) -> dict[str, object]:
     placement = {}
     for column, chair in enumerate(board.chairs, start=2):
         for infusion in board.by_chair.get(chair.id, []):
+            assert infusion.starts_at is not None and infusion.ends_at is not None  # on a chair
             start = infusion.starts_at.astimezone(zone).replace(tzinfo=None)
             end = infusion.ends_at.astimezone(zone).replace(tzinfo=None)
             first = max(0, int((start - opens).total_seconds() // 900))
@@ -300,7 +302,7 @@ def _infusion_page(infusion_id: int, status: int = 200) -> http.ResponseValue:
             i=item,
             chairs=[c for c in clinic.get_center(http.db(), item.center_id).chairs if c.active],
             open_statuses=(InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED),
-            event_types=infusion_service.ADVERSE_EVENT_TYPES,
+            event_types=ADVERSE_EVENT_TYPES,
             default_start=(
                 item.starts_at.astimezone(zone)
                 if item.starts_at and item.starts_at < utcnow()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
@@ -27,14 +28,12 @@ def queue() -> http.ResponseValue:
     user = http.current_user()
     mine = request.args.get("all") != "1"
     steps = taper_service.due_queue(http.db(), None, user.id if (mine and user) else None)
-    strengths = http.settings().steroids.tablets
     return render_template(
         "tapers/queue.html",
         steps=steps,
         suggested=suggestion_service.pending_for_steps(http.db(), [s.id for s in steps]),
         mine=mine,
-        strengths=strengths,
-        tablets=taper_service.taper.fewest_tablets,
+        tablets=functools.partial(taper_service.tablets, http.settings()),
     )
 
 
@@ -158,11 +157,10 @@ def printable(patient_id: int) -> http.ResponseValue:
     patient = patient_service.get_patient(http.db(), patient_id)
     today = regimen_service.local_today(patient.home_center.timezone)
     view = taper_service.patient_taper(http.db(), patient_id, http.settings(), today)
-    strengths = http.settings().steroids.tablets.get(view.plan.drug, ()) if view.plan else ()
     days = [
-        (day, mg, taper_service.taper.fewest_tablets(mg, strengths))
+        (day, mg, taper_service.tablets(http.settings(), view.plan.drug, mg))
         for day, mg in view.daily
-        if day >= today
+        if view.plan and day >= today
     ]
     return render_template("tapers/print.html", patient=patient, view=view, days=days)
 

@@ -295,7 +295,7 @@ def _load_rule(index: int, raw: object) -> Rule:
             f"{where}: indicator must be one of {', '.join(get_args(Indicator))}, got {indicator!r}"
         )
     action = entry["action"]
-    if action not in ACTIONS:
+    if not isinstance(action, str) or action not in ACTIONS:
         raise RuleFileError(
             f"{where}: unknown action {action!r}; known actions: {', '.join(sorted(ACTIONS))}"
         )

@@ -276,10 +276,11 @@ def _tidy(value: float) -> float:
 
 def _measure(assessment: Assessment, measure: str, normalise_ck: bool) -> float | None:
     if measure != "enzyme":
-        return getattr(assessment, measure)
+        value: float | None = getattr(assessment, measure)
+        return value
     if assessment.ck is None:
         return None
-    if normalise_ck:
+    if normalise_ck and assessment.ck_uln is not None:
         # Both visits give a ULN: compare CK as a multiple of it, so a lab change is neutral.
         return assessment.ck / assessment.ck_uln
     return assessment.ck
