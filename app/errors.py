@@ -108,65 +108,72 @@ def _page(status: int, message: str | None = None) -> tuple[str, int]:
     )
 
 
+def _api_error(error: HTTPError) -> Response:
+    """APIFlask's own errors (request validation, abort) in the API's envelope."""
+    if error.status_code == 422 and error.detail:
+        field, message = _first_validation_problem(error.detail)
+        return json_error(422, message, field, headers=_plain_headers(error.headers))
+    return json_error(error.status_code, error.message or "", headers=_plain_headers(error.headers))
+
+
+def _service_error(error: ServiceError) -> Any:
+    if http.is_api_request():
+        return json_error(
+            error.status, error.message, error.field, error.code, extra=error.details()
+        )
+    return _page(error.status, error.message)
+
+
+def _allow(error: HTTPException) -> str:
+    return ", ".join(getattr(error, "valid_methods", None) or [])
+
+
+def _http_error(error: HTTPException) -> Any:
+    status = error.code or 500
+    if http.is_api_request():
+        headers = {}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="api"'
+            message = "Send Authorization: Bearer <token> with a valid API token."
+        elif status == 405:
+            headers["Allow"] = _allow(error)
+            message = error.description or "Method not allowed."
+        else:
+            message = error.description or error.name
+        return json_error(status, message, headers=headers)
+    custom = error.description != type(error).description
+    response = current_app.make_response(_page(status, error.description if custom else None))
+    if status == 405:
+        response.headers["Allow"] = _allow(error)
+    return response
+
+
+#: Values a request may carry that Python or the database cannot hold: a 422, never a 500.
+_OUT_OF_RANGE = {
+    OverflowError: "A number in the request is out of range.",
+    sa.exc.DataError: "A value in the request is out of range for the database.",
+}
+
+
+def _out_of_range(error: Exception) -> Any:
+    message = next(m for kind, m in _OUT_OF_RANGE.items() if isinstance(error, kind))
+    if http.is_api_request():
+        return json_error(422, message)
+    return _page(422, message)
+
+
+def _unexpected(error: Exception) -> Any:
+    current_app.logger.exception("unhandled error (request %s)", http.request_id())
+    if http.is_api_request():
+        return json_error(500, "Internal error; it was logged with the request id.")
+    return _page(InternalServerError.code)
+
+
 def register(app: APIFlask) -> None:
     """Install the error handlers on the app."""
-
-    @app.error_processor
-    def _api_error(error: HTTPError) -> Response:
-        if error.status_code == 422 and error.detail:
-            field, message = _first_validation_problem(error.detail)
-            return json_error(422, message, field, headers=_plain_headers(error.headers))
-        return json_error(
-            error.status_code, error.message or "", headers=_plain_headers(error.headers)
-        )
-
-    @app.errorhandler(ServiceError)
-    def _service_error(error: ServiceError) -> Any:
-        if http.is_api_request():
-            return json_error(
-                error.status, error.message, error.field, error.code, extra=error.details()
-            )
-        return _page(error.status, error.message)
-
-    @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException) -> Any:
-        status = error.code or 500
-        if http.is_api_request():
-            headers = {}
-            if status == 401:
-                headers["WWW-Authenticate"] = 'Bearer realm="api"'
-                message = "Send Authorization: Bearer <token> with a valid API token."
-            elif status == 405:
-                allowed = getattr(error, "valid_methods", None) or []
-                headers["Allow"] = ", ".join(allowed)
-                message = error.description or "Method not allowed."
-            else:
-                message = error.description or error.name
-            return json_error(status, message, headers=headers)
-        custom = error.description != type(error).description
-        body, code = _page(status, error.description if custom else None)
-        response = current_app.make_response((body, code))
-        if status == 405:
-            response.headers["Allow"] = ", ".join(getattr(error, "valid_methods", None) or [])
-        return response
-
-    @app.errorhandler(OverflowError)
-    def _overflow(error: OverflowError) -> Any:
-        message = "A number in the request is out of range."
-        if http.is_api_request():
-            return json_error(422, message)
-        return _page(422, message)
-
-    @app.errorhandler(sa.exc.DataError)
-    def _data_error(error: sa.exc.DataError) -> Any:
-        message = "A value in the request is out of range for the database."
-        if http.is_api_request():
-            return json_error(422, message)
-        return _page(422, message)
-
-    @app.errorhandler(Exception)
-    def _unexpected(error: Exception) -> Any:
-        current_app.logger.exception("unhandled error (request %s)", http.request_id())
-        if http.is_api_request():
-            return json_error(500, "Internal error; it was logged with the request id.")
-        return _page(InternalServerError.code)
+    app.error_processor(_api_error)
+    app.register_error_handler(ServiceError, _service_error)
+    app.register_error_handler(HTTPException, _http_error)
+    for kind in _OUT_OF_RANGE:
+        app.register_error_handler(kind, _out_of_range)
+    app.register_error_handler(Exception, _unexpected)

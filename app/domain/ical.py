@@ -91,6 +91,18 @@ class FeedEvent:
 
     def __post_init__(self) -> None:
         """Raise ValueError unless this is exactly one well-formed timed or all-day event."""
+        self._check_identity()
+        if self.status not in _STATUSES:
+            raise ValueError(f"status must be one of {sorted(_STATUSES)}, got {self.status!r}")
+        if not isinstance(self.summary, str):
+            raise ValueError("summary must be a string")
+        if not (self.location is None or isinstance(self.location, str)):
+            raise ValueError("location must be a string or None")
+        if not (self.description is None or isinstance(self.description, str)):
+            raise ValueError("description must be a string or None")
+        self._check_times()
+
+    def _check_identity(self) -> None:
         uid = self.uid
         if not isinstance(uid, str) or not uid:
             raise ValueError("uid must be a non-empty string")
@@ -102,14 +114,8 @@ class FeedEvent:
             raise ValueError(f"sequence must be an int from 0 to {_MAX_SEQUENCE}")
         if not _is_aware(self.dtstamp):
             raise ValueError("dtstamp must be an aware datetime")
-        if self.status not in _STATUSES:
-            raise ValueError(f"status must be one of {sorted(_STATUSES)}, got {self.status!r}")
-        if not isinstance(self.summary, str):
-            raise ValueError("summary must be a string")
-        if not (self.location is None or isinstance(self.location, str)):
-            raise ValueError("location must be a string or None")
-        if not (self.description is None or isinstance(self.description, str)):
-            raise ValueError("description must be a string or None")
+
+    def _check_times(self) -> None:
         starts_at, ends_at = self.starts_at, self.ends_at
         day_start, day_end = self.all_day_start, self.all_day_end
         timed = starts_at is not None or ends_at is not None

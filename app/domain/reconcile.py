@@ -20,6 +20,7 @@ Decisions:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -162,6 +163,69 @@ def _fixed_cycles(
     return fixed, pinned_rows, orphans
 
 
+def _after_the_last_booked(
+    cycles: list[schedule.PlannedCycle], existing: Sequence[Existing], version: Version
+) -> tuple[list[schedule.PlannedCycle], dt.date | None]:
+    """Rolling the horizon only adds cycles planned after the last one this version ever
+    booked (cancelled or moved ones included): it never re-creates what a nurse changed, and
+    a cycle shifted earlier than its planned day is still that cycle. By itself the horizon
+    never books a cycle too soon after the one before (moved late by an override, say) nor
+    leaves one for a nurse to place: it stops there and says where (`blocked_on`)."""
+    last = max(
+        (row.cycle_planned_on for row in existing if row.regimen_id == version.id),
+        default=None,
+    )
+    if last is not None:
+        cycles = [c for c in cycles if c.planned_start > last]
+    blocked = next((c for c in cycles if not c.placed), None)
+    if blocked is None:
+        return cycles, None
+    return [c for c in cycles if c.planned_start < blocked.planned_start], blocked.planned_start
+
+
+def _occupied(
+    busy: Mapping[int, Sequence[schedule.Interval]],
+    kept: Sequence[Existing],
+    calendar: schedule.CenterCalendar,
+    today: dt.date,
+    now: dt.datetime,
+) -> dict[int, list[schedule.Interval]]:
+    """Chairs' occupancy to book around: `busy` is the other patients'; this patient's kept
+    infusions hold theirs; and nothing new goes in a slot that has already begun today."""
+    occupied = {chair: list(spans) for chair, spans in busy.items()}
+    for row in kept:
+        if (
+            row.chair_id is not None
+            and row.starts_at
+            and row.occupied_until
+            and (row.status in _CHAIR_HOLDING)
+        ):
+            occupied.setdefault(row.chair_id, []).append(
+                schedule.Interval(row.starts_at, row.occupied_until)
+            )
+    day_start = schedule.local_to_utc(today, dt.time(), calendar.timezone) or now
+    if day_start < now:
+        for chair_id in calendar.chair_ids:
+            occupied.setdefault(chair_id, []).append(schedule.Interval(day_start, now))
+    return occupied
+
+
+def _planned_day(
+    booking: schedule.Booking,
+    numbers: Mapping[int, int],
+    planned_on: Mapping[int, dt.date],
+    by_date: dict[dt.date, list[Existing]],
+) -> PlannedDay:
+    """A booking under its course-wide cycle number, reusing a movable row on its date."""
+    same_day = by_date.get(booking.date)
+    reused = same_day.pop(0) if same_day else None
+    return PlannedDay(
+        booking=dataclasses.replace(booking, cycle_number=numbers[booking.cycle_number]),
+        cycle_planned_on=planned_on[booking.cycle_number],
+        existing_id=reused.id if reused else None,
+    )
+
+
 def reconcile(
     version: Version,
     existing: Sequence[Existing],
@@ -219,40 +283,9 @@ def reconcile(
         )
     ]
     if extend_only:
-        # Rolling the horizon only adds cycles planned after the last one this version ever
-        # booked (cancelled or moved ones included): it never re-creates what a nurse changed,
-        # and a cycle shifted earlier than its planned day is still that cycle.
-        last = max(
-            (row.cycle_planned_on for row in existing if row.regimen_id == version.id),
-            default=None,
-        )
-        if last is not None:
-            cycles = [c for c in cycles if c.planned_start > last]
-        # By itself the horizon never books a cycle too soon after the one before (moved late
-        # by an override, say) nor leaves one for a nurse to place: it stops there and says so.
-        blocked = next((c for c in cycles if not c.placed), None)
-        if blocked is not None:
-            blocked_on = blocked.planned_start
-            cycles = [c for c in cycles if c.planned_start < blocked_on]
+        cycles, blocked_on = _after_the_last_booked(cycles, existing, version)
     fixed, pinned_rows, orphans = _fixed_cycles(movable, cycles)
-
-    # `busy` is the other patients' occupancy; this patient's kept infusions hold theirs.
-    occupied = {chair: list(spans) for chair, spans in busy.items()}
-    for row in kept:
-        if (
-            row.chair_id is not None
-            and row.starts_at
-            and row.occupied_until
-            and (row.status in _CHAIR_HOLDING)
-        ):
-            occupied.setdefault(row.chair_id, []).append(
-                schedule.Interval(row.starts_at, row.occupied_until)
-            )
-    # Nothing new is booked in a slot that has already begun today.
-    day_start = schedule.local_to_utc(today, dt.time(), calendar.timezone) or now
-    if day_start < now:
-        for chair_id in calendar.chair_ids:
-            occupied.setdefault(chair_id, []).append(schedule.Interval(day_start, now))
+    occupied = _occupied(busy, kept, calendar, today, now)
     booked = schedule.book_plan(
         cycles,
         version.days_per_cycle,
@@ -275,28 +308,12 @@ def reconcile(
     by_date: dict[dt.date, list[Existing]] = defaultdict(list)
     for row in sorted(movable, key=lambda r: (r.planned_date, r.day_number, r.id)):
         by_date[row.planned_date].append(row)
-    days: list[PlannedDay] = []
-    for booking in booked.bookings:
-        if booking.date in kept_dates:
-            # A day already given, recorded or under way stays; no second infusion on it.
-            continue
-        same_day = by_date.get(booking.date)
-        reused = same_day.pop(0) if same_day else None
-        days.append(
-            PlannedDay(
-                booking=schedule.Booking(
-                    cycle_number=numbers[booking.cycle_number],
-                    day_number=booking.day_number,
-                    date=booking.date,
-                    chair_id=booking.chair_id,
-                    starts_at=booking.starts_at,
-                    ends_at=booking.ends_at,
-                    shift_days=booking.shift_days,
-                ),
-                cycle_planned_on=planned_on[booking.cycle_number],
-                existing_id=reused.id if reused else None,
-            )
-        )
+    days = [
+        _planned_day(booking, numbers, planned_on, by_date)
+        for booking in booked.bookings
+        # A day already given, recorded or under way stays; no second infusion on it.
+        if booking.date not in kept_dates
+    ]
     unkept = [
         UnkeptMove(row.id, row.pinned_by, row.planned_date, reason)  # type: ignore[arg-type]
         for number, reason in booked.not_kept.items()

@@ -559,6 +559,131 @@ def _fixed_problem(
     return None
 
 
+def _next_starts(ordered: Sequence[PlannedCycle]) -> list[dt.date | None]:
+    """For each cycle, the first day of the next placed one: a moved cycle stays clear of it."""
+    next_starts: list[dt.date | None] = []
+    upcoming: dt.date | None = None
+    for cycle in reversed(ordered):
+        next_starts.append(upcoming)
+        if cycle.placed:
+            upcoming = cycle.days[0]
+    next_starts.reverse()
+    return next_starts
+
+
+@dataclass(frozen=True)
+class _Booker:
+    """Books one cycle at a time for `book_plan`."""
+
+    slotter: _Slotter
+    calendar: CenterCalendar
+    days_per_cycle: int
+    durations: tuple[dt.timedelta, ...]
+    shift_window_days: int
+    open_weekdays: frozenset[int]
+    not_before: dt.date | None
+    strict_gap: bool
+
+    def _bookings(
+        self,
+        cycle: PlannedCycle,
+        days: Sequence[dt.date],
+        slots: Sequence[tuple[int, dt.datetime] | None],
+        shift: int,
+    ) -> list[Booking]:
+        out = []
+        for number, (day, duration, slot) in enumerate(
+            zip(days, self.durations, slots, strict=True), start=1
+        ):
+            if slot is None:
+                out.append(Booking(cycle.cycle_number, number, day, None, None, None, shift))
+            else:
+                chair, begin = slot
+                out.append(
+                    Booking(cycle.cycle_number, number, day, chair, begin, begin + duration, shift)
+                )
+        return out
+
+    def fixed(
+        self,
+        cycle: PlannedCycle,
+        hand_made: FixedCycle,
+        bounds: tuple[dt.date | None, dt.date | None, dt.date | None, dt.date | None],
+    ) -> list[Booking] | str:
+        """The hand-made cycle as it stands, or why it can no longer be kept."""
+        problem = _fixed_problem(
+            hand_made,
+            cycle,
+            self.days_per_cycle,
+            self.shift_window_days,
+            self.open_weekdays,
+            self.calendar.closures,
+            bounds,
+        )
+        if problem is not None:
+            return problem
+        slots = self.slotter.book_fixed(hand_made.days, self.durations, hand_made.slots)
+        if slots is None:
+            return "the chair or the time chosen is no longer free or open"
+        shift = (hand_made.days[0] - cycle.planned_start).days
+        return self._bookings(cycle, hand_made.days, slots, shift)
+
+    def unplaced(self, cycle: PlannedCycle) -> list[Booking]:
+        """A cycle with no open days in its window: its days wait, unbooked, for a nurse."""
+        return [
+            Booking(
+                cycle.cycle_number,
+                number,
+                cycle.planned_start + dt.timedelta(days=number - 1),
+                None,
+                None,
+                None,
+                0,
+            )
+            for number in range(1, self.days_per_cycle + 1)
+        ]
+
+    def planned(
+        self,
+        cycle: PlannedCycle,
+        last_day: dt.date | None,
+        next_start: dt.date | None,
+        earliest: dt.date | None,
+    ) -> tuple[Sequence[dt.date], list[Booking]]:
+        """The cycle on its planned days, else on the first run in its shift window where
+        every day fits, else on its planned days with the days that fit nowhere unbooked."""
+        _require(
+            len(cycle.days) == self.days_per_cycle,
+            f"cycle {cycle.cycle_number} has {len(cycle.days)} days, "
+            f"expected {self.days_per_cycle}",
+        )
+        days, shift = cycle.days, cycle.shift_days
+        booked = self.slotter.book_days(days, self.durations, all_or_nothing=True)
+        if booked is None:
+            for run in _candidate_runs(
+                cycle.planned_start,
+                self.days_per_cycle,
+                self.shift_window_days,
+                self.open_weekdays,
+                self.calendar.closures,
+                after=last_day,
+                before=next_start,
+                not_before=self.not_before,
+                earliest=earliest,
+                strict_gap=self.strict_gap,
+            ):
+                if run == cycle.days:
+                    continue
+                booked = self.slotter.book_days(run, self.durations, all_or_nothing=True)
+                if booked is not None:
+                    days, shift = run, (run[0] - cycle.planned_start).days
+                    break
+        if booked is None:
+            booked = self.slotter.book_days(days, self.durations, all_or_nothing=False)
+            assert booked is not None
+        return days, self._bookings(cycle, days, booked, shift)
+
+
 def book_plan(
     cycles: Sequence[PlannedCycle],
     days_per_cycle: int,
@@ -589,101 +714,35 @@ def book_plan(
     _require(shift_window_days >= 0, f"shift_window_days must be >= 0, got {shift_window_days}")
     fixed = fixed or {}
     slotter = _Slotter(calendar, preferred_time, turnover, busy, granularity_minutes)
-    open_weekdays = frozenset(slotter.hours)
+    booking = _Booker(
+        slotter,
+        calendar,
+        days_per_cycle,
+        tuple(durations),
+        shift_window_days,
+        frozenset(slotter.hours),
+        not_before,
+        strict_gap,
+    )
     ordered = sorted(cycles, key=lambda cycle: cycle.cycle_number)
-    # A moved cycle must stay clear of the next cycle's dates, so that cycle keeps its own.
-    next_starts: list[dt.date | None] = []
-    upcoming: dt.date | None = None
-    for cycle in reversed(ordered):
-        next_starts.append(upcoming)
-        if cycle.placed:
-            upcoming = cycle.days[0]
-    next_starts.reverse()
-
     bookings: list[Booking] = []
     not_kept: dict[int, str] = {}
     last_day: dt.date | None = None
     last_start = previous_start
-    for cycle, next_start in zip(ordered, next_starts, strict=True):
+    for cycle, next_start in zip(ordered, _next_starts(ordered), strict=True):
         earliest = _earliest(last_start, min_gap_days)
         hand_made = fixed.get(cycle.cycle_number)
         if hand_made is not None:
-            problem = _fixed_problem(
-                hand_made,
-                cycle,
-                days_per_cycle,
-                shift_window_days,
-                open_weekdays,
-                calendar.closures,
-                (last_day, next_start, not_before, earliest),
-            )
-            slots = None
-            if problem is None:
-                slots = slotter.book_fixed(hand_made.days, durations, hand_made.slots)
-                if slots is None:
-                    problem = "the chair or the time chosen is no longer free or open"
-            if slots is not None:
-                shift = (hand_made.days[0] - cycle.planned_start).days
-                bookings.extend(
-                    Booking(cycle.cycle_number, n, day, chair, begin, begin + duration, shift)
-                    for n, (day, duration, (chair, begin)) in enumerate(
-                        zip(hand_made.days, durations, slots, strict=True), start=1
-                    )
-                )
+            kept = booking.fixed(cycle, hand_made, (last_day, next_start, not_before, earliest))
+            if not isinstance(kept, str):
+                bookings.extend(kept)
                 last_day, last_start = hand_made.days[-1], hand_made.days[0]
                 continue
-            not_kept[cycle.cycle_number] = problem or "it no longer fits"
+            not_kept[cycle.cycle_number] = kept
         if not cycle.placed:
-            bookings.extend(
-                Booking(
-                    cycle.cycle_number,
-                    number,
-                    cycle.planned_start + dt.timedelta(days=number - 1),
-                    None,
-                    None,
-                    None,
-                    0,
-                )
-                for number in range(1, days_per_cycle + 1)
-            )
+            bookings.extend(booking.unplaced(cycle))
             continue
-        _require(
-            len(cycle.days) == days_per_cycle,
-            f"cycle {cycle.cycle_number} has {len(cycle.days)} days, expected {days_per_cycle}",
-        )
-        days, shift = cycle.days, cycle.shift_days
-        booked = slotter.book_days(days, durations, all_or_nothing=True)
-        if booked is None:
-            for run in _candidate_runs(
-                cycle.planned_start,
-                days_per_cycle,
-                shift_window_days,
-                open_weekdays,
-                calendar.closures,
-                after=last_day,
-                before=next_start,
-                not_before=not_before,
-                earliest=earliest,
-                strict_gap=strict_gap,
-            ):
-                if run == cycle.days:
-                    continue
-                booked = slotter.book_days(run, durations, all_or_nothing=True)
-                if booked is not None:
-                    days, shift = run, (run[0] - cycle.planned_start).days
-                    break
-        if booked is None:
-            booked = slotter.book_days(days, durations, all_or_nothing=False)
-            assert booked is not None
-        for number, (day, duration, slot) in enumerate(
-            zip(days, durations, booked, strict=True), start=1
-        ):
-            if slot is None:
-                bookings.append(Booking(cycle.cycle_number, number, day, None, None, None, shift))
-            else:
-                chair, begin = slot
-                bookings.append(
-                    Booking(cycle.cycle_number, number, day, chair, begin, begin + duration, shift)
-                )
+        days, booked = booking.planned(cycle, last_day, next_start, earliest)
+        bookings.extend(booked)
         last_day, last_start = days[-1], days[0]
     return BookedPlan(bookings, not_kept)

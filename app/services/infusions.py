@@ -205,6 +205,66 @@ def _lock_patient_of(session: so.Session, infusion_id: int) -> int:
     return patient_id
 
 
+def _check_open(
+    calendar: schedule.CenterCalendar, local: dt.datetime, minutes: int, timezone: str
+) -> None:
+    """The center is open that day, the infusion fits in its hours, and the day is not past
+    (earlier today is allowed: a patient who came early or late is moved to when they came,
+    then recorded; earlier days are history)."""
+    hours = calendar.hours_on(local.date())
+    if hours is None:
+        raise InvalidInput(f"starts_at: the center is closed on {local.date()}", field="starts_at")
+    # Added in UTC: across a clock change the wall-clock end is not start + minutes.
+    end_local = (local.astimezone(dt.UTC) + dt.timedelta(minutes=minutes)).astimezone(local.tzinfo)
+    if (
+        local.time() < hours.opens_at
+        or end_local.time() > hours.closes_at
+        or end_local.date() != local.date()
+    ):
+        raise InvalidInput(
+            f"starts_at: the {minutes}-minute infusion must fit within "
+            f"{hours.opens_at:%H:%M}-{hours.closes_at:%H:%M}",
+            field="starts_at",
+        )
+    if local.date() < clock.clinic_today(timezone):
+        raise InvalidInput("starts_at: not before today", field="starts_at")
+
+
+def _follower_moves(
+    infusion: Infusion,
+    followers: list[Infusion],
+    local: dt.datetime,
+    calendar: schedule.CenterCalendar,
+    busy: dict[int, list[schedule.Interval]],
+    chair_id: int,
+    settings: Settings,
+) -> list[tuple[Infusion, int, dt.datetime]]:
+    """Where the cycle's later days go when its first day moves: the following open days at
+    the same time, on the same chair when it is free."""
+    if not followers:
+        return []
+    days = schedule.following_open_days(local.date(), len(followers), calendar)
+    slots = None
+    if days is not None:
+        slots = schedule.place_days(
+            days,
+            calendar,
+            local.time().replace(tzinfo=None),
+            dt.timedelta(minutes=infusion.planned_minutes),
+            dt.timedelta(minutes=settings.scheduling.turnover_minutes),
+            busy,
+            settings.scheduling.slot_granularity_minutes,
+            prefer_chair=chair_id,
+        )
+    if slots is None:
+        raise Conflict(
+            f"starts_at: the rest of cycle {infusion.cycle_number} finds no free chair "
+            f"on the open days after {local.date()}; move its days one by one",
+            field="starts_at",
+        )
+    return [(follower, slot[0], slot[1]) for follower, slot in zip(followers, slots, strict=True)]
+
+
 def reschedule(
     session: so.Session,
     actor: Actor,
@@ -241,68 +301,24 @@ def reschedule(
         calendar = scheduling.center_calendar(
             center, settings, local.date(), local.date() + dt.timedelta(days=14)
         )
-        hours = calendar.hours_on(local.date())
-        if hours is None:
-            raise InvalidInput(
-                f"starts_at: the center is closed on {local.date()}", field="starts_at"
-            )
-        end_local = (starts_at + duration).astimezone(zone)
-        if (
-            local.time() < hours.opens_at
-            or end_local.time() > hours.closes_at
-            or end_local.date() != local.date()
-        ):
-            raise InvalidInput(
-                f"starts_at: the {infusion.planned_minutes}-minute infusion must fit within "
-                f"{hours.opens_at:%H:%M}-{hours.closes_at:%H:%M}",
-                field="starts_at",
-            )
-        # Earlier today is allowed: a patient who came early or late is moved to when they
-        # came, then recorded. Earlier days are history.
-        if local.date() < utcnow().astimezone(zone).date():
-            raise InvalidInput("starts_at: not before today", field="starts_at")
+        _check_open(calendar, local, infusion.planned_minutes, center.timezone)
         followers = _followers(session, infusion, local.date())
-        moving_ids = {infusion.id, *(f.id for f in followers)}
-        end = starts_at + duration
         busy = scheduling.busy_intervals(
             session,
             center.id,
             starts_at - dt.timedelta(days=1),
-            end + turnover + dt.timedelta(days=14),
-            exclude_ids=moving_ids,
+            starts_at + duration + turnover + dt.timedelta(days=14),
+            exclude_ids={infusion.id, *(f.id for f in followers)},
         )
-        wanted = schedule.Interval(starts_at, end + turnover)
+        wanted = schedule.Interval(starts_at, starts_at + duration + turnover)
         if any(
             b.starts_at < wanted.ends_at and wanted.starts_at < b.ends_at
             for b in busy.get(chair_id, [])
         ):
             raise Conflict(f"chair_id: {chair.name} is taken at that time", field="chair_id")
+        busy.setdefault(chair_id, []).append(wanted)
         moves = [(infusion, chair_id, starts_at)]
-        if followers:
-            busy.setdefault(chair_id, []).append(wanted)
-            days = schedule.following_open_days(local.date(), len(followers), calendar)
-            slots = None
-            if days is not None:
-                slots = schedule.place_days(
-                    days,
-                    calendar,
-                    local.time().replace(tzinfo=None),
-                    duration,
-                    turnover,
-                    busy,
-                    settings.scheduling.slot_granularity_minutes,
-                    prefer_chair=chair_id,
-                )
-            if slots is None:
-                raise Conflict(
-                    f"starts_at: the rest of cycle {infusion.cycle_number} finds no free chair "
-                    f"on the open days after {local.date()}; move its days one by one",
-                    field="starts_at",
-                )
-            moves += [
-                (follower, slot[0], slot[1])
-                for follower, slot in zip(followers, slots, strict=True)
-            ]
+        moves += _follower_moves(infusion, followers, local, calendar, busy, chair_id, settings)
         chair_name = chair.name  # read now: after a refused flush the session cannot load it
         befores = {moved.id: infusion_view(moved) for moved, _chair, _start in moves}
         if len(moves) > 1:

@@ -53,6 +53,40 @@ def patient_view(patient: Patient) -> dict[str, object]:
     }
 
 
+def _check_fields(data: PatientInput, settings: Settings) -> None:
+    """What a patient's own fields must be, before anything is looked up."""
+    limits = settings.dosing
+    if not 1 <= len(data.mrn.strip()) <= 40:
+        raise InvalidInput("mrn: 1 to 40 characters", field="mrn")
+    for field in ("family_name", "given_name"):
+        if not 1 <= len(getattr(data, field).strip()) <= 100:
+            raise InvalidInput(f"{field}: 1 to 100 characters", field=field)
+    if data.sex not in ("female", "male"):
+        raise InvalidInput("sex: female or male", field="sex")
+    _check_clinical(settings, data.height_cm, data.dm_subtype)
+    if data.weight_kg is not None:
+        _check_range(data.weight_kg, "weight_kg", limits.min_weight_kg, limits.max_weight_kg, "kg")
+
+
+def _check_clinical(settings: Settings, height_cm: float | None, dm_subtype: str | None) -> None:
+    """Height within the dosing limits, a known dermatomyositis subtype (None: not given)."""
+    limits = settings.dosing
+    if height_cm is not None:
+        _check_range(height_cm, "height_cm", limits.min_height_cm, limits.max_height_cm, "cm")
+    if dm_subtype is not None and dm_subtype not in DM_SUBTYPES:
+        raise InvalidInput(f"dm_subtype: one of {', '.join(DM_SUBTYPES)}", field="dm_subtype")
+
+
+def _check_physician(session: so.Session, user_id: int | None) -> None:
+    if user_id is None:
+        return
+    doctor = session.get(User, user_id)
+    if doctor is None or doctor.role != Role.PHYSICIAN:
+        raise InvalidInput(
+            f"treating_physician_id: no physician {user_id}", field="treating_physician_id"
+        )
+
+
 def create_patient(
     session: so.Session,
     actor: Actor,
@@ -64,21 +98,8 @@ def create_patient(
 
     Without `today`, dates are checked against the wall-clock date of the home center.
     """
-    limits = settings.dosing
     mrn = data.mrn.strip()
-    if not 1 <= len(mrn) <= 40:
-        raise InvalidInput("mrn: 1 to 40 characters", field="mrn")
-    for field in ("family_name", "given_name"):
-        if not 1 <= len(getattr(data, field).strip()) <= 100:
-            raise InvalidInput(f"{field}: 1 to 100 characters", field=field)
-    if data.sex not in ("female", "male"):
-        raise InvalidInput("sex: female or male", field="sex")
-    if data.dm_subtype not in DM_SUBTYPES:
-        raise InvalidInput(f"dm_subtype: one of {', '.join(DM_SUBTYPES)}", field="dm_subtype")
-    if data.height_cm is not None:
-        _check_range(data.height_cm, "height_cm", limits.min_height_cm, limits.max_height_cm, "cm")
-    if data.weight_kg is not None:
-        _check_range(data.weight_kg, "weight_kg", limits.min_weight_kg, limits.max_weight_kg, "kg")
+    _check_fields(data, settings)
     with unit_of_work(session):
         center = session.get(Center, data.home_center_id)
         if center is None:
@@ -88,13 +109,7 @@ def create_patient(
         today = today or regimens.local_today(center.timezone)
         if not dt.date(1900, 1, 1) <= data.birth_date <= today:
             raise InvalidInput("birth_date: between 1900-01-01 and today", field="birth_date")
-        if data.treating_physician_id is not None:
-            doctor = session.get(User, data.treating_physician_id)
-            if doctor is None or doctor.role != Role.PHYSICIAN:
-                raise InvalidInput(
-                    f"treating_physician_id: no physician {data.treating_physician_id}",
-                    field="treating_physician_id",
-                )
+        _check_physician(session, data.treating_physician_id)
         if session.scalar(sa.select(Patient.id).where(Patient.mrn == mrn)) is not None:
             raise Conflict(f"mrn: a patient with MRN {mrn} exists already", field="mrn")
         values = dataclasses.asdict(data) | {"mrn": mrn}
@@ -230,13 +245,7 @@ def update_patient(
     session: so.Session, actor: Actor, patient_id: int, changes: PatientChanges, settings: Settings
 ) -> Patient:
     """Change height, subtype or risk flags (they change dosing, so each change is audited)."""
-    limits = settings.dosing
-    if changes.height_cm is not None:
-        _check_range(
-            changes.height_cm, "height_cm", limits.min_height_cm, limits.max_height_cm, "cm"
-        )
-    if changes.dm_subtype is not None and changes.dm_subtype not in DM_SUBTYPES:
-        raise InvalidInput(f"dm_subtype: one of {', '.join(DM_SUBTYPES)}", field="dm_subtype")
+    _check_clinical(settings, changes.height_cm, changes.dm_subtype)
     with unit_of_work(session):
         patient = get_patient(session, patient_id)
         before = patient_view(patient)

@@ -268,16 +268,32 @@ def _load_params(where: str, action: str, raw: object) -> Mapping[str, object]:
     return MappingProxyType(dict(params))
 
 
+def _rule_id(where: str, rule_id: object) -> str:
+    if isinstance(rule_id, str) and _RULE_ID.fullmatch(rule_id):
+        return rule_id
+    if rule_id is None:
+        raise RuleFileError(f"{where}: missing id")
+    raise RuleFileError(
+        f"{where}: id must start with a letter and use letters, digits, _ . -; got {rule_id!r}"
+    )
+
+
+def _blocks(where: str, raw: object, action: str) -> tuple[str, ...]:
+    """The actions a rule keeps from firing beside it: known ones, not its own."""
+    if not isinstance(raw, list) or not all(isinstance(b, str) for b in raw):
+        raise RuleFileError(f"{where}: blocks must be a list of action names")
+    for blocked in raw:
+        if blocked not in ACTIONS:
+            raise RuleFileError(f"{where}: blocks names unknown action {blocked!r}")
+        if blocked == action:
+            raise RuleFileError(f"{where}: a rule cannot block its own action {action!r}")
+    return tuple(dict.fromkeys(raw))
+
+
 def _load_rule(index: int, raw: object) -> Rule:
     where = f"rules[{index}]"
     entry = _table(where, raw)
-    rule_id = entry.get("id")
-    if not isinstance(rule_id, str) or not _RULE_ID.fullmatch(rule_id):
-        if rule_id is None:
-            raise RuleFileError(f"{where}: missing id")
-        raise RuleFileError(
-            f"{where}: id must start with a letter and use letters, digits, _ . -; got {rule_id!r}"
-        )
+    rule_id = _rule_id(where, entry.get("id"))
     where = f"rule {rule_id!r}"
     _check_keys(where, entry, _RULE_REQUIRED, _RULE_OPTIONAL)
 
@@ -301,14 +317,7 @@ def _load_rule(index: int, raw: object) -> Rule:
         )
     params = _load_params(where, action, entry.get("params", {}))
 
-    blocks_raw = entry.get("blocks", [])
-    if not isinstance(blocks_raw, list) or not all(isinstance(b, str) for b in blocks_raw):
-        raise RuleFileError(f"{where}: blocks must be a list of action names")
-    for blocked in blocks_raw:
-        if blocked not in ACTIONS:
-            raise RuleFileError(f"{where}: blocks names unknown action {blocked!r}")
-        if blocked == action:
-            raise RuleFileError(f"{where}: a rule cannot block its own action {action!r}")
+    blocks = _blocks(where, entry.get("blocks", []), action)
 
     source = _text(where, "condition", entry["condition"])
     try:
@@ -327,7 +336,7 @@ def _load_rule(index: int, raw: object) -> Rule:
         priority=priority,
         indicator=cast(Indicator, indicator),
         explanation=explanation,
-        blocks=tuple(dict.fromkeys(blocks_raw)),
+        blocks=blocks,
     )
 
 

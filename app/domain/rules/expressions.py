@@ -19,6 +19,7 @@ import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 # Compute bounds only: no clinical meaning.
 MAX_SOURCE_CHARS = 500
@@ -152,34 +153,39 @@ class _Checker:
         if depth > MAX_DEPTH:
             raise ExpressionError(f"condition nests deeper than {MAX_DEPTH} levels")
         inner = depth + 1
-        if isinstance(node, ast.BoolOp):
-            return _Logic(
-                isinstance(node.op, ast.And), tuple(self.node(v, inner) for v in node.values)
-            )
-        if isinstance(node, ast.UnaryOp):
-            if isinstance(node.op, ast.Not):
-                return _Not(self.node(node.operand, inner))
-            if isinstance(node.op, ast.USub):
-                return _Negate(self.node(node.operand, inner))
-            raise self._operator(node.op)
-        if isinstance(node, ast.BinOp):
-            if type(node.op) not in _ARITHMETIC:
-                raise self._operator(node.op)
-            return _Arithmetic(
-                _ARITHMETIC[type(node.op)][0],
-                self.node(node.left, inner),
-                self.node(node.right, inner),
-            )
-        if isinstance(node, ast.Compare):
-            return self._compare(node, inner)
         if isinstance(node, ast.Name):
             return self._name(node.id)
         if isinstance(node, ast.Constant):
             return self._constant(node.value)
-        if isinstance(node, ast.Call):
-            return self._call(node, inner)
-        what = _FORBIDDEN_NAMES.get(type(node), type(node).__name__)
-        raise ExpressionError(f"{what} is not allowed in a condition")
+        builders: dict[type[ast.AST], Callable[[Any, int], _Node]] = {
+            ast.BoolOp: self._logic,
+            ast.UnaryOp: self._unary,
+            ast.BinOp: self._arithmetic,
+            ast.Compare: self._compare,
+            ast.Call: self._call,
+        }
+        build = builders.get(type(node))
+        if build is None:
+            what = _FORBIDDEN_NAMES.get(type(node), type(node).__name__)
+            raise ExpressionError(f"{what} is not allowed in a condition")
+        return build(node, inner)
+
+    def _logic(self, node: ast.BoolOp, inner: int) -> _Node:
+        return _Logic(isinstance(node.op, ast.And), tuple(self.node(v, inner) for v in node.values))
+
+    def _unary(self, node: ast.UnaryOp, inner: int) -> _Node:
+        if isinstance(node.op, ast.Not):
+            return _Not(self.node(node.operand, inner))
+        if isinstance(node.op, ast.USub):
+            return _Negate(self.node(node.operand, inner))
+        raise self._operator(node.op)
+
+    def _arithmetic(self, node: ast.BinOp, inner: int) -> _Node:
+        if type(node.op) not in _ARITHMETIC:
+            raise self._operator(node.op)
+        return _Arithmetic(
+            _ARITHMETIC[type(node.op)][0], self.node(node.left, inner), self.node(node.right, inner)
+        )
 
     def _operator(self, op: ast.AST) -> ExpressionError:
         symbol = _OPERATOR_SYMBOLS.get(type(op), type(op).__name__)
@@ -270,22 +276,29 @@ def _evaluate(node: _Node, facts: Mapping[str, object]) -> Value:
     if isinstance(node, _Logic):
         values = [_evaluate(operand, facts) for operand in node.operands]
         return _kleene_and(values) if node.is_and else _kleene_or(values)
-    if isinstance(node, _Not):
+    if isinstance(node, _Not | _Negate):
         value = _evaluate(node.operand, facts)
-        return None if value is None else not value
-    if isinstance(node, _Negate):
-        value = _evaluate(node.operand, facts)
-        return None if value is None else -value
+        if value is None:
+            return None
+        return not value if isinstance(node, _Not) else -value
     if isinstance(node, _Arithmetic):
-        left, right = _evaluate(node.left, facts), _evaluate(node.right, facts)
-        if left is None or right is None:
-            return None
-        try:
-            return _ARITHMETIC_BY_SYMBOL[node.symbol](left, right)
-        except (ZeroDivisionError, OverflowError):
-            return None
+        return _arithmetic(node, facts)
     if isinstance(node, _Compare):
         return _compare(node, facts)
+    return _function(node, facts)
+
+
+def _arithmetic(node: _Arithmetic, facts: Mapping[str, object]) -> Value:
+    left, right = _evaluate(node.left, facts), _evaluate(node.right, facts)
+    if left is None or right is None:
+        return None
+    try:
+        return _ARITHMETIC_BY_SYMBOL[node.symbol](left, right)
+    except (ZeroDivisionError, OverflowError):
+        return None
+
+
+def _function(node: _Call, facts: Mapping[str, object]) -> Value:
     value = _evaluate(node.argument, facts)
     if node.function == "is_none":
         return value is None

@@ -133,20 +133,23 @@ def check_tis_table(table: TisTable) -> None:
             f"TIS table must have exactly {', '.join(TIS_MEASURES)}: {'; '.join(parts)}"
         )
     for measure in TIS_MEASURES:
-        rows = table[measure]
-        if not rows:
-            raise ValueError(f"TIS table for {measure} is empty")
-        for threshold, points in rows:
-            if not (math.isfinite(threshold) and math.isfinite(points)):
-                raise ValueError(f"TIS table for {measure}: values must be finite")
-            if threshold < 0 or points < 0:
-                raise ValueError(f"TIS table for {measure}: values must not be negative")
-        thresholds = [row[0] for row in rows]
-        points_seen = [row[1] for row in rows]
-        if any(b <= a for a, b in itertools.pairwise(thresholds)):
-            raise ValueError(f"TIS table for {measure}: thresholds must strictly ascend")
-        if any(b < a for a, b in itertools.pairwise(points_seen)):
-            raise ValueError(f"TIS table for {measure}: points must not decrease")
+        _check_tis_rows(measure, table[measure])
+
+
+def _check_tis_rows(measure: str, rows: Sequence[tuple[float, float]]) -> None:
+    """One measure's (threshold, points) rows: finite, not negative, thresholds ascending and
+    points never falling."""
+    if not rows:
+        raise ValueError(f"TIS table for {measure} is empty")
+    for threshold, points in rows:
+        if not (math.isfinite(threshold) and math.isfinite(points)):
+            raise ValueError(f"TIS table for {measure}: values must be finite")
+        if threshold < 0 or points < 0:
+            raise ValueError(f"TIS table for {measure}: values must not be negative")
+    if any(b[0] <= a[0] for a, b in itertools.pairwise(rows)):
+        raise ValueError(f"TIS table for {measure}: thresholds must strictly ascend")
+    if any(b[1] < a[1] for a, b in itertools.pairwise(rows)):
+        raise ValueError(f"TIS table for {measure}: points must not decrease")
 
 
 @dataclass(frozen=True)
