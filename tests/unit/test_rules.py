@@ -452,25 +452,7 @@ def render(e: tuple) -> str:
     return "(" + " ".join(parts) + ")"
 
 
-def reference(e: tuple, env: dict[str, object]) -> object:
-    """Plain Python semantics, short-circuits included; raises ZeroDivisionError like Python."""
-    kind = e[0]
-    if kind in ("num", "const"):
-        return e[1]
-    if kind in ("var", "bool"):
-        return env[e[1]]
-    if kind == "neg":
-        return -reference(e[1], env)
-    if kind == "abs":
-        return abs(reference(e[1], env))
-    if kind == "bin":
-        return _BIN[e[1]](reference(e[2], env), reference(e[3], env))
-    if kind == "not":
-        return not reference(e[1], env)
-    if kind == "and":
-        return reference(e[1], env) and reference(e[2], env)
-    if kind == "or":
-        return reference(e[1], env) or reference(e[2], env)
+def _chain(e: tuple, env: dict[str, object]) -> object:
     operands, ops = e[1], e[2]
     left = reference(operands[0], env)
     for op, operand in zip(ops, operands[1:], strict=True):
@@ -479,6 +461,25 @@ def reference(e: tuple, env: dict[str, object]) -> object:
             return False
         left = right
     return True
+
+
+_REFERENCE = {
+    "num": lambda e, env: e[1],
+    "const": lambda e, env: e[1],
+    "var": lambda e, env: env[e[1]],
+    "bool": lambda e, env: env[e[1]],
+    "neg": lambda e, env: -reference(e[1], env),
+    "abs": lambda e, env: abs(reference(e[1], env)),
+    "bin": lambda e, env: _BIN[e[1]](reference(e[2], env), reference(e[3], env)),
+    "not": lambda e, env: not reference(e[1], env),
+    "and": lambda e, env: reference(e[1], env) and reference(e[2], env),
+    "or": lambda e, env: reference(e[1], env) or reference(e[2], env),
+}
+
+
+def reference(e: tuple, env: dict[str, object]) -> object:
+    """Plain Python semantics, short-circuits included; raises ZeroDivisionError like Python."""
+    return _REFERENCE.get(e[0], _chain)(e, env)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
