@@ -3,7 +3,7 @@
 Pure functions over plain values: standard library only, no app, database or clock, so the
 same rows always give the same bytes (and the feed's ETag stays stable while nothing changes).
 
-What the output looks like, and why (see ../shared/CALENDAR.md):
+What the output looks like, and why (see docs/CALENDAR.md):
 
 - Times are written in UTC ("Z"): no TZID, so no VTIMEZONE for Outlook to get wrong.
 - All-day events use VALUE=DATE with an exclusive DTEND strictly after DTSTART; an equal

@@ -32,7 +32,7 @@ from app.domain.taper import (
     validate_plan,
 )
 
-# Numbers from ../shared/DOMAIN.md "Steroid tapers"; the domain module never reads them itself.
+# Numbers from docs/DOMAIN.md "Steroid tapers"; the domain module never reads them itself.
 STRENGTHS = {
     "prednisone": (1.0, 2.5, 5.0, 10.0, 20.0, 50.0),
     "prednisolone": (1.0, 5.0, 25.0),
