@@ -1,5 +1,9 @@
-"""WSGI entry point: `gunicorn wsgi:app`, `flask --app wsgi run`."""
+"""WSGI entry point: `gunicorn wsgi:app`, `flask --app wsgi run`.
 
+The process configures logging here, once; the app factory only sets its own logger's level.
+"""
+
+import logging
 import sys
 
 from app import create_app
@@ -10,3 +14,4 @@ try:
 except ConfigError as exc:
     sys.stderr.write(f"configuration error: {exc}\n")
     raise SystemExit(2) from None
+logging.basicConfig(level=app.extensions["ivig"].settings.app.log_level)

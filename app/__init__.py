@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 
 import sqlalchemy.orm as so
 from apiflask import APIFlask
@@ -43,7 +42,6 @@ def create_app(
         HTTP_ERROR_SCHEMA=errors.ERROR_SCHEMA,
         INFO={"description": "JSON API of the IVIG infusion scheduling and tapering assistant."},
     )
-    logging.basicConfig(level=settings.app.log_level)
     app.logger.setLevel(settings.app.log_level)
 
     engine = None

@@ -362,18 +362,28 @@ def _snapshot(infusion: Infusion) -> tuple[object, ...]:
     )
 
 
+#: Constraints a concurrent writer trips when it got there first: the chair-overlap guard and
+#: a regimen's (patient, version) key.
+_RACE_CONSTRAINTS = frozenset({"ex_infusions_chair_overlap", "uq_regimens_patient_version"})
+#: PostgreSQL: serialization failure, deadlock (the loser is rolled back and may retry).
+_RACE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
 def is_booking_race(exc: sa.exc.DBAPIError) -> bool:
-    """Tell whether the database refused a write because a concurrent one got there first."""
-    text = str(exc.orig).lower()
-    return any(
-        marker in text
-        for marker in (
-            "ex_infusions_chair_overlap",
-            "uq_regimens_patient_version",
-            "unique constraint failed: regimens",
-            "database is locked",
-            "could not serialize",
-        )
+    """Tell whether the database refused a write because a concurrent one got there first:
+    by SQLSTATE and constraint name on PostgreSQL, by SQLite's error name elsewhere."""
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate is not None:
+        constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)
+        return sqlstate in _RACE_SQLSTATES or constraint in _RACE_CONSTRAINTS
+    name = getattr(orig, "sqlite_errorname", "")
+    if name.startswith("SQLITE_BUSY"):  # another connection holds the write lock
+        return True
+    if name == "SQLITE_CONSTRAINT_TRIGGER":  # the overlap trigger raises its constraint's name
+        return str(orig).split(":", 1)[0] in _RACE_CONSTRAINTS
+    return name == "SQLITE_CONSTRAINT_UNIQUE" and "regimens.patient_id, regimens.version" in str(
+        orig
     )
 
 

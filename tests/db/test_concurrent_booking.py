@@ -212,3 +212,47 @@ if BACKEND == "postgresql":  # SQLite serialises writers itself; the lock exists
             first.close()
             second.close()
             state.engine.dispose()
+
+
+def test_a_booking_race_is_told_by_the_constraint_not_by_any_refusal(db_session, settings):
+    # House in order: the race used to be recognised by matching words in the error text.
+    from app.services import regimens as regimen_service
+    from tests.db.clinic_fixtures import regimen_input
+
+    center = make_center(db_session, "Race Center", chairs=2)
+    actor = system_actor("test")
+    patient = make_patient(db_session, actor, center, settings, mrn="RACE-1")
+    db_session.commit()
+    regimen, _plan = regimen_service.set_regimen(
+        db_session, actor, patient.id, regimen_input(starts_on=next_monday()), settings
+    )
+    first, second = db_session.scalars(
+        sa.select(Infusion).where(Infusion.patient_id == patient.id).order_by(Infusion.id)
+    ).all()[:2]
+
+    def refusal(statement: str, **params: object) -> sa.exc.DBAPIError:
+        nested = db_session.begin_nested()
+        with pytest.raises(sa.exc.DBAPIError) as caught:
+            db_session.execute(sa.text(statement), params)
+        nested.rollback()
+        return caught.value
+
+    overlap = refusal(
+        "UPDATE infusions SET chair_id = :chair, starts_at = :start, ends_at = :end, "
+        "occupied_until = :until, planned_date = :day WHERE id = :id",
+        chair=first.chair_id,
+        start=first.starts_at,
+        end=first.ends_at,
+        until=first.occupied_until,
+        day=first.planned_date,
+        id=second.id,
+    )
+    assert scheduling.is_booking_race(overlap)
+    copied = ", ".join(c.name for c in sa.inspect(type(regimen)).columns if c.name not in ("id",))
+    duplicate = refusal(
+        f"INSERT INTO regimens ({copied}) SELECT {copied} FROM regimens WHERE id = :id",  # noqa: S608 (the model's column names)
+        id=regimen.id,
+    )
+    assert scheduling.is_booking_race(duplicate)
+    unknown_status = refusal("UPDATE infusions SET status = 'bogus' WHERE id = :id", id=first.id)
+    assert not scheduling.is_booking_race(unknown_status)
