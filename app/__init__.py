@@ -68,12 +68,14 @@ def create_app(
 
     @app.context_processor
     def _layout_globals() -> dict[str, object]:
-        from app.policy import Action, can
+        from app import policy
 
         user = http.current_user()
+        role = user.role if user is not None else None
         return {
             "current_user": user,
-            "can": lambda action: user is not None and can(user.role, Action(action)),
+            "can": lambda action: policy.can(role, policy.Action(action)),
+            "has_own_feed": policy.has_own_feed(role),
             "clinic_name": settings.app.clinic_name,
         }
 

@@ -62,3 +62,35 @@ def can(role: str | None, action: Action) -> bool:
         return Role(role) in RULES[action]
     except ValueError:
         return False
+
+
+# --- decisions about particular records ------------------------------------------------------
+
+
+def may_subscribe(role: str | None, user_id: int | None, scope: str, scope_id: int) -> bool:
+    """A physician's feed (their patients and approvals) is theirs; an admin may make any."""
+    if not can(role, Action.MANAGE_FEEDS):
+        return False
+    return scope != "physician" or role == Role.ADMIN or user_id == scope_id
+
+
+def has_own_feed(role: str | None) -> bool:
+    """Whether the user has a feed of their own patients and approvals (physicians)."""
+    return role == Role.PHYSICIAN
+
+
+def may_manage_subscription(
+    role: str | None, user_id: int | None, *, owner_id: int | None, scope: str
+) -> bool:
+    """Rotate or revoke a feed: one's own; a patient's feed for the care team; any, for an
+    admin. Anything else is answered as if the feed did not exist."""
+    return (
+        role == Role.ADMIN
+        or (user_id is not None and owner_id == user_id)
+        or (scope == "patient" and role in (Role.NURSE, Role.PHYSICIAN))
+    )
+
+
+def may_manage_token(role: str | None, user_id: int | None, owner_id: int) -> bool:
+    """Revoke an API token: one's own, or anyone's for an admin."""
+    return role == Role.ADMIN or owner_id == user_id

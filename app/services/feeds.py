@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from app import policy
 from app.config import Settings
 from app.db import utcnow
 from app.domain import ical, schedule
@@ -24,7 +25,6 @@ from app.models import (
     Infusion,
     InfusionStatus,
     Patient,
-    Role,
     StepStatus,
     Subscription,
     Suggestion,
@@ -78,7 +78,7 @@ def _scope_label(session: so.Session, scope: str, scope_id: int) -> str:
             return f"{chair.center.name} · {chair.name}: infusions"
     elif scope == "physician":
         user = session.get(User, scope_id)
-        if user is not None and user.role == Role.PHYSICIAN:
+        if user is not None and policy.has_own_feed(user.role):
             return f"{user.full_name}: patients' infusions and approvals"
     raise NotFound(f"scope_id: no {scope} {scope_id}", field="scope_id")
 
@@ -108,7 +108,7 @@ def create_subscription(
         )
     if expires_in_days is not None and not 1 <= expires_in_days <= 3650:
         raise InvalidInput("expires_in_days: 1 to 3650", field="expires_in_days")
-    if scope == "physician" and actor.role != Role.ADMIN and actor.user_id != scope_id:
+    if not policy.may_subscribe(actor.role, actor.user_id, scope, scope_id):
         raise Forbidden("scope_id: physicians subscribe to their own feed only", field="scope_id")
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -133,10 +133,8 @@ def create_subscription(
 
 def _owned(session: so.Session, actor: Actor, subscription_id: int) -> Subscription:
     sub = session.get(Subscription, subscription_id, with_for_update=True)
-    allowed = sub is not None and (
-        actor.role == Role.ADMIN
-        or sub.created_by_id == actor.user_id
-        or (sub.scope == "patient" and actor.role in (Role.NURSE, Role.PHYSICIAN))
+    allowed = sub is not None and policy.may_manage_subscription(
+        actor.role, actor.user_id, owner_id=sub.created_by_id, scope=sub.scope
     )
     if not allowed:
         raise NotFound(

@@ -15,6 +15,7 @@ import sqlalchemy.orm as so
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from app import policy
 from app.config import AuthSettings
 from app.db import utcnow
 from app.models import ApiToken, LoginSession, LoginThrottle, Role, User
@@ -334,7 +335,7 @@ def revoke_api_token(session: so.Session, actor: Actor, token_id: int) -> ApiTok
     """Revoke a token: the actor's own, or anyone's for an admin."""
     with unit_of_work(session):
         token = session.get(ApiToken, token_id, with_for_update=True)
-        if token is None or (actor.role != Role.ADMIN and token.user_id != actor.user_id):
+        if token is None or not policy.may_manage_token(actor.role, actor.user_id, token.user_id):
             raise NotFound(f"token_id: no token {token_id}", field="token_id")
         if token.revoked_at is None:
             before = _token_view(token)
