@@ -71,7 +71,11 @@ def may_subscribe(role: str | None, user_id: int | None, scope: str, scope_id: i
     """A physician's feed (their patients and approvals) is theirs; an admin may make any."""
     if not can(role, Action.MANAGE_FEEDS):
         return False
-    return scope != "physician" or role == Role.ADMIN or user_id == scope_id
+    return (
+        scope != "physician"
+        or role == Role.ADMIN
+        or (role == Role.PHYSICIAN and user_id == scope_id)
+    )
 
 
 def has_own_feed(role: str | None) -> bool:
