@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from app import http
+from app import clock, http
 from app.api import bp, guarded
 from app.api import schemas as s
 from app.domain import dosing
@@ -239,7 +239,7 @@ def reschedule(infusion_id: int, body: s.RescheduleIn) -> Any:
 def adverse_event(infusion_id: int, body: s.AdverseEventIn) -> Any:
     """Record an infusion reaction or adverse event."""
     item = infusion_service.get_infusion(http.db(), infusion_id)
-    today = regimen_service.local_today(item.center.timezone)
+    today = clock.clinic_today(item.center.timezone)
     values = body.model_dump() | {"occurred_on": body.occurred_on or today}
     return infusion_service.record_adverse_event(
         http.db(),

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from app.domain.schedule import CenterCalendar
+from app.domain.schedule import CenterCalendar, local_date
 
 # Float hygiene only: no clinical meaning.
 _EPS = 1e-6
@@ -167,7 +167,7 @@ class _Context:
     found: list[Violation] = field(default_factory=list)
 
     def today_at(self, center_id: int) -> dt.date:
-        return self.now.astimezone(ZoneInfo(self.calendars[center_id].timezone)).date()
+        return local_date(self.now, self.calendars[center_id].timezone)
 
     def add(self, rule: str, message: str, infusions: Iterable[InfusionFact]) -> None:
         chosen = list(infusions)
@@ -408,7 +408,8 @@ def _check_records(live: Sequence[InfusionFact], ctx: _Context) -> None:
                 )
             continue
         started, ended = infusion.given_started_at, infusion.given_ended_at
-        zone = ZoneInfo(ctx.calendars[infusion.center_id].timezone)
+        timezone = ctx.calendars[infusion.center_id].timezone
+        zone = ZoneInfo(timezone)
         if started is None or ended is None or ended <= started:
             ctx.add(
                 "recorded_when_it_happened",
@@ -423,7 +424,7 @@ def _check_records(live: Sequence[InfusionFact], ctx: _Context) -> None:
                 f"until {ended.astimezone(zone):%Y-%m-%d %H:%M}, which is in the future",
                 (infusion,),
             )
-        elif started.astimezone(zone).date() != infusion.planned_date:
+        elif local_date(started, timezone) != infusion.planned_date:
             ctx.add(
                 "recorded_when_it_happened",
                 f"cycle {infusion.cycle_number} day {infusion.day_number} is planned "

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from app import clock
 from app.config import Settings
-from app.db import utcnow
 from app.models import (
     Center,
     Chair,
@@ -118,7 +118,7 @@ def load_demo_data(session: so.Session, settings: Settings) -> list[DemoLogin]:
                 session.add(
                     WeightMeasurement(
                         patient_id=patient.id,
-                        measured_on=regimens.local_today(centers[center_index].timezone),
+                        measured_on=clock.clinic_today(centers[center_index].timezone),
                         weight_kg=weight,
                     )
                 )
@@ -149,7 +149,7 @@ def _demo_responder(session: so.Session, settings: Settings, physician_id: int |
     ):
         return
     zone = ZoneInfo(patient.home_center.timezone)
-    today = utcnow().astimezone(zone).date()
+    today = clock.clinic_today(patient.home_center.timezone)
     start = today - dt.timedelta(weeks=16)
     start -= dt.timedelta(days=start.weekday())  # a Monday
     doctor = Actor(label="system:demo", user_id=physician_id, role="physician")
@@ -212,7 +212,7 @@ def _demo_taper(session: so.Session, settings: Settings, physician_id: int | Non
         sa.select(TaperPlan.id).where(TaperPlan.patient_id == patient.id)
     ):
         return
-    today = regimens.local_today(patient.home_center.timezone)
+    today = clock.clinic_today(patient.home_center.timezone)
     started = today - dt.timedelta(days=settings.steroids.start_days)
     actor = Actor(label="system:demo", user_id=physician_id, role="physician")
     tapers.create_plan(

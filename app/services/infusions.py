@@ -335,7 +335,7 @@ def reschedule(
             moved.starts_at = moved_start
             moved.ends_at = moved_end
             moved.occupied_until = moved_end + turnover
-            moved.planned_date = moved_start.astimezone(zone).date()
+            moved.planned_date = schedule.local_date(moved_start, center.timezone)
             moved.status = InfusionStatus.SCHEDULED
             moved.pinned_by_id = actor.user_id
             # An override was for where it was; here it is judged afresh (and may be again).

@@ -8,6 +8,7 @@ import datetime as dt
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from app import clock
 from app.config import Settings
 from app.models import Center, Infusion, Patient, Regimen, User, WeightMeasurement
 from app.models.patient import DM_SUBTYPES
@@ -106,7 +107,7 @@ def create_patient(
             raise InvalidInput(
                 f"home_center_id: no center {data.home_center_id}", field="home_center_id"
             )
-        today = today or regimens.local_today(center.timezone)
+        today = today or clock.clinic_today(center.timezone)
         if not dt.date(1900, 1, 1) <= data.birth_date <= today:
             raise InvalidInput("birth_date: between 1900-01-01 and today", field="birth_date")
         _check_physician(session, data.treating_physician_id)
@@ -230,7 +231,7 @@ def patient_detail(
 def local_today(session: so.Session, patient_id: int) -> dt.date:
     """Return today's date on the wall clock of the patient's home center."""
     patient = get_patient(session, patient_id)
-    return regimens.local_today(patient.home_center.timezone)
+    return clock.clinic_today(patient.home_center.timezone)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,6 @@ import datetime as dt
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from app import clock
 from app.config import Settings
 from app.db import utcnow
 from app.domain import dosing, schedule
@@ -94,11 +93,6 @@ def regimen_view(regimen: Regimen | None) -> dict[str, object] | None:
         "override_reason": regimen.override_reason,
         "reason": regimen.reason,
     }
-
-
-def local_today(timezone: str) -> dt.date:
-    """Return today's date on the center's wall clock."""
-    return clock.clinic_today(timezone)
 
 
 #: Attempts when a concurrent booking took a chair (or locked SQLite) between read and write.

@@ -7,7 +7,6 @@ import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -671,7 +670,7 @@ def due_queue(
         upcoming = next_step(steps)
         if upcoming is None:
             continue
-        zone = ZoneInfo(upcoming.plan.patient.home_center.timezone)
-        if is_due(upcoming, steps, today or now.astimezone(zone).date()):
+        zone = upcoming.plan.patient.home_center.timezone
+        if is_due(upcoming, steps, today or schedule.local_date(now, zone)):
             due.append(upcoming)
     return sorted(due, key=lambda s: (due_on(by_plan[s.plan_id]) or dt.date.max, s.id))

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
-from app import http
+from app import clock, http
 from app.auth import require
 from app.db import utcnow
 from app.domain import dosing, ical
@@ -28,10 +28,6 @@ from app.web import forms
 from app.web.tapers import dose_chart
 
 bp = Blueprint("care", __name__)
-
-
-def _today(timezone: str) -> dt.date:
-    return regimen_service.local_today(timezone)
 
 
 def _date_arg(default: dt.date) -> dt.date:
@@ -88,7 +84,7 @@ def new_patient() -> http.ResponseValue:
 def _patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
     settings = http.settings()
     patient = patient_service.get_patient(http.db(), patient_id)
-    today = _today(patient.home_center.timezone)
+    today = clock.clinic_today(patient.home_center.timezone)
     detail = patient_service.patient_detail(http.db(), patient_id, settings, today)
     current = detail.regimens[0] if detail.regimens else None
     taper_view = taper_service.patient_taper(http.db(), patient_id, settings, today)
@@ -241,7 +237,7 @@ def set_regimen(patient_id: int) -> http.ResponseValue:
 def day_board(center_id: int) -> http.ResponseValue:
     """The center's day board: chairs x hours."""
     center = clinic.get_center(http.db(), center_id)
-    day = _date_arg(_today(center.timezone))
+    day = _date_arg(clock.clinic_today(center.timezone))
     board = infusion_service.day_board(http.db(), center_id, day)
     return render_template(
         "care/day.html", board=board, rows=_board_rows(board), one_day=dt.timedelta(days=1)
@@ -277,7 +273,7 @@ def _board_rows(board: infusion_service.DayBoard) -> dict[str, object]:
 def week_board(center_id: int) -> http.ResponseValue:
     """The center's week: infusions per day."""
     center = clinic.get_center(http.db(), center_id)
-    day = _date_arg(_today(center.timezone))
+    day = _date_arg(clock.clinic_today(center.timezone))
     monday = day - dt.timedelta(days=day.weekday())
     boards = infusion_service.week_board(http.db(), center_id, monday)
     return render_template(
@@ -397,7 +393,7 @@ def _infusion_action(infusion_id: int, action: str) -> http.ResponseValue:
                     serious=True if forms.checkbox("serious") else None,
                     description=forms.text("description"),
                 ),
-                _today(timezone),
+                clock.clinic_today(timezone),
                 after_record=evaluation_hook(http.settings()),
             )
     except ServiceError as exc:

@@ -7,12 +7,11 @@ import functools
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from app import http
+from app import clock, http
 from app.auth import require
 from app.models import StepStatus
 from app.policy import Action
 from app.services import patients as patient_service
-from app.services import regimens as regimen_service
 from app.services import suggestions as suggestion_service
 from app.services import tapers as taper_service
 from app.services.errors import ServiceError
@@ -155,7 +154,7 @@ def change_dose(step_id: int) -> http.ResponseValue:
 def printable(patient_id: int) -> http.ResponseValue:
     """A day-by-day schedule for the patient, with tablets."""
     patient = patient_service.get_patient(http.db(), patient_id)
-    today = regimen_service.local_today(patient.home_center.timezone)
+    today = clock.clinic_today(patient.home_center.timezone)
     view = taper_service.patient_taper(http.db(), patient_id, http.settings(), today)
     days = [
         (day, mg, taper_service.tablets(http.settings(), view.plan.drug, mg))

@@ -5,10 +5,10 @@ import threading
 import sqlalchemy as sa
 
 from app import create_app
+from app.clock import clinic_today as local_today
 from app.models import AuditEvent, Patient, Regimen, Suggestion
 from app.services import assessments, demo, suggestions
 from app.services.context import system_actor
-from app.services.regimens import local_today
 from tests.conftest import make_settings
 
 

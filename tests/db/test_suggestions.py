@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from app import clock
 from app.models import AuditEvent, Infusion, InfusionStatus, Regimen, Suggestion
 from app.services import assessments, infusions, suggestions
 from app.services import regimens as regimen_service
@@ -228,7 +229,7 @@ def test_a_flare_after_deescalation_returns_to_the_controlled_regimen(db_session
     suggestions.approve(db_session, clinic.doctor, deescalation.id, settings)
     lowered = regimen_service.current_regimen(db_session, clinic.patient.id)
     assert (lowered.version, lowered.dose_g_per_kg) == (2, 1.5)
-    effective = max(regimen_service.local_today("America/New_York"), lowered.starts_on)
+    effective = max(clock.clinic_today("America/New_York"), lowered.starts_on)
     tapers.create_plan(
         db_session,
         clinic.doctor,

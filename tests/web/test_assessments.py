@@ -5,8 +5,8 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from app.clock import clinic_today as local_today
 from app.models import Assessment, AuditEvent
-from app.services.regimens import local_today
 from tests.db.clinic_fixtures import make_center, make_patient
 
 

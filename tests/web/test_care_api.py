@@ -13,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from app import clock
+from app.clock import clinic_today as local_today
 from app.models import AdverseEvent, AuditEvent, Infusion, Patient, Regimen
 from app.services import regimens as regimen_service
 from app.services.context import Actor
-from app.services.regimens import local_today
 from app.services.scheduling import add_months
 from tests.db.clinic_fixtures import at, make_center, regimen_input
 

@@ -9,7 +9,7 @@ import icalendar
 import pytest
 import sqlalchemy as sa
 
-from app import create_app, logs
+from app import clock, create_app, logs
 from app.models import AuditEvent, Infusion, Subscription, Suggestion
 from app.services import regimens as regimen_service
 from app.services import tapers
@@ -269,7 +269,7 @@ def test_rate_limit_answers_429(database_url, session_factory, bearer, clinic):
 
 
 def test_physician_feed_lists_approvals_waiting(client, bearer, clinic, db_session, settings):
-    start = regimen_service.local_today("America/New_York") - dt.timedelta(days=28)
+    start = clock.clinic_today("America/New_York") - dt.timedelta(days=28)
     tapers.create_plan(
         db_session,
         clinic.doctor,

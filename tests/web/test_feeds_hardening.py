@@ -46,7 +46,7 @@ def clinic(db_session, make_user, settings) -> Clinic:
 def test_a_physician_feed_changes_at_the_centers_midnight_not_a_stale_304(
     client, bearer, clinic, db_session, settings
 ):
-    day = regimen_service.local_today("America/New_York") + dt.timedelta(days=2)
+    day = clock.clinic_today("America/New_York") + dt.timedelta(days=2)
     start = day - dt.timedelta(days=40)  # the first step has been due for days
     tapers.create_plan(
         db_session,
@@ -86,9 +86,7 @@ def test_lowering_staff_detail_stops_existing_detailed_feeds_naming_patients(
         db_session,
         clinic.doctor,
         clinic.patient.id,
-        regimen_input(
-            starts_on=regimen_service.local_today("America/New_York") + dt.timedelta(days=7)
-        ),
+        regimen_input(starts_on=clock.clinic_today("America/New_York") + dt.timedelta(days=7)),
         settings,
     )
     detailed_app = create_app(
@@ -130,7 +128,7 @@ def test_a_day_stranded_by_a_closure_shows_as_cancelled_not_gone(
     from app.services.context import Actor
     from tests.db.clinic_fixtures import give
 
-    monday = regimen_service.local_today("America/New_York") + dt.timedelta(days=7)
+    monday = clock.clinic_today("America/New_York") + dt.timedelta(days=7)
     monday -= dt.timedelta(days=monday.weekday())
     regimen_service.set_regimen(
         db_session, clinic.doctor, clinic.patient.id, regimen_input(starts_on=monday), settings
@@ -175,7 +173,7 @@ def test_feeds_answer_304_from_their_own_rows_and_writes_touch_no_shared_counter
     from app.models import ContentRevision, Infusion
     from app.services import infusions as infusion_service
 
-    monday = regimen_service.local_today("America/New_York") + dt.timedelta(days=7)
+    monday = clock.clinic_today("America/New_York") + dt.timedelta(days=7)
     monday -= dt.timedelta(days=monday.weekday())
     regimen_service.set_regimen(
         db_session, clinic.doctor, clinic.patient.id, regimen_input(starts_on=monday), settings
@@ -237,7 +235,7 @@ def test_a_busy_centers_feed_stays_under_the_size_limit_nearest_first(
 
     small = make_settings(database_url, feeds={"max_feed_kilobytes": 20, "staff_future_weeks": 60})
     app = create_app(small, session_factory=session_factory)
-    start = regimen_service.local_today("America/New_York") + dt.timedelta(days=7)
+    start = clock.clinic_today("America/New_York") + dt.timedelta(days=7)
     for n in range(3):
         patient = make_patient(db_session, clinic.nursing, clinic.center, settings, mrn=f"B-{n}")
         regimen_service.set_regimen(

@@ -16,9 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
-from app import create_app
+from app import clock, create_app
 from app.models import AuditEvent, TaperPlan, TaperStep
-from app.services import regimens as regimen_service
 from app.services import tapers as taper_service
 from app.services.context import Actor, system_actor
 from tests.conftest import make_settings
@@ -33,7 +32,7 @@ BANDED_60_DAYS = [28] + [14] * 9 + [28] * 10 + [1]
 
 
 def today() -> dt.date:
-    return regimen_service.local_today(TIMEZONE)
+    return clock.clinic_today(TIMEZONE)
 
 
 def days(n: int) -> dt.timedelta:

@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from app import clock
 from app.models import AuditEvent, TaperPlan, TaperStep
-from app.services import regimens as regimen_service
 from app.services import tapers as taper_service
 from tests.db.clinic_fixtures import Clinic, make_center, make_patient
 from tests.web.test_care_pages import _FormReader, form_fields, has_form, logged_in, text_of
@@ -27,7 +27,7 @@ PRINT_DATE = "%a %d %b %Y"
 
 
 def today() -> dt.date:
-    return regimen_service.local_today(TIMEZONE)
+    return clock.clinic_today(TIMEZONE)
 
 
 def days(n: int) -> dt.timedelta:
