@@ -6,6 +6,7 @@ savepoints. Tests that need committed data across connections use `fresh_databas
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -179,6 +180,12 @@ def app(settings: Settings, session_factory: so.sessionmaker):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def set_clock() -> Callable[[dt.datetime], None]:
+    """`set_clock(instant)` fixes the app's and the scheduler's clock for the rest of the test."""
+    return clock.set_now
 
 
 @pytest.fixture(autouse=True)
