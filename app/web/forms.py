@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from zoneinfo import ZoneInfo
 
 from flask import request
 
+from app.domain import schedule
 from app.services.errors import InvalidInput
 
 
@@ -73,7 +73,13 @@ def local_datetime(name: str, timezone: str) -> dt.datetime:
         raise InvalidInput(
             f"{name}: give a date and time as YYYY-MM-DDTHH:MM (got {raw!r})", field=name
         ) from None
-    return naive.replace(tzinfo=ZoneInfo(timezone)).astimezone(dt.UTC)
+    instant = schedule.local_to_utc(naive.date(), naive.time(), timezone)
+    if instant is None:
+        raise InvalidInput(
+            f"{name}: {raw} does not exist on the center's clock (the clocks change then)",
+            field=name,
+        )
+    return instant
 
 
 def checkbox(name: str) -> bool:

@@ -456,3 +456,26 @@ def test_infusion_page_shows_why_a_given_record_was_refused(app, clinic, db_sess
     assert "given_grams: 150 is outside 0-140 g" in body
     assert '<dd data-testid="infusion-status">scheduled</dd>' in body
     assert form_fields(body, testid="given-form")["given_grams"] == "150"
+
+
+def test_a_form_time_the_clocks_skip_is_refused_not_moved(app):
+    # House in order: the form parser took 02:30 on the night New York springs forward and
+    # quietly made it 03:30; the scheduler's own conversion refuses it.
+    from app.services.errors import InvalidInput
+    from app.web import forms
+
+    skipped = {"starts_at": "2027-03-14T02:30"}
+    with app.test_request_context(method="POST", data=skipped):
+        with pytest.raises(InvalidInput) as caught:
+            forms.local_datetime("starts_at", "America/New_York")
+    assert caught.value.field == "starts_at"
+    assert "does not exist" in caught.value.message
+    with app.test_request_context(method="POST", data={"starts_at": "2027-03-14T03:30"}):
+        assert forms.local_datetime("starts_at", "America/New_York") == dt.datetime(
+            2027, 3, 14, 7, 30, tzinfo=dt.UTC
+        )
+    # The hour that happens twice in November is its first occurrence (EDT, -4).
+    with app.test_request_context(method="POST", data={"starts_at": "2027-11-07T01:30"}):
+        assert forms.local_datetime("starts_at", "America/New_York") == dt.datetime(
+            2027, 11, 7, 5, 30, tzinfo=dt.UTC
+        )
