@@ -465,9 +465,11 @@ def test_a_form_time_the_clocks_skip_is_refused_not_moved(app):
     from app.web import forms
 
     skipped = {"starts_at": "2027-03-14T02:30"}
-    with app.test_request_context(method="POST", data=skipped):
-        with pytest.raises(InvalidInput) as caught:
-            forms.local_datetime("starts_at", "America/New_York")
+    with (
+        app.test_request_context(method="POST", data=skipped),
+        pytest.raises(InvalidInput) as caught,
+    ):
+        forms.local_datetime("starts_at", "America/New_York")
     assert caught.value.field == "starts_at"
     assert "does not exist" in caught.value.message
     with app.test_request_context(method="POST", data={"starts_at": "2027-03-14T03:30"}):
