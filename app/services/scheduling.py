@@ -387,6 +387,24 @@ def is_booking_race(exc: sa.exc.DBAPIError) -> bool:
     )
 
 
+def next_planned_start(session: so.Session, patient_id: int, today: dt.date) -> dt.date:
+    """The planned (unshifted) start of the next cycle not yet begun, or today: where a new
+    regimen version starts by default. A nurse's move or a closure's shift does not move the
+    regimen's grid."""
+    first = session.scalar(
+        sa.select(Infusion.cycle_planned_on)
+        .where(
+            Infusion.patient_id == patient_id,
+            Infusion.day_number == 1,
+            Infusion.status.in_([InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED]),
+            Infusion.planned_date >= today,
+        )
+        .order_by(Infusion.planned_date)
+        .limit(1)
+    )
+    return first or today
+
+
 def extend_horizon(
     session: so.Session, patient_id: int, settings: Settings, now: dt.datetime | None = None
 ) -> ReplanResult:

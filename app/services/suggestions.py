@@ -23,7 +23,6 @@ from app.models import (
     Assessment,
     Center,
     Infusion,
-    InfusionStatus,
     Patient,
     Regimen,
     StepStatus,
@@ -432,24 +431,7 @@ def _next_cycle_start(
         )
     )
     earliest = last_given + dt.timedelta(weeks=interval_weeks) if last_given else today
-    return max(_next_planned_start(session, patient_id, today), earliest)
-
-
-def _next_planned_start(session: so.Session, patient_id: int, today: dt.date) -> dt.date:
-    """The planned (unshifted) start of the next cycle not yet begun; a nurse's move or a
-    closure's shift does not move the regimen's grid."""
-    first = session.scalar(
-        sa.select(Infusion.cycle_planned_on)
-        .where(
-            Infusion.patient_id == patient_id,
-            Infusion.day_number == 1,
-            Infusion.status.in_([InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED]),
-            Infusion.planned_date >= today,
-        )
-        .order_by(Infusion.planned_date)
-        .limit(1)
-    )
-    return first or today
+    return max(scheduling.next_planned_start(session, patient_id, today), earliest)
 
 
 def approve(

@@ -15,7 +15,7 @@ from app.models import InfusionStatus
 from app.models.infusion import ADVERSE_EVENT_TYPES
 from app.policy import Action
 from app.services import assessments as assessment_service
-from app.services import clinic
+from app.services import clinic, scheduling
 from app.services import feeds as feed_service
 from app.services import infusions as infusion_service
 from app.services import patients as patient_service
@@ -105,14 +105,7 @@ def _patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
             default_basis=settings.dosing.weight_basis_default,
             default_time=settings.scheduling.default_start_time,
             today=today,
-            next_cycle_on=next(
-                (
-                    i.planned_date - dt.timedelta(days=i.shift_days)
-                    for i in detail.upcoming
-                    if i.day_number == 1 and i.status == InfusionStatus.SCHEDULED
-                ),
-                today,
-            ),
+            next_cycle_on=scheduling.next_planned_start(http.db(), patient_id, today),
             form=request.form,
         ),
         status,

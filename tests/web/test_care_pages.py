@@ -481,3 +481,30 @@ def test_a_form_time_the_clocks_skip_is_refused_not_moved(app):
         assert forms.local_datetime("starts_at", "America/New_York") == dt.datetime(
             2027, 11, 7, 5, 30, tzinfo=dt.UTC
         )
+
+
+def test_the_regimen_form_starts_on_the_next_cycles_planned_day_even_after_a_move(
+    app, clinic, db_session, settings
+):
+    # House in order: the page computed the next cycle itself (moved date, booked cycles only)
+    # while approving a suggestion used the regimen's grid; both now ask one function.
+    from app.services import infusions as infusion_service
+
+    monday = next_monday()
+    regimen_service.set_regimen(
+        db_session, clinic.doctor, clinic.patient.id, regimen_input(starts_on=monday), settings
+    )
+    first = db_session.scalars(
+        sa.select(Infusion).where(Infusion.patient_id == clinic.patient.id).order_by(Infusion.id)
+    ).first()
+    assert first.planned_date == monday and first.day_number == 1
+    infusion_service.reschedule(
+        db_session,
+        clinic.nursing,
+        first.id,
+        first.chair_id,
+        first.starts_at - dt.timedelta(days=3),  # the Friday before: the patient asked
+        settings,
+    )
+    page = text_of(logged_in(app, clinic.physician).get(f"/patients/{clinic.patient.id}"))
+    assert form_fields(page, testid="regimen-form")["starts_on"] == monday.isoformat()
