@@ -19,9 +19,8 @@ from app.models import (
     Regimen,
     TaperPlan,
     User,
-    WeightMeasurement,
 )
-from app.services import audit, regimens, tapers
+from app.services import audit, patients, regimens, tapers
 from app.services import users as user_service
 from app.services.context import Actor, system_actor, unit_of_work
 from app.services.errors import Forbidden
@@ -102,36 +101,22 @@ def load_demo_data(session: so.Session, settings: Settings) -> list[DemoLogin]:
         physician_id = session.scalar(sa.select(User.id).where(User.email == DEMO_LOGINS[1].email))
         for mrn, family, given, sex, born, center_index, height, weight, risk in _PATIENTS:
             if session.scalar(sa.select(Patient.id).where(Patient.mrn == mrn)) is None:
-                patient = Patient(
-                    mrn=mrn,
-                    family_name=family,
-                    given_name=given,
-                    sex=sex,
-                    birth_date=born,
-                    home_center_id=centers[center_index].id,
-                    treating_physician_id=physician_id,
-                    height_cm=height,
-                    thrombosis_risk=risk,
-                )
-                session.add(patient)
-                session.flush()
-                session.add(
-                    WeightMeasurement(
-                        patient_id=patient.id,
-                        measured_on=clock.clinic_today(centers[center_index].timezone),
-                        weight_kg=weight,
-                    )
-                )
-                audit.record(
+                patients.create_patient(
                     session,
                     actor,
-                    "patient.create",
-                    "patient",
-                    patient.id,
-                    after={
-                        "mrn": mrn,
-                        "home_center_id": patient.home_center_id,
-                    },
+                    patients.PatientInput(
+                        mrn=mrn,
+                        family_name=family,
+                        given_name=given,
+                        sex=sex,
+                        birth_date=born,
+                        home_center_id=centers[center_index].id,
+                        height_cm=height,
+                        weight_kg=weight,
+                        treating_physician_id=physician_id,
+                        thrombosis_risk=risk,
+                    ),
+                    settings,
                 )
     _demo_taper(session, settings, physician_id)
     _demo_responder(session, settings, physician_id)
