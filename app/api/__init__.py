@@ -125,15 +125,6 @@ def centers() -> Any:
     return {"centers": clinic.list_centers(http.db())}
 
 
-@bp.get("/patients")
-@guarded(Action.VIEW_PATIENTS)
-@bp.input(s.PatientQuery, location="query", arg_name="query")
-@bp.output(s.PatientList)
-def patients(query: s.PatientQuery) -> Any:
-    """Patients, optionally searched by name or MRN."""
-    return {"patients": clinic.list_patients(http.db(), query.q)}
-
-
 @bp.get("/users")
 @guarded(Action.MANAGE_USERS)
 @bp.output(s.UserList)
@@ -216,4 +207,14 @@ def audit_events(query: s.AuditQuery) -> Any:
     }
 
 
-from app.api import care, feeds, records, suggestions, tapers  # noqa: E402, F401  (register routes)
+from app.api import (  # noqa: E402, F401  (register routes)
+    assessments,
+    boards,
+    feeds,
+    infusions,
+    patients,
+    records,
+    regimens,
+    suggestions,
+    tapers,
+)

@@ -1,0 +1,65 @@
+"""JSON API: a center's day board and closures."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from app import http
+from app.api import bp, guarded
+from app.api import schemas as s
+from app.policy import Action
+from app.services import centers as center_service
+from app.services import infusions as infusion_service
+from app.services.errors import InvalidInput
+
+
+def board_infusion(infusion: Any) -> dict[str, Any]:
+    return s.InfusionOut.model_validate(infusion).model_dump() | {
+        "patient_name": infusion.patient.display_name
+    }
+
+
+@bp.get("/centers/<int:center_id>/day/<day>")
+@guarded(Action.VIEW_SCHEDULE)
+@bp.output(s.DayBoardOut)
+def day_board(center_id: int, day: str) -> Any:
+    """The center's chairs and infusions on a local date (YYYY-MM-DD)."""
+    try:
+        date = dt.date.fromisoformat(day)
+    except ValueError as exc:
+        raise InvalidInput("day: give a date as YYYY-MM-DD", field="day") from exc
+    board = infusion_service.day_board(http.db(), center_id, date)
+    return {
+        "center_id": center_id,
+        "date": date,
+        "opens_at": board.hours[0] if board.hours else None,
+        "closes_at": board.hours[1] if board.hours else None,
+        "chairs": [
+            {
+                "chair_id": chair.id,
+                "name": chair.name,
+                "infusions": [board_infusion(i) for i in board.by_chair.get(chair.id, [])],
+            }
+            for chair in board.chairs
+        ],
+        "unbooked": [board_infusion(i) for i in board.unbooked],
+    }
+
+
+@bp.post("/centers/<int:center_id>/closures")
+@guarded(Action.MANAGE_CENTERS)
+@bp.input(s.ClosureIn, arg_name="body")
+@bp.output(s.ClosureOut, status_code=201)
+def add_closure(center_id: int, body: s.ClosureIn) -> Any:
+    """Close a center for a day; infusions booked on it move within the window (admin)."""
+    closure, totals = center_service.add_closure(
+        http.db(), http.actor(), center_id, body.closed_on, body.reason, http.settings()
+    )
+    return {
+        "id": closure.id,
+        "center_id": center_id,
+        "closed_on": closure.closed_on,
+        "reason": closure.reason,
+        "replan": totals,
+    }

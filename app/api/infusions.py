@@ -1,0 +1,112 @@
+"""JSON API: a patient's infusions and what is recorded at the chair."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app import clock, http
+from app.api import bp, guarded
+from app.api import schemas as s
+from app.api.patients import patient_detail
+from app.models import InfusionStatus
+from app.policy import Action
+from app.services import infusions as infusion_service
+from app.services.errors import InvalidInput
+from app.services.suggestions import evaluation_hook
+
+
+@bp.get("/patients/<int:patient_id>/infusions")
+@guarded(Action.VIEW_SCHEDULE)
+@bp.output(s.InfusionList)
+def patient_infusions(patient_id: int) -> Any:
+    """The patient's infusions, past and planned, cancelled included."""
+    detail = patient_detail(patient_id)
+    return {"infusions": detail.past[::-1] + detail.upcoming}
+
+
+@bp.get("/infusions/<int:infusion_id>")
+@guarded(Action.VIEW_SCHEDULE)
+@bp.output(s.InfusionOut)
+def infusion(infusion_id: int) -> Any:
+    """One infusion."""
+    return infusion_service.get_infusion(http.db(), infusion_id)
+
+
+@bp.post("/infusions/<int:infusion_id>/given")
+@guarded(Action.RECORD_INFUSION)
+@bp.input(s.GivenIn, arg_name="body")
+@bp.output(s.InfusionOut)
+def record_given(infusion_id: int, body: s.GivenIn) -> Any:
+    """Record the infusion as given (or partly given)."""
+    values = body.model_dump()
+    values["expected_version"] = values.pop("version")
+    return infusion_service.record_given(
+        http.db(),
+        http.actor(),
+        infusion_id,
+        infusion_service.GivenInput(**values),
+        http.settings(),
+    )
+
+
+def _set_status(infusion_id: int, body: s.ReasonIn, status: InfusionStatus) -> Any:
+    return infusion_service.set_status(
+        http.db(), http.actor(), infusion_id, status, body.reason, body.version
+    )
+
+
+@bp.post("/infusions/<int:infusion_id>/missed")
+@guarded(Action.RECORD_INFUSION)
+@bp.input(s.ReasonIn, arg_name="body")
+@bp.output(s.InfusionOut)
+def record_missed(infusion_id: int, body: s.ReasonIn) -> Any:
+    """Record that the patient did not come."""
+    return _set_status(infusion_id, body, InfusionStatus.MISSED)
+
+
+@bp.post("/infusions/<int:infusion_id>/cancel")
+@guarded(Action.RECORD_INFUSION)
+@bp.input(s.ReasonIn, arg_name="body")
+@bp.output(s.InfusionOut)
+def cancel(infusion_id: int, body: s.ReasonIn) -> Any:
+    """Cancel an infusion, with a reason."""
+    return _set_status(infusion_id, body, InfusionStatus.CANCELLED)
+
+
+@bp.post("/infusions/<int:infusion_id>/reschedule")
+@guarded(Action.RECORD_INFUSION)
+@bp.input(s.RescheduleIn, arg_name="body")
+@bp.output(s.InfusionOut)
+def reschedule(infusion_id: int, body: s.RescheduleIn) -> Any:
+    """Move an infusion to another chair or time (chair rules apply)."""
+    if body.starts_at.tzinfo is None:
+        raise InvalidInput("starts_at: give a time zone offset, e.g. Z", field="starts_at")
+    return infusion_service.reschedule(
+        http.db(),
+        http.actor(),
+        infusion_id,
+        body.chair_id,
+        body.starts_at,
+        http.settings(),
+        body.version,
+        override_reason=body.override_reason,
+    )
+
+
+@bp.post("/infusions/<int:infusion_id>/adverse-events")
+@guarded(Action.RECORD_INFUSION)
+@bp.input(s.AdverseEventIn, arg_name="body")
+@bp.output(s.AdverseEventOut, status_code=201)
+def adverse_event(infusion_id: int, body: s.AdverseEventIn) -> Any:
+    """Record an infusion reaction or adverse event."""
+    item = infusion_service.get_infusion(http.db(), infusion_id)
+    today = clock.clinic_today(item.center.timezone)
+    values = body.model_dump() | {"occurred_on": body.occurred_on or today}
+    return infusion_service.record_adverse_event(
+        http.db(),
+        http.actor(),
+        infusion_id,
+        infusion_service.AdverseEventInput(**values),
+        today,
+        after_record=evaluation_hook(http.settings()),
+    )
