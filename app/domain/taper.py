@@ -15,7 +15,7 @@ import bisect
 import datetime as dt
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Literal
 
@@ -93,8 +93,8 @@ def custom_plan(items: Sequence[tuple[float, int, float | None]]) -> list[StepPl
     """A physician's own steps, (mg_per_day, min_days, alternate_day_mg); a 0 mg last step is
     the stop and needs its cortisol check like any other (`stop_step`)."""
     steps = [StepPlan(mg, days, alternate) for mg, days, alternate in items]
-    if steps and steps[-1].mg_per_day == 0 and steps[-1].alternate_day_mg is None:
-        steps[-1] = stop_step(steps[-1].min_days)
+    if steps and steps[-1].mg_per_day == 0:
+        steps[-1] = replace(steps[-1], requires_cortisol=True)
     return steps
 
 

@@ -10,10 +10,25 @@ import sqlalchemy.orm as so
 from app.config import Settings
 from app.db import utcnow
 from app.domain import schedule
-from app.models import Center, Closure, Infusion, InfusionStatus
+from app.models import Center, Closure, Infusion, InfusionStatus, Regimen
 from app.services import audit, integrity, regimens, scheduling
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
+
+
+def _lock_for_rebooking(
+    session: so.Session, center_id: int, patient_ids: list[int]
+) -> dict[int, Regimen | None]:
+    """Lock every patient first, then the chairs (the lock order). Their regimens may book at
+    other centers too: take each center's chairs now, in order, so two closures never wait on
+    each other (re-planning takes them again, at once). Returns each current regimen."""
+    for patient_id in patient_ids:
+        integrity.lock_patient(session, patient_id)
+    current = {pid: regimens.current_regimen(session, pid) for pid in patient_ids}
+    booked_at = {center_id} | {r.center_id for r in current.values() if r is not None}
+    for booking_center in sorted(booked_at):
+        scheduling.lock_chairs(session, booking_center)
+    return current
 
 
 def add_closure(
@@ -51,10 +66,9 @@ def add_closure(
         session.expire(center, ["closures"])
         totals = {"patients": 0, "moved": 0, "created": 0, "cancelled": 0, "unbooked": 0}
         affected = sorted(scheduling.patients_booked_on(session, center_id, closed_on))
-        for patient_id in affected:  # every patient first, then the chairs (lock order)
-            integrity.lock_patient(session, patient_id)
+        current = _lock_for_rebooking(session, center_id, affected)
         for patient_id in affected:
-            regimen = regimens.current_regimen(session, patient_id)
+            regimen = current[patient_id]
             if regimen is None:
                 continue
             summary = scheduling.replan(

@@ -150,6 +150,8 @@ def test_a_stop_from_above_the_floor_needs_a_cortisol_check_too():
     assert steps[-1] == StepPlan(mg_per_day=0.0, min_days=1, requires_cortisol=True)
     assert custom_plan([(20, 7, None), (10, 7, None), (0, 1, None)])[-1] == steps[-1]
     assert not custom_plan([(20, 7, None), (10, 7, None)])[-1].requires_cortisol
+    # A last step of 0 mg on alternate days is the stop too (it cannot be skipped).
+    assert custom_plan([(10, 7, None), (0, 7, 5.0)])[-1] == StepPlan(0, 7, 5.0, True)
 
 
 @pytest.mark.parametrize(
