@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import statistics
 import tempfile
 import time
@@ -65,3 +66,19 @@ def median_ms(run: Callable[[], object], repeat: int, warmup: int = 3) -> float:
         run()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples) * 1000
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def log_tail(log: Path, lines: int = 30) -> str:
+    """The last lines of a server's log, for the error message of a failed benchmark."""
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

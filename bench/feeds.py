@@ -27,7 +27,6 @@ import io
 import os
 import pstats
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -58,7 +57,7 @@ from app.models import (
 from app.services import feeds as feed_service
 from app.services import users as user_service
 from app.services.context import Actor, system_actor
-from bench.common import ROOT, median_ms, throwaway_database
+from bench.common import ROOT, free_port, log_tail, median_ms, throwaway_database
 
 ZONE = ZoneInfo("America/New_York")
 EVENTS = 20_000
@@ -395,7 +394,7 @@ def _http_against_radicale(
 ) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="ivig-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        ours_port, radicale_port = _free_port(), _free_port()
+        ours_port, radicale_port = free_port(), free_port()
         with (
             _server(
                 _gunicorn_command(ours_port), _gunicorn_env(url, tmp), tmp / "gunicorn.log"
@@ -484,12 +483,6 @@ def _request(
         connection.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _gunicorn_command(port: int) -> list[str]:
     return [
         str(ROOT / ".venv/bin/gunicorn"),
@@ -543,7 +536,7 @@ def _server(
         try:
             yield process
         except BaseException:
-            sys.stderr.write(f"--- {log.name} (tail) ---\n{_tail(log)}\n")
+            sys.stderr.write(f"--- {log.name} (tail) ---\n{log_tail(log)}\n")
             raise
         finally:
             process.terminate()
@@ -552,10 +545,6 @@ def _server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
-
-
-def _tail(log: Path) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-30:])
 
 
 def _wait_ready(process: subprocess.Popen[bytes], port: int, path: str) -> None:

@@ -16,7 +16,6 @@ import random
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.common import ROOT
+from bench.common import ROOT, free_port, log_tail
 
 SERVER = os.environ.get("BENCH_DB", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ROLES = {
@@ -181,7 +180,7 @@ def running_stack(root: Path = ROOT, patients: int = 40) -> Iterator[Stack]:
             "SECRET_KEY": secrets.token_urlsafe(40),
             "PYTHONPATH": str(root),
         }
-        stack = Stack(root, url, _free_port(), {}, env, tmp / "gunicorn.log")
+        stack = Stack(root, url, free_port(), {}, env, tmp / "gunicorn.log")
         try:
             _run([str(ROOT / ".venv/bin/alembic"), "upgrade", "head"], root, env)
             loaded = stack.flask("demo", "load")
@@ -194,7 +193,7 @@ def running_stack(root: Path = ROOT, patients: int = 40) -> Iterator[Stack]:
             stack.patients = _patients(stack, patients)
             yield stack
         except BaseException:
-            sys.stderr.write(f"--- gunicorn.log (tail) ---\n{_tail(stack.log)}\n")
+            sys.stderr.write(f"--- gunicorn.log (tail) ---\n{log_tail(stack.log)}\n")
             raise
         finally:
             stack.stop()
@@ -277,16 +276,3 @@ def regimen_change_body(current: dict[str, Any], rng: random.Random, reason: str
 def _run(command: list[str], cwd: Path, env: dict[str, str]) -> None:
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _tail(log: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
