@@ -6,8 +6,8 @@ from typing import Any
 
 from app import http
 from app.api import bp, guarded
-from app.api import schemas as s
 from app.policy import Action
+from app.schemas.assessments import AssessmentIn, AssessmentList, AssessmentOut
 from app.services import assessments as assessment_service
 from app.services import patients as patient_service
 from app.services.suggestions import evaluation_hook
@@ -15,9 +15,9 @@ from app.services.suggestions import evaluation_hook
 
 @bp.post("/patients/<int:patient_id>/assessments")
 @guarded(Action.RECORD_ASSESSMENT)
-@bp.input(s.AssessmentIn, arg_name="body")
-@bp.output(s.AssessmentOut, status_code=201)
-def record_assessment(patient_id: int, body: s.AssessmentIn) -> Any:
+@bp.input(AssessmentIn, arg_name="body")
+@bp.output(AssessmentOut, status_code=201)
+def record_assessment(patient_id: int, body: AssessmentIn) -> Any:
     """Record a response assessment (the rules engine reads it in the same transaction)."""
     values = body.model_dump()
     assessed_on, notes = values.pop("assessed_on"), values.pop("notes")
@@ -33,7 +33,7 @@ def record_assessment(patient_id: int, body: s.AssessmentIn) -> Any:
 
 @bp.get("/patients/<int:patient_id>/assessments")
 @guarded(Action.VIEW_PATIENTS)
-@bp.output(s.AssessmentList)
+@bp.output(AssessmentList)
 def assessments(patient_id: int) -> Any:
     """A patient's assessments, newest first."""
     patient_service.get_patient(http.db(), patient_id)

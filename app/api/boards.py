@@ -7,22 +7,24 @@ from typing import Any
 
 from app import http
 from app.api import bp, guarded
-from app.api import schemas as s
 from app.policy import Action
+from app.schemas.boards import DayBoardOut
+from app.schemas.centers import ClosureIn, ClosureOut
+from app.schemas.infusions import InfusionOut
 from app.services import centers as center_service
 from app.services import infusions as infusion_service
 from app.services.errors import InvalidInput
 
 
 def board_infusion(infusion: Any) -> dict[str, Any]:
-    return s.InfusionOut.model_validate(infusion).model_dump() | {
+    return InfusionOut.model_validate(infusion).model_dump() | {
         "patient_name": infusion.patient.display_name
     }
 
 
 @bp.get("/centers/<int:center_id>/day/<day>")
 @guarded(Action.VIEW_SCHEDULE)
-@bp.output(s.DayBoardOut)
+@bp.output(DayBoardOut)
 def day_board(center_id: int, day: str) -> Any:
     """The center's chairs and infusions on a local date (YYYY-MM-DD)."""
     try:
@@ -49,9 +51,9 @@ def day_board(center_id: int, day: str) -> Any:
 
 @bp.post("/centers/<int:center_id>/closures")
 @guarded(Action.MANAGE_CENTERS)
-@bp.input(s.ClosureIn, arg_name="body")
-@bp.output(s.ClosureOut, status_code=201)
-def add_closure(center_id: int, body: s.ClosureIn) -> Any:
+@bp.input(ClosureIn, arg_name="body")
+@bp.output(ClosureOut, status_code=201)
+def add_closure(center_id: int, body: ClosureIn) -> Any:
     """Close a center for a day; infusions booked on it move within the window (admin)."""
     closure, totals = center_service.add_closure(
         http.db(), http.actor(), center_id, body.closed_on, body.reason, http.settings()

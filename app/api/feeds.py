@@ -6,15 +6,20 @@ from typing import Any
 
 from app import http
 from app.api import bp, guarded
-from app.api import schemas as s
 from app.feeds.links import links_for
 from app.policy import Action
+from app.schemas.feeds import (
+    SubscriptionCreatedOut,
+    SubscriptionIn,
+    SubscriptionList,
+    SubscriptionOut,
+)
 from app.services import feeds as feed_service
 
 
 def _created(token: str, sub: Any) -> dict[str, Any]:
     links = links_for(token)
-    return s.SubscriptionOut.model_validate(sub).model_dump() | {
+    return SubscriptionOut.model_validate(sub).model_dump() | {
         "url": links.https,
         "webcal_url": links.webcal,
     }
@@ -22,7 +27,7 @@ def _created(token: str, sub: Any) -> dict[str, Any]:
 
 @bp.get("/subscriptions")
 @guarded(Action.MANAGE_FEEDS)
-@bp.output(s.SubscriptionList)
+@bp.output(SubscriptionList)
 def subscriptions() -> Any:
     """The calendar feeds the caller created."""
     user = http.current_user()
@@ -32,9 +37,9 @@ def subscriptions() -> Any:
 
 @bp.post("/subscriptions")
 @guarded(Action.MANAGE_FEEDS)
-@bp.input(s.SubscriptionIn, arg_name="body")
-@bp.output(s.SubscriptionCreatedOut, status_code=201)
-def create_subscription(body: s.SubscriptionIn) -> Any:
+@bp.input(SubscriptionIn, arg_name="body")
+@bp.output(SubscriptionCreatedOut, status_code=201)
+def create_subscription(body: SubscriptionIn) -> Any:
     """Create a calendar feed; its URL is in this answer only."""
     token, sub = feed_service.create_subscription(
         http.db(), http.actor(), settings=http.settings(), **body.model_dump()
@@ -44,7 +49,7 @@ def create_subscription(body: s.SubscriptionIn) -> Any:
 
 @bp.post("/subscriptions/<int:subscription_id>/rotate")
 @guarded(Action.MANAGE_FEEDS)
-@bp.output(s.SubscriptionCreatedOut)
+@bp.output(SubscriptionCreatedOut)
 def rotate_subscription(subscription_id: int) -> Any:
     """Give a feed a new URL; the old one answers 404 at once."""
     token, sub = feed_service.rotate(http.db(), http.actor(), subscription_id)
@@ -53,7 +58,7 @@ def rotate_subscription(subscription_id: int) -> Any:
 
 @bp.post("/subscriptions/<int:subscription_id>/revoke")
 @guarded(Action.MANAGE_FEEDS)
-@bp.output(s.SubscriptionOut)
+@bp.output(SubscriptionOut)
 def revoke_subscription(subscription_id: int) -> Any:
     """Revoke a feed."""
     return feed_service.revoke(http.db(), http.actor(), subscription_id)

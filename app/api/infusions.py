@@ -6,10 +6,18 @@ from typing import Any
 
 from app import clock, http
 from app.api import bp, guarded
-from app.api import schemas as s
 from app.api.patients import patient_detail
 from app.models import InfusionStatus
 from app.policy import Action
+from app.schemas.infusions import (
+    AdverseEventIn,
+    AdverseEventOut,
+    GivenIn,
+    InfusionList,
+    InfusionOut,
+    ReasonIn,
+    RescheduleIn,
+)
 from app.services import infusions as infusion_service
 from app.services.errors import InvalidInput
 from app.services.suggestions import evaluation_hook
@@ -17,7 +25,7 @@ from app.services.suggestions import evaluation_hook
 
 @bp.get("/patients/<int:patient_id>/infusions")
 @guarded(Action.VIEW_SCHEDULE)
-@bp.output(s.InfusionList)
+@bp.output(InfusionList)
 def patient_infusions(patient_id: int) -> Any:
     """The patient's infusions, past and planned, cancelled included."""
     detail = patient_detail(patient_id)
@@ -26,7 +34,7 @@ def patient_infusions(patient_id: int) -> Any:
 
 @bp.get("/infusions/<int:infusion_id>")
 @guarded(Action.VIEW_SCHEDULE)
-@bp.output(s.InfusionOut)
+@bp.output(InfusionOut)
 def infusion(infusion_id: int) -> Any:
     """One infusion."""
     return infusion_service.get_infusion(http.db(), infusion_id)
@@ -34,9 +42,9 @@ def infusion(infusion_id: int) -> Any:
 
 @bp.post("/infusions/<int:infusion_id>/given")
 @guarded(Action.RECORD_INFUSION)
-@bp.input(s.GivenIn, arg_name="body")
-@bp.output(s.InfusionOut)
-def record_given(infusion_id: int, body: s.GivenIn) -> Any:
+@bp.input(GivenIn, arg_name="body")
+@bp.output(InfusionOut)
+def record_given(infusion_id: int, body: GivenIn) -> Any:
     """Record the infusion as given (or partly given)."""
     values = body.model_dump()
     values["expected_version"] = values.pop("version")
@@ -49,7 +57,7 @@ def record_given(infusion_id: int, body: s.GivenIn) -> Any:
     )
 
 
-def _set_status(infusion_id: int, body: s.ReasonIn, status: InfusionStatus) -> Any:
+def _set_status(infusion_id: int, body: ReasonIn, status: InfusionStatus) -> Any:
     return infusion_service.set_status(
         http.db(), http.actor(), infusion_id, status, body.reason, body.version
     )
@@ -57,27 +65,27 @@ def _set_status(infusion_id: int, body: s.ReasonIn, status: InfusionStatus) -> A
 
 @bp.post("/infusions/<int:infusion_id>/missed")
 @guarded(Action.RECORD_INFUSION)
-@bp.input(s.ReasonIn, arg_name="body")
-@bp.output(s.InfusionOut)
-def record_missed(infusion_id: int, body: s.ReasonIn) -> Any:
+@bp.input(ReasonIn, arg_name="body")
+@bp.output(InfusionOut)
+def record_missed(infusion_id: int, body: ReasonIn) -> Any:
     """Record that the patient did not come."""
     return _set_status(infusion_id, body, InfusionStatus.MISSED)
 
 
 @bp.post("/infusions/<int:infusion_id>/cancel")
 @guarded(Action.RECORD_INFUSION)
-@bp.input(s.ReasonIn, arg_name="body")
-@bp.output(s.InfusionOut)
-def cancel(infusion_id: int, body: s.ReasonIn) -> Any:
+@bp.input(ReasonIn, arg_name="body")
+@bp.output(InfusionOut)
+def cancel(infusion_id: int, body: ReasonIn) -> Any:
     """Cancel an infusion, with a reason."""
     return _set_status(infusion_id, body, InfusionStatus.CANCELLED)
 
 
 @bp.post("/infusions/<int:infusion_id>/reschedule")
 @guarded(Action.RECORD_INFUSION)
-@bp.input(s.RescheduleIn, arg_name="body")
-@bp.output(s.InfusionOut)
-def reschedule(infusion_id: int, body: s.RescheduleIn) -> Any:
+@bp.input(RescheduleIn, arg_name="body")
+@bp.output(InfusionOut)
+def reschedule(infusion_id: int, body: RescheduleIn) -> Any:
     """Move an infusion to another chair or time (chair rules apply)."""
     if body.starts_at.tzinfo is None:
         raise InvalidInput("starts_at: give a time zone offset, e.g. Z", field="starts_at")
@@ -95,9 +103,9 @@ def reschedule(infusion_id: int, body: s.RescheduleIn) -> Any:
 
 @bp.post("/infusions/<int:infusion_id>/adverse-events")
 @guarded(Action.RECORD_INFUSION)
-@bp.input(s.AdverseEventIn, arg_name="body")
-@bp.output(s.AdverseEventOut, status_code=201)
-def adverse_event(infusion_id: int, body: s.AdverseEventIn) -> Any:
+@bp.input(AdverseEventIn, arg_name="body")
+@bp.output(AdverseEventOut, status_code=201)
+def adverse_event(infusion_id: int, body: AdverseEventIn) -> Any:
     """Record an infusion reaction or adverse event."""
     item = infusion_service.get_infusion(http.db(), infusion_id)
     today = clock.clinic_today(item.center.timezone)

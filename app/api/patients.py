@@ -6,17 +6,26 @@ from typing import Any
 
 from app import http
 from app.api import bp, guarded
-from app.api import schemas as s
 from app.policy import Action
+from app.schemas.patients import (
+    PatientChangesIn,
+    PatientCreateIn,
+    PatientDetailOut,
+    PatientList,
+    PatientOut,
+    PatientQuery,
+    WeightIn,
+    WeightOut,
+)
 from app.services import clinic
 from app.services import patients as patient_service
 
 
 @bp.post("/patients")
 @guarded(Action.MANAGE_PATIENTS)
-@bp.input(s.PatientCreateIn, arg_name="body")
-@bp.output(s.PatientOut, status_code=201)
-def create_patient(body: s.PatientCreateIn) -> Any:
+@bp.input(PatientCreateIn, arg_name="body")
+@bp.output(PatientOut, status_code=201)
+def create_patient(body: PatientCreateIn) -> Any:
     """Register a patient."""
     return patient_service.create_patient(
         http.db(),
@@ -33,7 +42,7 @@ def patient_detail(patient_id: int) -> patient_service.PatientDetail:
 
 @bp.get("/patients/<int:patient_id>")
 @guarded(Action.VIEW_PATIENTS)
-@bp.output(s.PatientDetailOut)
+@bp.output(PatientDetailOut)
 def patient(patient_id: int) -> Any:
     """A patient with measurements, the current regimen and the weight review prompt."""
     detail = patient_detail(patient_id)
@@ -53,9 +62,9 @@ def patient(patient_id: int) -> Any:
 
 @bp.patch("/patients/<int:patient_id>")
 @guarded(Action.MANAGE_PATIENTS)
-@bp.input(s.PatientChangesIn, arg_name="body")
-@bp.output(s.PatientOut)
-def update_patient(patient_id: int, body: s.PatientChangesIn) -> Any:
+@bp.input(PatientChangesIn, arg_name="body")
+@bp.output(PatientOut)
+def update_patient(patient_id: int, body: PatientChangesIn) -> Any:
     """Change height, DM subtype or risk flags (audited; they change dosing)."""
     return patient_service.update_patient(
         http.db(),
@@ -68,9 +77,9 @@ def update_patient(patient_id: int, body: s.PatientChangesIn) -> Any:
 
 @bp.post("/patients/<int:patient_id>/weights")
 @guarded(Action.MANAGE_PATIENTS)
-@bp.input(s.WeightIn, arg_name="body")
-@bp.output(s.WeightOut, status_code=201)
-def record_weight(patient_id: int, body: s.WeightIn) -> Any:
+@bp.input(WeightIn, arg_name="body")
+@bp.output(WeightOut, status_code=201)
+def record_weight(patient_id: int, body: WeightIn) -> Any:
     """Record a body weight."""
     today = patient_service.local_today(http.db(), patient_id)
     return patient_service.record_weight(
@@ -86,8 +95,8 @@ def record_weight(patient_id: int, body: s.WeightIn) -> Any:
 
 @bp.get("/patients")
 @guarded(Action.VIEW_PATIENTS)
-@bp.input(s.PatientQuery, location="query", arg_name="query")
-@bp.output(s.PatientList)
-def patients(query: s.PatientQuery) -> Any:
+@bp.input(PatientQuery, location="query", arg_name="query")
+@bp.output(PatientList)
+def patients(query: PatientQuery) -> Any:
     """Patients, optionally searched by name or MRN."""
     return {"patients": clinic.list_patients(http.db(), query.q)}

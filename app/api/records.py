@@ -3,71 +3,25 @@ and each user's worklist of notices."""
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
 from app import http
 from app.api import bp, guarded
-from app.api import schemas as s
 from app.models import InfusionStatus
 from app.policy import Action
+from app.schemas.infusions import (
+    AdverseEventList,
+    AdverseEventOut,
+    AmendedInfusionOut,
+    AmendIn,
+    ResolveIn,
+)
+from app.schemas.worklist import NoticeList, NoticeOut
 from app.services import infusions as infusion_service
 from app.services import patients as patient_service
 from app.services import worklist
 from app.services.errors import InvalidInput
 from app.services.suggestions import evaluation_hook
-
-
-class AmendIn(s._In):
-    reason: str = Field(min_length=1, max_length=2000, description="why the record changes")
-    status: Literal["given", "partial", "missed"]
-    given_grams: float | None = Field(None, gt=0, le=1000)
-    started_at: dt.datetime | None = None
-    ended_at: dt.datetime | None = None
-    lot_numbers: str | None = Field(None, min_length=1, max_length=200)
-    max_rate_ml_per_kg_min: float | None = Field(None, gt=0, le=1)
-    partial_reason: str | None = Field(None, max_length=2000)
-    version: int | None = Field(None, ge=1, description="the infusion version you saw")
-
-
-class AmendmentOut(s._Out):
-    id: int
-    infusion_id: int
-    reason: str
-    before: dict[str, Any]
-    after: dict[str, Any]
-    amended_by_id: int | None
-    amended_at: dt.datetime
-
-
-class AmendedInfusionOut(s.InfusionOut):
-    amendments: list[AmendmentOut]
-
-
-class ResolveIn(s._In):
-    resolved_on: dt.date
-    note: str = Field(min_length=1, max_length=2000)
-
-
-class AdverseEventList(BaseModel):
-    adverse_events: list[s.AdverseEventOut]
-
-
-class NoticeOut(s._Out):
-    id: int
-    patient_id: int
-    infusion_id: int | None
-    kind: str
-    message: str
-    created_at: dt.datetime
-    done_at: dt.datetime | None
-
-
-class NoticeList(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-    notices: list[NoticeOut]
 
 
 @bp.post("/infusions/<int:infusion_id>/amend")
@@ -126,7 +80,7 @@ def adverse_events(patient_id: int) -> Any:
 @bp.post("/adverse-events/<int:event_id>/resolve")
 @guarded(Action.RESOLVE_ADVERSE_EVENT)
 @bp.input(ResolveIn, arg_name="body")
-@bp.output(s.AdverseEventOut)
+@bp.output(AdverseEventOut)
 def resolve_adverse_event(event_id: int, body: ResolveIn) -> Any:
     """Mark an adverse event resolved (physician); its safety hold lifts."""
     return infusion_service.resolve_adverse_event(

@@ -7,9 +7,9 @@ from typing import Any
 
 from app import http
 from app.api import bp, guarded
-from app.api import schemas as s
 from app.domain import dosing
 from app.policy import Action
+from app.schemas.regimens import DoseIn, DoseOut, RegimenIn, RegimenList, RegimenSetOut
 from app.services import patients as patient_service
 from app.services import regimens as regimen_service
 
@@ -40,9 +40,9 @@ def dose_out(result: dosing.DoseResult) -> dict[str, Any]:
 
 @bp.post("/dosing/ivig")
 @guarded(Action.USE_CALCULATOR)
-@bp.input(s.DoseIn, arg_name="body")
-@bp.output(s.DoseOut)
-def calculate_ivig_dose(body: s.DoseIn) -> Any:
+@bp.input(DoseIn, arg_name="body")
+@bp.output(DoseOut)
+def calculate_ivig_dose(body: DoseIn) -> Any:
     """Work out an IVIG dose, vials and rate plan; saves nothing."""
     request = dosing.DoseRequest(**body.model_dump())
     return dose_out(regimen_service.calculate(request, http.settings()))
@@ -50,7 +50,7 @@ def calculate_ivig_dose(body: s.DoseIn) -> Any:
 
 @bp.get("/patients/<int:patient_id>/regimens")
 @guarded(Action.VIEW_PATIENTS)
-@bp.output(s.RegimenList)
+@bp.output(RegimenList)
 def regimens(patient_id: int) -> Any:
     """Every regimen version, newest first."""
     patient_service.get_patient(http.db(), patient_id)
@@ -59,9 +59,9 @@ def regimens(patient_id: int) -> Any:
 
 @bp.post("/patients/<int:patient_id>/regimens")
 @guarded(Action.SET_REGIMEN)
-@bp.input(s.RegimenIn, arg_name="body")
-@bp.output(s.RegimenSetOut, status_code=201)
-def set_regimen(patient_id: int, body: s.RegimenIn) -> Any:
+@bp.input(RegimenIn, arg_name="body")
+@bp.output(RegimenSetOut, status_code=201)
+def set_regimen(patient_id: int, body: RegimenIn) -> Any:
     """Set a new regimen version (physician) and re-plan future infusions."""
     values = body.model_dump()
     values["weight_basis"] = values["weight_basis"] or http.settings().dosing.weight_basis_default

@@ -6,15 +6,20 @@ from typing import Any
 
 from app import http
 from app.api import bp, guarded
-from app.api import schemas as s
 from app.policy import Action
+from app.schemas.suggestions import (
+    SuggestionApproveIn,
+    SuggestionList,
+    SuggestionOut,
+    SuggestionRejectIn,
+)
 from app.services import patients as patient_service
 from app.services import suggestions as suggestion_service
 
 
 @bp.get("/suggestions")
 @guarded(Action.DECIDE_SUGGESTION)
-@bp.output(s.SuggestionList)
+@bp.output(SuggestionList)
 def suggestion_queue() -> Any:
     """Pending suggestions: critical first, then by date."""
     return {"suggestions": suggestion_service.queue(http.db())}
@@ -22,7 +27,7 @@ def suggestion_queue() -> Any:
 
 @bp.get("/patients/<int:patient_id>/suggestions")
 @guarded(Action.VIEW_PATIENTS)
-@bp.output(s.SuggestionList)
+@bp.output(SuggestionList)
 def patient_suggestions(patient_id: int) -> Any:
     """A patient's suggestion history, newest first."""
     patient_service.get_patient(http.db(), patient_id)
@@ -31,9 +36,9 @@ def patient_suggestions(patient_id: int) -> Any:
 
 @bp.post("/suggestions/<int:suggestion_id>/approve")
 @guarded(Action.DECIDE_SUGGESTION)
-@bp.input(s.SuggestionApproveIn, arg_name="body")
-@bp.output(s.SuggestionOut)
-def approve_suggestion(suggestion_id: int, body: s.SuggestionApproveIn) -> Any:
+@bp.input(SuggestionApproveIn, arg_name="body")
+@bp.output(SuggestionOut)
+def approve_suggestion(suggestion_id: int, body: SuggestionApproveIn) -> Any:
     """Approve and apply (one transaction); a changed value needs a reason."""
     return suggestion_service.approve(
         http.db(),
@@ -48,9 +53,9 @@ def approve_suggestion(suggestion_id: int, body: s.SuggestionApproveIn) -> Any:
 
 @bp.post("/suggestions/<int:suggestion_id>/reject")
 @guarded(Action.DECIDE_SUGGESTION)
-@bp.input(s.SuggestionRejectIn, arg_name="body")
-@bp.output(s.SuggestionOut)
-def reject_suggestion(suggestion_id: int, body: s.SuggestionRejectIn) -> Any:
+@bp.input(SuggestionRejectIn, arg_name="body")
+@bp.output(SuggestionOut)
+def reject_suggestion(suggestion_id: int, body: SuggestionRejectIn) -> Any:
     """Reject with a reason."""
     return suggestion_service.reject(
         http.db(), http.actor(), suggestion_id, body.reason, body.version

@@ -6,15 +6,26 @@ from typing import Any
 
 from app import http
 from app.api import bp, guarded
-from app.api import schemas as s
 from app.models import StepStatus
 from app.policy import Action
+from app.schemas.infusions import ReasonIn
+from app.schemas.tapers import (
+    ApproveIn,
+    DueList,
+    PatientTaperOut,
+    StepDoseIn,
+    TaperIn,
+    TaperPlanIn,
+    TaperPlanOut,
+    TaperPreviewOut,
+    TaperStepOut,
+)
 from app.services import patients as patient_service
 from app.services import tapers as taper_service
 
 
 def plan_input(
-    body: s.TaperIn, reason: str = "", based_on_version: int | None = None
+    body: TaperIn, reason: str = "", based_on_version: int | None = None
 ) -> taper_service.PlanInput:
     params: dict[str, Any] = {}
     for name in ("decrement_mg", "percent", "step_days"):
@@ -42,9 +53,9 @@ def tablets_out(tablets: tuple[tuple[float, int], ...] | None) -> list[dict[str,
 
 @bp.post("/dosing/taper")
 @guarded(Action.USE_CALCULATOR)
-@bp.input(s.TaperIn, arg_name="body")
-@bp.output(s.TaperPreviewOut)
-def preview_taper(body: s.TaperIn) -> Any:
+@bp.input(TaperIn, arg_name="body")
+@bp.output(TaperPreviewOut)
+def preview_taper(body: TaperIn) -> Any:
     """Lay out a taper with dates, tablets and cumulative dose; saves nothing."""
     steps = taper_service.preview(plan_input(body), http.settings())
     return {
@@ -70,9 +81,9 @@ def preview_taper(body: s.TaperIn) -> Any:
 
 @bp.post("/patients/<int:patient_id>/tapers")
 @guarded(Action.APPROVE_TAPER)
-@bp.input(s.TaperPlanIn, arg_name="body")
-@bp.output(s.TaperPlanOut, status_code=201)
-def create_taper(patient_id: int, body: s.TaperPlanIn) -> Any:
+@bp.input(TaperPlanIn, arg_name="body")
+@bp.output(TaperPlanOut, status_code=201)
+def create_taper(patient_id: int, body: TaperPlanIn) -> Any:
     """Set a new taper plan version (physician); its first step starts on starts_on."""
     return taper_service.create_plan(
         http.db(),
@@ -86,7 +97,7 @@ def create_taper(patient_id: int, body: s.TaperPlanIn) -> Any:
 
 @bp.get("/patients/<int:patient_id>/taper")
 @guarded(Action.VIEW_PATIENTS)
-@bp.output(s.PatientTaperOut)
+@bp.output(PatientTaperOut)
 def patient_taper(patient_id: int) -> Any:
     """The current taper: today's dose in tablets, the next step and its date, exposure."""
     patient_service.get_patient(http.db(), patient_id)
@@ -106,13 +117,13 @@ def patient_taper(patient_id: int) -> Any:
 
 @bp.get("/taper-steps/due")
 @guarded(Action.APPROVE_TAPER)
-@bp.output(s.DueList)
+@bp.output(DueList)
 def due_steps() -> Any:
     """Steps waiting for approval (all patients)."""
     steps = taper_service.due_queue(http.db())
     return {
         "steps": [
-            s.TaperStepOut.model_validate(step).model_dump()
+            TaperStepOut.model_validate(step).model_dump()
             | {"patient_name": step.plan.patient.display_name, "drug": step.plan.drug}
             for step in steps
         ]
@@ -121,9 +132,9 @@ def due_steps() -> Any:
 
 @bp.post("/taper-steps/<int:step_id>/approve")
 @guarded(Action.APPROVE_TAPER)
-@bp.input(s.ApproveIn, arg_name="body")
-@bp.output(s.TaperStepOut)
-def approve_step(step_id: int, body: s.ApproveIn) -> Any:
+@bp.input(ApproveIn, arg_name="body")
+@bp.output(TaperStepOut)
+def approve_step(step_id: int, body: ApproveIn) -> Any:
     """Approve a due step: it starts today (physician; the final stop needs cortisol)."""
     return taper_service.approve_step(
         http.db(),
@@ -137,7 +148,7 @@ def approve_step(step_id: int, body: s.ApproveIn) -> Any:
     )
 
 
-def _status(step_id: int, body: s.ReasonIn, status: StepStatus) -> Any:
+def _status(step_id: int, body: ReasonIn, status: StepStatus) -> Any:
     return taper_service.set_step_status(
         http.db(), http.actor(), step_id, status, body.reason, body.version
     )
@@ -145,36 +156,36 @@ def _status(step_id: int, body: s.ReasonIn, status: StepStatus) -> Any:
 
 @bp.post("/taper-steps/<int:step_id>/hold")
 @guarded(Action.APPROVE_TAPER)
-@bp.input(s.ReasonIn, arg_name="body")
-@bp.output(s.TaperStepOut)
-def hold_step(step_id: int, body: s.ReasonIn) -> Any:
+@bp.input(ReasonIn, arg_name="body")
+@bp.output(TaperStepOut)
+def hold_step(step_id: int, body: ReasonIn) -> Any:
     """Hold a step, with a reason."""
     return _status(step_id, body, StepStatus.HELD)
 
 
 @bp.post("/taper-steps/<int:step_id>/release")
 @guarded(Action.APPROVE_TAPER)
-@bp.input(s.ReasonIn, arg_name="body")
-@bp.output(s.TaperStepOut)
-def release_step(step_id: int, body: s.ReasonIn) -> Any:
+@bp.input(ReasonIn, arg_name="body")
+@bp.output(TaperStepOut)
+def release_step(step_id: int, body: ReasonIn) -> Any:
     """Release a held step back to planned, with a reason."""
     return _status(step_id, body, StepStatus.PLANNED)
 
 
 @bp.post("/taper-steps/<int:step_id>/skip")
 @guarded(Action.APPROVE_TAPER)
-@bp.input(s.ReasonIn, arg_name="body")
-@bp.output(s.TaperStepOut)
-def skip_step(step_id: int, body: s.ReasonIn) -> Any:
+@bp.input(ReasonIn, arg_name="body")
+@bp.output(TaperStepOut)
+def skip_step(step_id: int, body: ReasonIn) -> Any:
     """Skip a step, with a reason."""
     return _status(step_id, body, StepStatus.SKIPPED)
 
 
 @bp.post("/taper-steps/<int:step_id>/dose")
 @guarded(Action.APPROVE_TAPER)
-@bp.input(s.StepDoseIn, arg_name="body")
-@bp.output(s.TaperStepOut)
-def change_dose(step_id: int, body: s.StepDoseIn) -> Any:
+@bp.input(StepDoseIn, arg_name="body")
+@bp.output(TaperStepOut)
+def change_dose(step_id: int, body: StepDoseIn) -> Any:
     """Change a planned step's dose, with a reason (the plan must still never increase)."""
     return taper_service.change_step_dose(
         http.db(),

@@ -1,0 +1,123 @@
+"""JSON API: the caller, infusion centers, staff accounts, API tokens and the audit trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from app import http
+from app.api import bp, guarded
+from app.policy import Action
+from app.schemas.admin import (
+    AuditPageOut,
+    AuditQuery,
+    TokenCreatedOut,
+    TokenCreateIn,
+    TokenList,
+    TokenOut,
+    UserCreateIn,
+    UserList,
+    UserOut,
+)
+from app.schemas.centers import CenterList
+from app.services import audit, clinic
+from app.services import users as user_service
+from app.services.errors import InvalidInput
+
+
+@bp.get("/me")
+@guarded(Action.VIEW_SCHEDULE)
+@bp.output(UserOut)
+def me() -> Any:
+    """The user the token belongs to."""
+    return http.current_user()
+
+
+@bp.get("/centers")
+@guarded(Action.VIEW_SCHEDULE)
+@bp.output(CenterList)
+def centers() -> Any:
+    """Infusion centers with opening hours and chairs."""
+    return {"centers": clinic.list_centers(http.db())}
+
+
+@bp.get("/users")
+@guarded(Action.MANAGE_USERS)
+@bp.output(UserList)
+def users() -> Any:
+    """Staff accounts."""
+    return {"users": user_service.list_users(http.db())}
+
+
+@bp.post("/users")
+@guarded(Action.MANAGE_USERS)
+@bp.input(UserCreateIn, arg_name="body")
+@bp.output(UserOut, status_code=201)
+def create_user(body: UserCreateIn) -> Any:
+    """Create a staff account (admin)."""
+    return user_service.create_user(
+        http.db(), http.actor(), settings=http.settings().auth, **body.model_dump()
+    )
+
+
+@bp.get("/tokens")
+@guarded(Action.MANAGE_OWN_TOKENS)
+@bp.output(TokenList)
+def tokens() -> Any:
+    """The caller's API tokens."""
+    user = http.current_user()
+    assert user is not None
+    return {"tokens": user_service.list_api_tokens(http.db(), user.id)}
+
+
+@bp.post("/tokens")
+@guarded(Action.MANAGE_OWN_TOKENS)
+@bp.input(TokenCreateIn, arg_name="body")
+@bp.output(TokenCreatedOut, status_code=201)
+def create_token(body: TokenCreateIn) -> Any:
+    """Create an API token for the caller; the token is in this answer only."""
+    user = http.current_user()
+    assert user is not None
+    days = http.settings().auth.api_token_days if body.days is None else body.days
+    plain, token = user_service.create_api_token(
+        http.db(), http.actor(), user=user, name=body.name, days=days or None
+    )
+    return {**TokenOut.model_validate(token).model_dump(), "token": plain}
+
+
+@bp.delete("/tokens/<int:token_id>")
+@guarded(Action.MANAGE_OWN_TOKENS)
+@bp.output({}, status_code=204)
+def revoke_token(token_id: int) -> Any:
+    """Revoke an API token (the caller's own; an admin's may be anyone's)."""
+    user_service.revoke_api_token(http.db(), http.actor(), token_id)
+    return ""
+
+
+@bp.get("/audit")
+@guarded(Action.VIEW_AUDIT)
+@bp.input(AuditQuery, location="query", arg_name="query")
+@bp.output(AuditPageOut)
+def audit_events(query: AuditQuery) -> Any:
+    """The audit trail, newest first, filtered (admin)."""
+    for name in ("since", "until"):
+        value = getattr(query, name)
+        if value is not None and value.tzinfo is None:
+            raise InvalidInput(f"{name}: give a time zone offset, e.g. Z", field=name)
+    filters = audit.AuditFilter(
+        actor=query.actor,
+        action=query.action,
+        entity_type=query.entity_type,
+        entity_id=query.entity_id,
+        since=query.since.astimezone(dt.UTC) if query.since else None,
+        until=query.until.astimezone(dt.UTC) if query.until else None,
+    )
+    page = audit.list_events(
+        http.db(), filters, page=query.page, page_size=http.settings().audit.page_size
+    )
+    return {
+        "events": page.events,
+        "page": page.page,
+        "pages": page.pages,
+        "total": page.total,
+    }
