@@ -8,10 +8,12 @@ import sqlalchemy as sa
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
 from flask import current_app, jsonify, render_template
+from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
 from app import http
+from app.schemas.base import first_problem
 from app.services.errors import ServiceError
 
 _CODES = {
@@ -110,6 +112,9 @@ def _page(status: int, message: str | None = None) -> tuple[str, int]:
 
 def _api_error(error: HTTPError) -> Response:
     """APIFlask's own errors (request validation, abort) in the API's envelope."""
+    if error.status_code == 422 and isinstance(error.__cause__, ValidationError):
+        field, message = first_problem(error.__cause__)
+        return json_error(422, message, field, headers=_plain_headers(error.headers))
     if error.status_code == 422 and error.detail:
         field, message = _first_validation_problem(error.detail)
         return json_error(422, message, field, headers=_plain_headers(error.headers))

@@ -19,13 +19,11 @@ from app.services.suggestions import evaluation_hook
 @bp.output(AssessmentOut, status_code=201)
 def record_assessment(patient_id: int, body: AssessmentIn) -> Any:
     """Record a response assessment (the rules engine reads it in the same transaction)."""
-    values = body.model_dump()
-    assessed_on, notes = values.pop("assessed_on"), values.pop("notes")
     return assessment_service.record_assessment(
         http.db(),
         http.actor(),
         patient_id,
-        assessment_service.AssessmentInput(assessed_on=assessed_on, scores=values, notes=notes),
+        body.assessment_input(),
         patient_service.local_today(http.db(), patient_id),
         after_record=evaluation_hook(http.settings()),
     )

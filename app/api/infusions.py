@@ -46,13 +46,11 @@ def infusion(infusion_id: int) -> Any:
 @bp.output(InfusionOut)
 def record_given(infusion_id: int, body: GivenIn) -> Any:
     """Record the infusion as given (or partly given)."""
-    values = body.model_dump()
-    values["expected_version"] = values.pop("version")
     return infusion_service.record_given(
         http.db(),
         http.actor(),
         infusion_id,
-        infusion_service.GivenInput(**values),
+        body.given_input(),
         http.settings(),
     )
 
@@ -109,12 +107,11 @@ def adverse_event(infusion_id: int, body: AdverseEventIn) -> Any:
     """Record an infusion reaction or adverse event."""
     item = infusion_service.get_infusion(http.db(), infusion_id)
     today = clock.clinic_today(item.center.timezone)
-    values = body.model_dump() | {"occurred_on": body.occurred_on or today}
     return infusion_service.record_adverse_event(
         http.db(),
         http.actor(),
         infusion_id,
-        infusion_service.AdverseEventInput(**values),
+        body.event_input(today),
         today,
         after_record=evaluation_hook(http.settings()),
     )

@@ -7,7 +7,6 @@ from typing import Any
 
 from app import http
 from app.api import bp, guarded
-from app.models import InfusionStatus
 from app.policy import Action
 from app.schemas.infusions import (
     AdverseEventList,
@@ -20,7 +19,6 @@ from app.schemas.worklist import NoticeList, NoticeOut
 from app.services import infusions as infusion_service
 from app.services import patients as patient_service
 from app.services import worklist
-from app.services.errors import InvalidInput
 from app.services.suggestions import evaluation_hook
 
 
@@ -30,39 +28,11 @@ from app.services.suggestions import evaluation_hook
 @bp.output(AmendedInfusionOut)
 def amend_infusion(infusion_id: int, body: AmendIn) -> Any:
     """Correct a recorded infusion with a reason; the original stays in its amendments."""
-    given = None
-    if body.status != "missed":
-        missing = [
-            name
-            for name in (
-                "given_grams",
-                "started_at",
-                "ended_at",
-                "lot_numbers",
-                "max_rate_ml_per_kg_min",
-            )
-            if getattr(body, name) is None
-        ]
-        if missing:
-            raise InvalidInput(f"{missing[0]}: needed for a {body.status} record", field=missing[0])
-        given = infusion_service.GivenInput(
-            given_grams=body.given_grams,  # type: ignore[arg-type]
-            started_at=body.started_at,  # type: ignore[arg-type]
-            ended_at=body.ended_at,  # type: ignore[arg-type]
-            lot_numbers=body.lot_numbers,  # type: ignore[arg-type]
-            max_rate_ml_per_kg_min=body.max_rate_ml_per_kg_min,  # type: ignore[arg-type]
-            reason=body.partial_reason,
-        )
     infusion_service.amend_infusion(
         http.db(),
         http.actor(),
         infusion_id,
-        infusion_service.AmendmentInput(
-            reason=body.reason,
-            status=InfusionStatus(body.status),
-            given=given,
-            expected_version=body.version,
-        ),
+        body.amendment_input(),
         http.settings(),
     )
     return infusion_service.get_infusion(http.db(), infusion_id)

@@ -63,13 +63,12 @@ def regimens(patient_id: int) -> Any:
 @bp.output(RegimenSetOut, status_code=201)
 def set_regimen(patient_id: int, body: RegimenIn) -> Any:
     """Set a new regimen version (physician) and re-plan future infusions."""
-    values = body.model_dump()
-    values["weight_basis"] = values["weight_basis"] or http.settings().dosing.weight_basis_default
+    settings = http.settings()
     regimen, plan = regimen_service.set_regimen(
         http.db(),
         http.actor(),
         patient_id,
-        regimen_service.RegimenInput(**values),
-        http.settings(),
+        body.regimen_input(settings.dosing.weight_basis_default),
+        settings,
     )
     return {"regimen": regimen, "replan": plan.summary()}

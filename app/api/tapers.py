@@ -24,27 +24,6 @@ from app.services import patients as patient_service
 from app.services import tapers as taper_service
 
 
-def plan_input(
-    body: TaperIn, reason: str = "", based_on_version: int | None = None
-) -> taper_service.PlanInput:
-    params: dict[str, Any] = {}
-    for name in ("decrement_mg", "percent", "step_days"):
-        if getattr(body, name) is not None:
-            params[name] = getattr(body, name)
-    if body.steps is not None:
-        params["steps"] = [step.model_dump() for step in body.steps]
-    return taper_service.PlanInput(
-        drug=body.drug,
-        start_mg=body.start_mg,
-        template=body.template,
-        starts_on=body.starts_on,
-        params=params,
-        start_days=body.start_days,
-        reason=reason,
-        based_on_version=based_on_version,
-    )
-
-
 def tablets_out(tablets: tuple[tuple[float, int], ...] | None) -> list[dict[str, Any]] | None:
     if tablets is None:
         return None
@@ -57,7 +36,7 @@ def tablets_out(tablets: tuple[tuple[float, int], ...] | None) -> list[dict[str,
 @bp.output(TaperPreviewOut)
 def preview_taper(body: TaperIn) -> Any:
     """Lay out a taper with dates, tablets and cumulative dose; saves nothing."""
-    steps = taper_service.preview(plan_input(body), http.settings())
+    steps = taper_service.preview(body.plan_input(), http.settings())
     return {
         "drug": body.drug,
         "steps": [
@@ -89,7 +68,7 @@ def create_taper(patient_id: int, body: TaperPlanIn) -> Any:
         http.db(),
         http.actor(),
         patient_id,
-        plan_input(body, body.reason, body.based_on_version),
+        body.plan_input(body.reason, body.based_on_version),
         http.settings(),
         patient_service.local_today(http.db(), patient_id),
     )

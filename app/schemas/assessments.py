@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.models.assessment import SCORE_RANGES
 from app.schemas.base import Input, Output
+from app.services import assessments as assessment_service
 
 _SCORE_RANGES = {name: (low, high) for name, low, high in SCORE_RANGES}
 
@@ -37,6 +38,12 @@ class AssessmentIn(Input):
     haq: float | None = _score("haq")
     extramuscular_global: float | None = _score("extramuscular_global")
     notes: str = Field("", max_length=4000)
+
+    def assessment_input(self) -> assessment_service.AssessmentInput:
+        scores = self.model_dump(exclude={"assessed_on", "notes"})
+        return assessment_service.AssessmentInput(
+            assessed_on=self.assessed_on, scores=scores, notes=self.notes
+        )
 
 
 class AssessmentOut(Output):

@@ -5,7 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+from pydantic_core import ErrorDetails
 
 RoleName = Literal["nurse", "physician", "admin"]
 
@@ -25,7 +33,7 @@ LocalTime = Annotated[
 
 
 class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -65,3 +73,61 @@ class ErrorOut(BaseModel):
 WeightBasisName = Literal["actual", "ideal", "adjusted"]
 
 SexName = Literal["female", "male"]
+
+
+#: How a value of the wrong kind is described, by pydantic's error type.
+_KINDS = {
+    "float_parsing": "give a number",
+    "float_type": "give a number",
+    "finite_number": "give a finite number",
+    "int_parsing": "give a whole number",
+    "int_type": "give a whole number",
+    "int_from_float": "give a whole number",
+    "bool_parsing": "give true or false",
+    "bool_type": "give true or false",
+    "time_parsing": "give a time as HH:MM",
+    "time_type": "give a time as HH:MM",
+    "string_type": "give text",
+}
+_LIMITS = {
+    "greater_than": ("more than", "gt"),
+    "greater_than_equal": ("at least", "ge"),
+    "less_than": ("less than", "lt"),
+    "less_than_equal": ("at most", "le"),
+}
+
+
+def _describe(error: ErrorDetails) -> str:
+    kind, context, got = error["type"], error.get("ctx", {}), error.get("input")
+    if kind in ("missing", "string_too_short") and context.get("min_length", 1) == 1:
+        return "required"
+    if kind in _KINDS:
+        return f"{_KINDS[kind]} (got {got!r})"
+    if kind in _LIMITS:
+        words, key = _LIMITS[kind]
+        limit = context[key]
+        shown = f"{limit:g}" if isinstance(limit, float) else limit
+        return f"must be {words} {shown} (got {got})"
+    if kind in ("literal_error", "enum"):
+        return f"one of {context['expected']} (got {got!r})"
+    if kind == "string_too_long":
+        return f"at most {context['max_length']} characters"
+    if kind == "string_too_short":
+        return f"at least {context['min_length']} characters"
+    if kind == "value_error":
+        return str(context.get("error", error["msg"]))
+    if kind == "extra_forbidden":
+        return "not a field of this request"
+    return error["msg"][:1].lower() + error["msg"][1:]
+
+
+def first_problem(error: ValidationError) -> tuple[str | None, str]:
+    """The first problem of a validation error as (field, "field: what to give"), in the words
+    the API and the pages both use."""
+    details = error.errors()
+    if not details:
+        return None, "The request is not valid."
+    first = details[0]
+    field = ".".join(str(part) for part in first["loc"]) or None
+    message = _describe(first)
+    return field, f"{field}: {message}" if field else message

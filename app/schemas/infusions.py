@@ -7,7 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.models import InfusionStatus
 from app.schemas.base import Input, Output
+from app.services import infusions as infusion_service
+from app.services.errors import InvalidInput
 
 
 class InfusionOut(Output):
@@ -52,6 +55,11 @@ class GivenIn(Input):
     reason: str | None = Field(None, max_length=2000)
     version: int | None = Field(None, ge=1, description="the infusion version you saw")
 
+    def given_input(self) -> infusion_service.GivenInput:
+        values = self.model_dump()
+        values["expected_version"] = values.pop("version")
+        return infusion_service.GivenInput(**values)
+
 
 class ReasonIn(Input):
     reason: str = Field(min_length=1, max_length=500)
@@ -76,6 +84,11 @@ class AdverseEventIn(Input):
     serious: bool | None = None
     description: str = Field("", max_length=2000)
 
+    def event_input(self, today: dt.date) -> infusion_service.AdverseEventInput:
+        """The event as the service takes it; without a date it happened today."""
+        values = self.model_dump() | {"occurred_on": self.occurred_on or today}
+        return infusion_service.AdverseEventInput(**values)
+
 
 class AdverseEventOut(Output):
     id: int
@@ -91,6 +104,10 @@ class AdverseEventOut(Output):
     resolution_note: str | None
 
 
+#: What an amended given or partial record must say.
+_GIVEN_FIELDS = ("given_grams", "started_at", "ended_at", "lot_numbers", "max_rate_ml_per_kg_min")
+
+
 class AmendIn(Input):
     reason: str = Field(min_length=1, max_length=2000, description="why the record changes")
     status: Literal["given", "partial", "missed"]
@@ -101,6 +118,24 @@ class AmendIn(Input):
     max_rate_ml_per_kg_min: float | None = Field(None, gt=0, le=1)
     partial_reason: str | None = Field(None, max_length=2000)
     version: int | None = Field(None, ge=1, description="the infusion version you saw")
+
+    def amendment_input(self) -> infusion_service.AmendmentInput:
+        """The correction as the service takes it; a given or partial record needs every
+        field of what was given."""
+        given = None
+        if self.status != "missed":
+            values = {name: getattr(self, name) for name in _GIVEN_FIELDS}
+            missing = [name for name, value in values.items() if value is None]
+            if missing:
+                message = f"{missing[0]}: needed for a {self.status} record"
+                raise InvalidInput(message, field=missing[0])
+            given = infusion_service.GivenInput(**values, reason=self.partial_reason)
+        return infusion_service.AmendmentInput(
+            reason=self.reason,
+            status=InfusionStatus(self.status),
+            given=given,
+            expected_version=self.version,
+        )
 
 
 class AmendmentOut(Output):

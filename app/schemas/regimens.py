@@ -7,6 +7,7 @@ import datetime as dt
 from pydantic import BaseModel, Field
 
 from app.schemas.base import Input, LocalTime, Output, SexName, WeightBasisName
+from app.services import regimens as regimen_service
 
 
 class DoseIn(Input):
@@ -77,6 +78,11 @@ class RegimenIn(Input):
     based_on_version: int | None = Field(
         None, ge=1, description="the current version you saw; omit for the first regimen"
     )
+
+    def regimen_input(self, default_basis: str) -> regimen_service.RegimenInput:
+        """The regimen as the service takes it; without a weight basis, the clinic's default."""
+        values = self.model_dump() | {"weight_basis": self.weight_basis or default_basis}
+        return regimen_service.RegimenInput(**values)
 
 
 class RegimenOut(Output):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from app.schemas.base import Input, Output
+from app.services import tapers as taper_service
 
 DrugName = Literal[
     "prednisone", "prednisolone", "methylprednisolone", "dexamethasone", "hydrocortisone"
@@ -30,6 +31,28 @@ class TaperIn(Input):
     percent: float | None = Field(None, gt=0, lt=100, description="percent template")
     step_days: int | None = Field(None, ge=1, le=365, description="fixed and percent templates")
     steps: list[CustomStepIn] | None = Field(None, description="custom template")
+
+    def plan_input(
+        self, reason: str = "", based_on_version: int | None = None
+    ) -> taper_service.PlanInput:
+        """The plan as the service takes it: the template's parameters gathered."""
+        params: dict[str, Any] = {
+            name: getattr(self, name)
+            for name in ("decrement_mg", "percent", "step_days")
+            if getattr(self, name) is not None
+        }
+        if self.steps is not None:
+            params["steps"] = [step.model_dump() for step in self.steps]
+        return taper_service.PlanInput(
+            drug=self.drug,
+            start_mg=self.start_mg,
+            template=self.template,
+            starts_on=self.starts_on,
+            params=params,
+            start_days=self.start_days,
+            reason=reason,
+            based_on_version=based_on_version,
+        )
 
 
 class TaperPlanIn(TaperIn):

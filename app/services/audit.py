@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import decimal
-import enum
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -13,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from pydantic_core import to_jsonable_python
 
 from app.models import AuditEvent, AuditLink
 from app.services.context import Actor
@@ -23,21 +22,9 @@ _GENESIS = "0" * 64
 
 
 def json_safe(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [json_safe(v) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return json_safe(dataclasses.asdict(value))
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
+    """A value as plain JSON (pydantic's rules: ISO times, enum values, dataclasses as objects);
+    anything else as its text."""
+    return to_jsonable_python(value, fallback=str)
 
 
 def record(

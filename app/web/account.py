@@ -7,8 +7,10 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from app import http
 from app.auth import require
 from app.policy import Action
+from app.schemas.admin import TokenCreateIn
 from app.services import users as user_service
 from app.services.errors import ServiceError
+from app.web import forms
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -23,12 +25,10 @@ def tokens() -> http.ResponseValue:
     status = 200
     if request.method == "POST":
         try:
+            body = forms.parse(TokenCreateIn)
+            days = http.settings().auth.api_token_days if body.days is None else body.days
             new_token, _ = user_service.create_api_token(
-                http.db(),
-                http.actor(),
-                user=user,
-                name=request.form.get("name", "")[:200],
-                days=http.settings().auth.api_token_days or None,
+                http.db(), http.actor(), user=user, name=body.name, days=days or None
             )
         except ServiceError as exc:
             flash(exc.message, "error")

@@ -10,9 +10,11 @@ from app import http
 from app.auth import require
 from app.domain.rules import engine
 from app.policy import Action
+from app.schemas.admin import UserCreateIn
 from app.services import audit, suggestions
 from app.services import users as user_service
 from app.services.errors import ServiceError
+from app.web import forms
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -59,12 +61,9 @@ def users() -> http.ResponseValue:
     if request.method == "POST":
         form = {key: request.form.get(key, "")[:254] for key in form}
         try:
+            body = forms.parse(UserCreateIn)
             user = user_service.create_user(
-                http.db(),
-                http.actor(),
-                password=request.form.get("password", "")[:1024],
-                settings=http.settings().auth,
-                **form,
+                http.db(), http.actor(), settings=http.settings().auth, **body.model_dump()
             )
         except ServiceError as exc:
             flash(exc.message, "error")

@@ -8,6 +8,7 @@ from app import http
 from app.auth import require
 from app.domain import dosing
 from app.policy import Action
+from app.schemas.regimens import DoseIn
 from app.services import regimens as regimen_service
 from app.services.errors import ServiceError
 from app.web import forms
@@ -23,18 +24,8 @@ def calculator() -> http.ResponseValue:
     status = 200
     if request.method == "POST":
         try:
-            request_value = dosing.DoseRequest(
-                weight_kg=forms.number("weight_kg"),
-                height_cm=forms.number("height_cm"),
-                sex=forms.text("sex", 10),  # type: ignore[arg-type]
-                dose_g_per_kg=forms.number("dose_g_per_kg"),
-                days_per_cycle=forms.whole("days_per_cycle"),
-                weight_basis=forms.text("weight_basis", 10),  # type: ignore[arg-type]
-                product=forms.text("product", 60),
-                thrombosis_risk=forms.checkbox("thrombosis_risk"),
-                renal_risk=forms.checkbox("renal_risk"),
-            )
-            result = regimen_service.calculate(request_value, settings)
+            body = forms.parse(DoseIn)
+            result = regimen_service.calculate(dosing.DoseRequest(**body.model_dump()), settings)
         except ServiceError as exc:
             flash(exc.message, "error")
             status = exc.status

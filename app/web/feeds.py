@@ -9,6 +9,7 @@ from app.auth import require
 from app.db import utcnow
 from app.feeds.links import links_for
 from app.policy import Action
+from app.schemas.feeds import SubscriptionIn
 from app.services import clinic
 from app.services import feeds as feed_service
 from app.services.errors import ServiceError
@@ -41,17 +42,12 @@ def manage() -> http.ResponseValue:
     if request.method == "GET":
         return _page()
     try:
-        scope = forms.text("scope", 10)
+        # The page has a picker per scope (center_id, chair_id, patient_id); the API one field.
+        scope = request.form.get("scope", "")
+        picker = f"{scope}_id" if scope in ("center", "chair", "patient") else "scope_id"
+        body = forms.parse(SubscriptionIn, scope_id=request.form.get(picker) or None)
         token, _sub = feed_service.create_subscription(
-            http.db(),
-            http.actor(),
-            scope=scope,
-            scope_id=forms.whole(
-                f"{scope}_id" if scope in ("center", "chair", "patient") else "scope_id"
-            ),
-            privacy=forms.text("privacy", 10) or "minimal",
-            settings=http.settings(),
-            expires_in_days=forms.optional_whole("expires_in_days"),
+            http.db(), http.actor(), settings=http.settings(), **body.model_dump()
         )
     except ServiceError as exc:
         flash(exc.message, "error")

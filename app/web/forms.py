@@ -1,78 +1,45 @@
-"""Read typed values from HTML forms; a bad value names its field."""
+"""Read HTML forms with the API's own input models, so a page and the API accept the same
+values and refuse bad ones in the same words (the field named, the limit given)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
+import types
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 from flask import request
+from pydantic import ValidationError
 
 from app.domain import schedule
+from app.schemas.base import Input, first_problem
 from app.services.errors import InvalidInput
 
+M = TypeVar("M", bound=Input)
 
-def text(name: str, max_length: int = 2000) -> str:
-    return request.form.get(name, "")[:max_length].strip()
-
-
-def optional_text(name: str, max_length: int = 2000) -> str | None:
-    return text(name, max_length) or None
+#: What a browser's datetime-local field sends.
+_LOCAL_FORMAT = "YYYY-MM-DDTHH:MM"
 
 
-def number(name: str, label: str | None = None) -> float:
-    raw = text(name, 40)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInput(f"{label or name}: give a number (got {raw!r})", field=name) from None
-    if not math.isfinite(value):
-        raise InvalidInput(f"{label or name}: give a finite number", field=name)
-    return value
+def _kinds(annotation: Any) -> set[Any]:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return set(get_args(annotation))
+    return {annotation}
 
 
-def optional_number(name: str) -> float | None:
-    return number(name) if text(name, 40) else None
+def checkbox(name: str) -> bool:
+    return request.form.get(name) in ("on", "1", "true", "yes")
 
 
-def whole(name: str) -> int:
-    raw = text(name, 20)
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidInput(f"{name}: give a whole number (got {raw!r})", field=name) from None
-
-
-def optional_whole(name: str) -> int | None:
-    return whole(name) if text(name, 20) else None
-
-
-def date(name: str) -> dt.date:
-    raw = text(name, 20)
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(f"{name}: give a date as YYYY-MM-DD (got {raw!r})", field=name) from None
-
-
-def time(name: str) -> dt.time | None:
-    raw = text(name, 10)
-    if not raw:
-        return None
-    try:
-        return dt.time.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(f"{name}: give a time as HH:MM (got {raw!r})", field=name) from None
-
-
-def local_datetime(name: str, timezone: str) -> dt.datetime:
-    """Read a datetime-local field as the center's wall clock and return it in UTC."""
-    raw = text(name, 30)
+def local_datetime(name: str, raw: str, timezone: str) -> dt.datetime:
+    """Read a datetime-local value as the center's wall clock and return it in UTC."""
     try:
         naive = dt.datetime.fromisoformat(raw)
     except ValueError:
         raise InvalidInput(
-            f"{name}: give a date and time as YYYY-MM-DDTHH:MM (got {raw!r})", field=name
+            f"{name}: give a date and time as {_LOCAL_FORMAT} (got {raw!r})", field=name
         ) from None
+    if naive.tzinfo is not None:
+        return naive
     instant = schedule.local_to_utc(naive.date(), naive.time(), timezone)
     if instant is None:
         raise InvalidInput(
@@ -82,13 +49,29 @@ def local_datetime(name: str, timezone: str) -> dt.datetime:
     return instant
 
 
-def checkbox(name: str) -> bool:
-    return request.form.get(name) in ("on", "1", "true", "yes")
+def _value(name: str, kinds: set[Any], timezone: str | None) -> Any:
+    """One field's value from the form, or None when the form leaves it empty."""
+    if bool in kinds:
+        return checkbox(name)
+    raw = request.form.get(name, "").strip()
+    if not raw:
+        return None
+    if dt.datetime in kinds and timezone is not None:
+        return local_datetime(name, raw, timezone)
+    return raw
 
 
-def choice(name: str, allowed: tuple[str, ...]) -> str:
-    """Return one of the allowed values, or a 422 naming the field and the choices."""
-    value = text(name, 40)
-    if value not in allowed:
-        raise InvalidInput(f"{name}: one of {', '.join(allowed)} (got {value!r})", field=name)
-    return value
+def parse(model: type[M], *, timezone: str | None = None, **given: Any) -> M:
+    """Validate the form's fields with `model`; a datetime is read on `timezone`'s wall clock,
+    an empty field is left out (its default applies, or it is reported missing), and `given`
+    supplies values the page decides itself. A bad value raises InvalidInput naming the field."""
+    data: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        value = given[name] if name in given else _value(name, _kinds(info.annotation), timezone)
+        if value is not None:
+            data[name] = value
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        field, message = first_problem(exc)
+        raise InvalidInput(message, field=field) from None

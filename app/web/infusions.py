@@ -14,6 +14,7 @@ from app.domain import ical
 from app.models import InfusionStatus
 from app.models.infusion import ADVERSE_EVENT_TYPES
 from app.policy import Action
+from app.schemas.infusions import AdverseEventIn, AmendIn, GivenIn, ReasonIn, RescheduleIn
 from app.services import clinic
 from app.services import feeds as feed_service
 from app.services import infusions as infusion_service
@@ -60,81 +61,53 @@ def _infusion_page(infusion_id: int, status: int = 200) -> http.ResponseValue:
 def _infusion_action(infusion_id: int, action: str) -> http.ResponseValue:
     item = infusion_service.get_infusion(http.db(), infusion_id)
     timezone = item.center.timezone
-    version = forms.optional_whole("version")
     try:
         if action == "given":
             infusion_service.record_given(
                 http.db(),
                 http.actor(),
                 infusion_id,
-                infusion_service.GivenInput(
-                    given_grams=forms.number("given_grams"),
-                    started_at=forms.local_datetime("started_at", timezone),
-                    ended_at=forms.local_datetime("ended_at", timezone),
-                    lot_numbers=forms.text("lot_numbers", 200),
-                    max_rate_ml_per_kg_min=forms.number("max_rate_ml_per_kg_min"),
-                    partial=forms.checkbox("partial"),
-                    reason=forms.optional_text("reason"),
-                    expected_version=version,
-                ),
+                forms.parse(GivenIn, timezone=timezone).given_input(),
                 http.settings(),
             )
         elif action in ("missed", "cancelled"):
+            body = forms.parse(ReasonIn)
             infusion_service.set_status(
                 http.db(),
                 http.actor(),
                 infusion_id,
                 InfusionStatus(action),
-                forms.text("reason", 500),
-                version,
+                body.reason,
+                body.version,
             )
         elif action == "reschedule":
+            move = forms.parse(RescheduleIn, timezone=timezone)
             infusion_service.reschedule(
                 http.db(),
                 http.actor(),
                 infusion_id,
-                forms.whole("chair_id"),
-                forms.local_datetime("starts_at", timezone),
+                move.chair_id,
+                move.starts_at,
                 http.settings(),
-                version,
-                override_reason=forms.optional_text("override_reason"),
+                move.version,
+                override_reason=move.override_reason,
             )
         elif action == "amend":
-            status = InfusionStatus(forms.choice("status", infusion_service.AMENDABLE))
-            given = None
-            if status != InfusionStatus.MISSED:
-                given = infusion_service.GivenInput(
-                    given_grams=forms.number("given_grams"),
-                    started_at=forms.local_datetime("started_at", timezone),
-                    ended_at=forms.local_datetime("ended_at", timezone),
-                    lot_numbers=forms.text("lot_numbers", 200),
-                    max_rate_ml_per_kg_min=forms.number("max_rate_ml_per_kg_min"),
-                    reason=forms.optional_text("partial_reason"),
-                )
             infusion_service.amend_infusion(
                 http.db(),
                 http.actor(),
                 infusion_id,
-                infusion_service.AmendmentInput(
-                    reason=forms.text("reason", 2000),
-                    status=status,
-                    given=given,
-                    expected_version=version,
-                ),
+                forms.parse(AmendIn, timezone=timezone).amendment_input(),
                 http.settings(),
             )
         else:
+            # An unticked "serious" leaves it to the grade (as the API's omitted field does).
+            event = forms.parse(AdverseEventIn, serious=True if forms.checkbox("serious") else None)
             infusion_service.record_adverse_event(
                 http.db(),
                 http.actor(),
                 infusion_id,
-                infusion_service.AdverseEventInput(
-                    event_type=forms.text("event_type", 30),
-                    grade=forms.whole("grade"),
-                    occurred_on=forms.date("occurred_on"),
-                    serious=True if forms.checkbox("serious") else None,
-                    description=forms.text("description"),
-                ),
+                event.event_input(clock.clinic_today(timezone)),
                 clock.clinic_today(timezone),
                 after_record=evaluation_hook(http.settings()),
             )

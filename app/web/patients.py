@@ -7,6 +7,10 @@ from flask import flash, redirect, render_template, request, url_for
 from app import clock, http
 from app.auth import require
 from app.policy import Action
+from app.schemas.assessments import AssessmentIn
+from app.schemas.infusions import ResolveIn
+from app.schemas.patients import PatientChangesIn, PatientCreateIn, WeightIn
+from app.schemas.regimens import RegimenIn
 from app.services import assessments as assessment_service
 from app.services import clinic, scheduling
 from app.services import feeds as feed_service
@@ -31,20 +35,8 @@ def new_patient() -> http.ResponseValue:
     status = 200
     if request.method == "POST":
         try:
-            data = patient_service.PatientInput(
-                mrn=forms.text("mrn", 40),
-                family_name=forms.text("family_name", 100),
-                given_name=forms.text("given_name", 100),
-                sex=forms.text("sex", 10),
-                birth_date=forms.date("birth_date"),
-                home_center_id=forms.whole("home_center_id"),
-                height_cm=forms.optional_number("height_cm"),
-                weight_kg=forms.optional_number("weight_kg"),
-                dm_subtype=forms.text("dm_subtype", 20) or "classic",
-                treating_physician_id=forms.optional_whole("treating_physician_id"),
-                thrombosis_risk=forms.checkbox("thrombosis_risk"),
-                renal_risk=forms.checkbox("renal_risk"),
-            )
+            body = forms.parse(PatientCreateIn)
+            data = patient_service.PatientInput(**body.model_dump())
             patient = patient_service.create_patient(http.db(), http.actor(), data, http.settings())
         except ServiceError as exc:
             flash(exc.message, "error")
@@ -107,11 +99,7 @@ def update_details(patient_id: int) -> http.ResponseValue:
             http.db(),
             http.actor(),
             patient_id,
-            patient_service.PatientChanges(
-                height_cm=forms.optional_number("height_cm"),
-                thrombosis_risk=forms.checkbox("thrombosis_risk"),
-                renal_risk=forms.checkbox("renal_risk"),
-            ),
+            patient_service.PatientChanges(**forms.parse(PatientChangesIn).model_dump()),
             http.settings(),
         )
     except ServiceError as exc:
@@ -127,12 +115,13 @@ def record_weight(patient_id: int) -> http.ResponseValue:
     """Record a body weight."""
     try:
         today = patient_service.local_today(http.db(), patient_id)
+        body = forms.parse(WeightIn)
         patient_service.record_weight(
             http.db(),
             http.actor(),
             patient_id,
-            forms.number("weight_kg"),
-            forms.date("measured_on") if forms.text("measured_on") else today,
+            body.weight_kg,
+            body.measured_on or today,
             http.settings(),
             today,
         )
@@ -149,16 +138,11 @@ def record_assessment(patient_id: int) -> http.ResponseValue:
     """Record a response assessment."""
     try:
         today = patient_service.local_today(http.db(), patient_id)
-        scores = {name: forms.optional_number(name) for name in assessment_service.SCORE_NAMES}
         assessment_service.record_assessment(
             http.db(),
             http.actor(),
             patient_id,
-            assessment_service.AssessmentInput(
-                assessed_on=forms.date("assessed_on"),
-                scores=scores,
-                notes=forms.text("notes", 4000),
-            ),
+            forms.parse(AssessmentIn).assessment_input(),
             today,
             after_record=evaluation_hook(http.settings()),
         )
@@ -174,22 +158,10 @@ def record_assessment(patient_id: int) -> http.ResponseValue:
 def set_regimen(patient_id: int) -> http.ResponseValue:
     """Set a new regimen version and re-plan the future."""
     try:
-        data = regimen_service.RegimenInput(
-            product=forms.text("product", 60),
-            dose_g_per_kg=forms.number("dose_g_per_kg"),
-            days_per_cycle=forms.whole("days_per_cycle"),
-            interval_weeks=forms.whole("interval_weeks"),
-            weight_basis=forms.text("weight_basis", 10),
-            starts_on=forms.date("starts_on"),
-            preferred_weekday=forms.optional_whole("preferred_weekday"),
-            preferred_time=forms.time("preferred_time"),
-            center_id=forms.optional_whole("center_id"),
-            reason=forms.text("reason"),
-            override_reason=forms.optional_text("override_reason"),
-            based_on_version=forms.optional_whole("based_on_version"),
-        )
+        settings = http.settings()
+        data = forms.parse(RegimenIn).regimen_input(settings.dosing.weight_basis_default)
         regimen, plan = regimen_service.set_regimen(
-            http.db(), http.actor(), patient_id, data, http.settings()
+            http.db(), http.actor(), patient_id, data, settings
         )
     except ServiceError as exc:
         flash(exc.message, "error")
@@ -209,12 +181,13 @@ def set_regimen(patient_id: int) -> http.ResponseValue:
 def resolve_adverse_event(patient_id: int, event_id: int) -> http.ResponseValue:
     """Mark an adverse event resolved (physician); its safety hold lifts."""
     try:
+        body = forms.parse(ResolveIn)
         infusion_service.resolve_adverse_event(
             http.db(),
             http.actor(),
             event_id,
-            forms.date("resolved_on"),
-            forms.text("note", 2000),
+            body.resolved_on,
+            body.note,
             after_record=evaluation_hook(http.settings()),
         )
     except ServiceError as exc:

@@ -8,6 +8,7 @@ from app import http
 from app.auth import require
 from app.models import Patient
 from app.policy import Action
+from app.schemas.suggestions import SuggestionApproveIn, SuggestionRejectIn
 from app.services import suggestions as suggestion_service
 from app.services.errors import ServiceError
 from app.web import forms
@@ -34,14 +35,15 @@ def queue() -> http.ResponseValue:
 def approve(suggestion_id: int) -> http.ResponseValue:
     """Approve (and apply) a suggestion."""
     try:
+        body = forms.parse(SuggestionApproveIn)
         suggestion_service.approve(
             http.db(),
             http.actor(),
             suggestion_id,
             http.settings(),
-            forms.optional_whole("version"),
-            forms.optional_number("value"),
-            forms.optional_text("reason"),
+            body.version,
+            body.value,
+            body.reason,
         )
     except ServiceError as exc:
         flash(exc.message, "error")
@@ -55,12 +57,9 @@ def approve(suggestion_id: int) -> http.ResponseValue:
 def reject(suggestion_id: int) -> http.ResponseValue:
     """Reject a suggestion with a reason."""
     try:
+        rejection = forms.parse(SuggestionRejectIn)
         suggestion_service.reject(
-            http.db(),
-            http.actor(),
-            suggestion_id,
-            forms.text("reason"),
-            forms.optional_whole("version"),
+            http.db(), http.actor(), suggestion_id, rejection.reason, rejection.version
         )
     except ServiceError as exc:
         flash(exc.message, "error")

@@ -11,6 +11,8 @@ from app import clock, http
 from app.auth import require
 from app.models import StepStatus
 from app.policy import Action
+from app.schemas.infusions import ReasonIn
+from app.schemas.tapers import ApproveIn, StepDoseIn, TaperPlanIn
 from app.services import patients as patient_service
 from app.services import suggestions as suggestion_service
 from app.services import tapers as taper_service
@@ -40,26 +42,9 @@ def queue() -> http.ResponseValue:
 @require(Action.APPROVE_TAPER)
 def create(patient_id: int) -> http.ResponseValue:
     """Set a taper plan from a template."""
-    template = forms.text("template", 10) or "banded"
-    params: dict[str, float] = {}
     try:
-        if template == "fixed":
-            params = {
-                "decrement_mg": forms.number("decrement_mg"),
-                "step_days": forms.whole("step_days"),
-            }
-        elif template == "percent":
-            params = {"percent": forms.number("percent"), "step_days": forms.whole("step_days")}
-        data = taper_service.PlanInput(
-            drug=forms.text("drug", 30),
-            start_mg=forms.number("start_mg"),
-            template=template,
-            starts_on=forms.date("starts_on"),
-            params=params,
-            start_days=forms.optional_whole("start_days"),
-            reason=forms.text("reason"),
-            based_on_version=forms.optional_whole("based_on_version"),
-        )
+        body = forms.parse(TaperPlanIn, steps=None)
+        data = body.plan_input(body.reason, body.based_on_version)
         today = patient_service.local_today(http.db(), patient_id)
         plan = taper_service.create_plan(
             http.db(), http.actor(), patient_id, data, http.settings(), today
@@ -72,29 +57,30 @@ def create(patient_id: int) -> http.ResponseValue:
 
 
 def _step_action(step_id: int, action: str) -> http.ResponseValue:
-    version = forms.optional_whole("version")
     try:
         if action == "approve":
+            approval = forms.parse(ApproveIn)
             step = taper_service.approve_step(
                 http.db(),
                 http.actor(),
                 step_id,
                 http.settings(),
                 None,
-                version,
-                forms.optional_number("cortisol_nmol_l"),
-                forms.optional_text("override_reason"),
+                approval.version,
+                approval.cortisol_nmol_l,
+                approval.override_reason,
             )
             message = f"Approved: {step.mg_per_day:g} mg/day from today."
         elif action == "dose":
+            change = forms.parse(StepDoseIn)
             step = taper_service.change_step_dose(
                 http.db(),
                 http.actor(),
                 step_id,
-                forms.number("mg_per_day"),
-                forms.text("reason", 500),
+                change.mg_per_day,
+                change.reason,
                 http.settings(),
-                version,
+                change.version,
             )
             message = f"Step changed to {step.mg_per_day:g} mg/day."
         else:
@@ -103,8 +89,9 @@ def _step_action(step_id: int, action: str) -> http.ResponseValue:
                 "release": StepStatus.PLANNED,
                 "skip": StepStatus.SKIPPED,
             }[action]
+            body = forms.parse(ReasonIn)
             step = taper_service.set_step_status(
-                http.db(), http.actor(), step_id, status, forms.text("reason", 500), version
+                http.db(), http.actor(), step_id, status, body.reason, body.version
             )
             message = f"Step {status}."
     except ServiceError as exc:

@@ -659,6 +659,86 @@ def test_rule_file_refusals(text: str, message: str) -> None:
         load_rules(text)
 
 
+HEAD = DEFAULT_TEXT.split("[[rules]]", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (with_rule("", version="true"), r"^rule 'r1': version must be a whole number, got True$"),
+        (with_rule("", priority="1.5"), r"^rule 'r1': priority must be a whole number, got 1\.5$"),
+        (with_rule("", priority='"1"'), r"^rule 'r1': priority must be a whole number, got '1'$"),
+        (with_rule("", description='""'), r"^rule 'r1': description must be non-empty text"),
+        (with_rule("", description='"  "'), r"^rule 'r1': description must be non-empty text"),
+        (with_rule("", explanation="5"), r"^rule 'r1': explanation must be non-empty text, got 5$"),
+        (with_rule("", condition="5"), r"^rule 'r1': condition must be non-empty text, got 5$"),
+        (with_rule("", id="5"), r"^rules\[0\]: id must start with a letter"),
+        (with_rule("", id=None, priority=None), r"^rules\[0\]: missing id, priority$"),
+        (with_rule("", colour="1", size="2"), r"^rule 'r1': unknown key\(s\) colour, size$"),
+        (with_rule("", params="1"), r"^rule 'r1': params must be a table"),
+        (
+            with_rule("", action='"deescalate_ivig"', params='{ strategy = ["dose_first"] }'),
+            r"^rule 'r1': param strategy must be one of dose_first, interval_first",
+        ),
+        (with_rule("", action="5"), r"^rule 'r1': unknown action 5; known actions"),
+        (with_rule("", indicator="5"), r"^rule 'r1': indicator must be one of .*, got 5$"),
+        (with_rule("", blocks='"taper_step"'), r"^rule 'r1': blocks must be a list of action"),
+        (with_rule("", blocks="[1]"), r"^rule 'r1': blocks must be a list of action names$"),
+        ("rules = 1\n" + HEAD, r"^rule file: rules must be an array of tables \(\[\[rules\]\]\)$"),
+        (HEAD + "[rules]\n", r"^rule file: rules must be an array of tables"),
+        ("rules = [1]\n" + HEAD, r"^rules\[0\] must be a table$"),
+        (
+            DEFAULT_TEXT.replace("mcid_points = 5", "mcid_points = true"),
+            r"^\[settings\]: mcid_points must be a finite number, got True$",
+        ),
+        (
+            DEFAULT_TEXT.replace("mcid_points = 5", 'mcid_points = "5"'),
+            r"^\[settings\]: mcid_points must be a finite number, got '5'$",
+        ),
+        (
+            DEFAULT_TEXT.replace("mcid_points = 5", "mcid_points = inf"),
+            r"^\[settings\]: mcid_points must be a finite number, got inf$",
+        ),
+        (
+            DEFAULT_TEXT.replace("[2.0, 1.5, 1.0]", "2.0"),
+            r"^\[settings\]: dose_ladder_g_per_kg must be an array, got 2\.0$",
+        ),
+        (
+            DEFAULT_TEXT.replace("[4, 5, 6, 8]", "[4, 5.5]"),
+            r"^\[settings\]: interval_ladder_weeks must be a whole number, got 5\.5$",
+        ),
+        (
+            DEFAULT_TEXT.replace("steroids_first = true", "steroids_first = 1"),
+            r"^\[settings\]: steroids_first must be true or false, got 1$",
+        ),
+        (
+            DEFAULT_TEXT.replace("steroids_first = true", "steroids_first = true\nfoo = 1"),
+            r"^\[settings\]: unknown key\(s\) foo$",
+        ),
+        (
+            DEFAULT_TEXT.replace("haq = [[0, 0],", "haq = [[0],"),
+            r"^\[tis\]: haq must be a list of \[min_percent_improvement, points\] pairs$",
+        ),
+        (
+            DEFAULT_TEXT.replace("haq = [[0, 0],", "haq = [[0, 'x'],"),
+            r"^\[tis\]: haq must be a finite number, got 'x'$",
+        ),
+        (DEFAULT_TEXT.replace("[tis]", "tis = 1\n[x]", 1), r"unknown section\(s\) x$"),
+        ("tis = 1\n" + HEAD.split("[tis]")[0], r"^\[tis\] must be a table$"),
+        (
+            DEFAULT_TEXT.replace("[settings]", "[setings]"),
+            r"^rule file: unknown section\(s\) setings$",
+        ),
+        ("", r"^rule file: missing \[settings\] section$"),
+        (HEAD.split("[tis]")[0], r"^rule file: missing \[tis\] section$"),
+    ],
+)
+def test_rule_file_type_refusals(text: str, message: str) -> None:
+    """Strict types: no coercion; each refusal names the section or rule and the key."""
+    with pytest.raises(RuleFileError, match=message):
+        load_rules(text)
+
+
 def test_summary_is_under_140_characters_and_detail_is_filled() -> None:
     long = "Lower the IVIG regimen " + "very carefully and " * 20 + "slowly"
     ruleset = load_rules(with_rule("", description=f'"{long}"'))

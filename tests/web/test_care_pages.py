@@ -461,26 +461,21 @@ def test_infusion_page_shows_why_a_given_record_was_refused(app, clinic, db_sess
 def test_a_form_time_the_clocks_skip_is_refused_not_moved(app):
     # House in order: the form parser took 02:30 on the night New York springs forward and
     # quietly made it 03:30; the scheduler's own conversion refuses it.
+    from app.schemas.infusions import RescheduleIn
     from app.services.errors import InvalidInput
     from app.web import forms
 
-    skipped = {"starts_at": "2027-03-14T02:30"}
-    with (
-        app.test_request_context(method="POST", data=skipped),
-        pytest.raises(InvalidInput) as caught,
-    ):
-        forms.local_datetime("starts_at", "America/New_York")
+    def starts_at(local: str) -> dt.datetime:
+        with app.test_request_context(method="POST", data={"chair_id": "1", "starts_at": local}):
+            return forms.parse(RescheduleIn, timezone="America/New_York").starts_at
+
+    with pytest.raises(InvalidInput) as caught:
+        starts_at("2027-03-14T02:30")
     assert caught.value.field == "starts_at"
     assert "does not exist" in caught.value.message
-    with app.test_request_context(method="POST", data={"starts_at": "2027-03-14T03:30"}):
-        assert forms.local_datetime("starts_at", "America/New_York") == dt.datetime(
-            2027, 3, 14, 7, 30, tzinfo=dt.UTC
-        )
+    assert starts_at("2027-03-14T03:30") == dt.datetime(2027, 3, 14, 7, 30, tzinfo=dt.UTC)
     # The hour that happens twice in November is its first occurrence (EDT, -4).
-    with app.test_request_context(method="POST", data={"starts_at": "2027-11-07T01:30"}):
-        assert forms.local_datetime("starts_at", "America/New_York") == dt.datetime(
-            2027, 11, 7, 5, 30, tzinfo=dt.UTC
-        )
+    assert starts_at("2027-11-07T01:30") == dt.datetime(2027, 11, 7, 5, 30, tzinfo=dt.UTC)
 
 
 def test_the_regimen_form_starts_on_the_next_cycles_planned_day_even_after_a_move(

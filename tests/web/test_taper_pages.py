@@ -200,7 +200,7 @@ def test_holding_from_the_approvals_page_needs_a_reason_and_empties_the_queue(
         text_of(client.get("/approvals")), f"/taper-steps/{step1.id}/hold"
     )
     blank = client.post(action, data=fields | {"reason": "  "}, follow_redirects=True)
-    assert "reason: give a reason" in text_of(blank)
+    assert "reason: required" in text_of(blank)
     assert text_of(blank).count('data-testid="due-step"') == 1
 
     held = client.post(action, data=fields | {"reason": "Rash flaring"}, follow_redirects=True)

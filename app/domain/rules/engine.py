@@ -4,6 +4,9 @@ Pure functions over plain values. The caller reads the rule file and the patient
 and passes them in; nothing here touches a database, a file or the app.
 
 Decisions:
+- The rule file is parsed by strict pydantic models: no coercion (a bool is not a number, a
+  float not a whole number), unknown sections and keys refused. The first problem is reported,
+  named by section (`[settings]`), rule (`rule 'r1'`; `rules[0]` without a valid id) and key.
 - A rule fires when its condition holds and its action can be resolved (a de-escalation with
   no ladder step left, or a flare return with no version to return to, does not fire).
 - `blocks` of every fired rule apply, even of one that is itself blocked; a rule may not block
@@ -17,10 +20,23 @@ import math
 import re
 import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, cast, get_args
+from typing import Annotated, Any, Literal, cast, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from app.domain.rules.expressions import Condition, ExpressionError, compile_condition
 from app.domain.rules.facts import (
@@ -58,30 +74,6 @@ SUMMARY_MAX_CHARS = 139  # CDS Hooks: a card summary is under 140 characters
 _ELLIPSIS = "…"
 _RULE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 _EPS = 1e-9
-
-_SETTING_NUMBERS = (
-    "mcid_points",
-    "responder_min_percent",
-    "responder_tis",
-    "remission_activity_max",
-)
-_SETTING_KEYS = frozenset(
-    {*_SETTING_NUMBERS, "dose_ladder_g_per_kg", "interval_ladder_weeks", "steroids_first"}
-)
-_RULE_REQUIRED = frozenset(
-    {
-        "id",
-        "version",
-        "description",
-        "condition",
-        "action",
-        "priority",
-        "indicator",
-        "explanation",
-    }
-)
-_RULE_OPTIONAL = frozenset({"params", "blocks"})
-_SECTIONS = frozenset({"settings", "tis", "rules"})
 
 
 class RuleFileError(ValueError):
@@ -140,204 +132,222 @@ class Proposal:
     priority: int
 
 
-def _number(where: str, key: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RuleFileError(f"{where}: {key} must be a finite number, got {value!r}")
-    return float(value)
+# ------------------------------------------------------------------ the rule file's models
+# A validator's ValueError message is the refusal after "<where>: ", so it names its key.
 
 
-def _whole(where: str, key: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RuleFileError(f"{where}: {key} must be a whole number, got {value!r}")
-    return value
+def _must(test: Callable[[Any], object], message: str) -> BeforeValidator:
+    """Refuse a value that fails the test, with the message ({key} and {value} filled in)."""
+
+    def check(value: object, info: ValidationInfo) -> object:
+        if test(value):
+            return value
+        raise ValueError(message.format(key=info.field_name, value=value))
+
+    return BeforeValidator(check)
 
 
-def _text(where: str, key: str, value: object) -> str:
+def _condition(value: object) -> Condition:
     if not isinstance(value, str) or not value.strip():
-        raise RuleFileError(f"{where}: {key} must be non-empty text, got {value!r}")
-    return value
-
-
-def _table(where: str, value: object) -> dict[str, object]:
-    if not isinstance(value, dict):
-        raise RuleFileError(f"{where} must be a table")
-    return value
-
-
-def _check_keys(
-    where: str,
-    found: Mapping[str, object],
-    required: frozenset[str],
-    optional: frozenset[str] = frozenset(),
-) -> None:
-    missing = sorted(required - set(found))
-    unknown = sorted(set(found) - required - optional)
-    if missing:
-        raise RuleFileError(f"{where}: missing {', '.join(missing)}")
-    if unknown:
-        raise RuleFileError(f"{where}: unknown key(s) {', '.join(unknown)}")
-
-
-def _load_tis(raw: object) -> dict[str, tuple[tuple[float, float], ...]]:
-    section = _table("[tis]", raw)
-    _check_keys("[tis]", section, frozenset(TIS_MEASURES))
-    table: dict[str, tuple[tuple[float, float], ...]] = {}
-    for measure in TIS_MEASURES:
-        rows = section[measure]
-        if not isinstance(rows, list) or not all(
-            isinstance(row, list) and len(row) == 2 for row in rows
-        ):
-            raise RuleFileError(
-                f"[tis]: {measure} must be a list of [min_percent_improvement, points] pairs"
-            )
-        table[measure] = tuple(
-            (_number("[tis]", measure, low), _number("[tis]", measure, points))
-            for low, points in rows
-        )
+        raise ValueError(f"condition must be non-empty text, got {value!r}")
     try:
-        check_tis_table(table)
-    except ValueError as exc:
-        raise RuleFileError(f"[tis]: {exc}") from None
-    return table
+        return compile_condition(value, FACT_NAMES)
+    except ExpressionError as exc:
+        raise ValueError(f"condition: {exc}") from None
 
 
-def _load_settings(
-    raw: object, tis: Mapping[str, tuple[tuple[float, float], ...]]
-) -> tuple[FactSettings, bool]:
-    section = _table("[settings]", raw)
-    _check_keys("[settings]", section, _SETTING_KEYS)
-    numbers = {key: _number("[settings]", key, section[key]) for key in _SETTING_NUMBERS}
-    doses, intervals = section["dose_ladder_g_per_kg"], section["interval_ladder_weeks"]
-    if not isinstance(doses, list) or not isinstance(intervals, list):
-        raise RuleFileError("[settings]: the dose and interval ladders must be lists")
-    steroids_first = section["steroids_first"]
-    if not isinstance(steroids_first, bool):
-        raise RuleFileError(
-            f"[settings]: steroids_first must be true or false, got {steroids_first!r}"
-        )
-    try:
-        settings = FactSettings(
-            mcid_points=numbers["mcid_points"],
-            responder_min_percent=numbers["responder_min_percent"],
-            responder_tis=numbers["responder_tis"],
-            remission_activity_max=numbers["remission_activity_max"],
-            dose_ladder_g_per_kg=tuple(
-                _number("[settings]", "dose_ladder_g_per_kg", d) for d in doses
-            ),
-            interval_ladder_weeks=tuple(
-                _whole("[settings]", "interval_ladder_weeks", w) for w in intervals
-            ),
-            tis_table=tis,
-        )
-    except ValueError as exc:
-        if isinstance(exc, RuleFileError):
-            raise
-        raise RuleFileError(f"[settings]: {exc}") from None
-    return settings, steroids_first
-
-
-def _placeholders(where: str, template: str) -> frozenset[str]:
-    names: set[str] = set()
+def _placeholders(template: str) -> str:
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        raise RuleFileError(f"{where}: explanation is not a valid template: {exc}") from None
+        raise ValueError(f"explanation is not a valid template: {exc}") from None
     for _literal, field, spec, conversion in parsed:
         if field is None:
             continue
         if not field.isidentifier() or spec or conversion:
-            raise RuleFileError(
-                f"{where}: explanation placeholder {{{field}}} must be a plain fact name "
-                "like {activity}"
+            raise ValueError(
+                f"explanation placeholder {{{field}}} must be a plain fact name like {{activity}}"
             )
         if field not in FACT_NAMES:
-            raise RuleFileError(f"{where}: explanation placeholder {{{field}}} is not a fact")
-        names.add(field)
-    return frozenset(names)
+            raise ValueError(f"explanation placeholder {{{field}}} is not a fact")
+    return template
 
 
-def _load_params(where: str, action: str, raw: object) -> Mapping[str, object]:
-    params = _table(f"{where}: params", raw)
-    _check_keys(f"{where}: params of {action}", params, ACTIONS[action])
-    for key, choices in PARAM_CHOICES.get(action, {}).items():
-        if params[key] not in choices:
-            raise RuleFileError(
-                f"{where}: param {key} must be one of {', '.join(sorted(choices))}, "
-                f"got {params[key]!r}"
-            )
-    return MappingProxyType(dict(params))
-
-
-def _rule_id(where: str, rule_id: object) -> str:
-    if isinstance(rule_id, str) and _RULE_ID.fullmatch(rule_id):
-        return rule_id
-    if rule_id is None:
-        raise RuleFileError(f"{where}: missing id")
-    raise RuleFileError(
-        f"{where}: id must start with a letter and use letters, digits, _ . -; got {rule_id!r}"
-    )
-
-
-def _blocks(where: str, raw: object, action: str) -> tuple[str, ...]:
-    """The actions a rule keeps from firing beside it: known ones, not its own."""
-    if not isinstance(raw, list) or not all(isinstance(b, str) for b in raw):
-        raise RuleFileError(f"{where}: blocks must be a list of action names")
-    for blocked in raw:
+def _blocks(value: object) -> object:
+    """The actions a rule keeps from firing beside it: known ones, each once."""
+    if not isinstance(value, list) or not all(isinstance(b, str) for b in value):
+        raise ValueError("blocks must be a list of action names")
+    for blocked in value:
         if blocked not in ACTIONS:
-            raise RuleFileError(f"{where}: blocks names unknown action {blocked!r}")
-        if blocked == action:
-            raise RuleFileError(f"{where}: a rule cannot block its own action {action!r}")
-    return tuple(dict.fromkeys(raw))
+            raise ValueError(f"blocks names unknown action {blocked!r}")
+    return tuple(dict.fromkeys(value))
 
 
-def _load_rule(index: int, raw: object) -> Rule:
-    where = f"rules[{index}]"
-    entry = _table(where, raw)
-    rule_id = _rule_id(where, entry.get("id"))
-    where = f"rule {rule_id!r}"
-    _check_keys(where, entry, _RULE_REQUIRED, _RULE_OPTIONAL)
+_Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]  # int or float; not a bool
+_Whole = Annotated[int, Strict()]
+_Text = Annotated[str, Strict(), Field(pattern=r"\S")]  # not blank
+_TisRows = Annotated[
+    tuple[tuple[_Number, _Number], ...],
+    _must(
+        lambda rows: (
+            isinstance(rows, list) and all(isinstance(r, list) and len(r) == 2 for r in rows)
+        ),
+        "{key} must be a list of [min_percent_improvement, points] pairs",
+    ),
+]
 
-    version = _whole(where, "version", entry["version"])
-    if version < 1:
-        raise RuleFileError(f"{where}: version must be 1 or more, got {version}")
-    priority = _whole(where, "priority", entry["priority"])
-    description = " ".join(_text(where, "description", entry["description"]).split())
-    explanation = _text(where, "explanation", entry["explanation"])
-    _placeholders(where, explanation)
 
-    indicator = entry["indicator"]
-    if indicator not in get_args(Indicator):
-        raise RuleFileError(
-            f"{where}: indicator must be one of {', '.join(get_args(Indicator))}, got {indicator!r}"
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Tis(_Table):
+    physician_global: _TisRows
+    patient_global: _TisRows
+    mmt8: _TisRows
+    haq: _TisRows
+    enzyme: _TisRows
+    extramuscular_global: _TisRows
+
+    @model_validator(mode="after")
+    def _ascending(self) -> _Tis:
+        check_tis_table(self.model_dump())
+        return self
+
+
+assert tuple(_Tis.model_fields) == TIS_MEASURES  # the six measures, in their order
+
+
+class _Settings(_Table):
+    mcid_points: _Number
+    responder_min_percent: _Number
+    responder_tis: _Number
+    remission_activity_max: _Number
+    dose_ladder_g_per_kg: tuple[_Number, ...]
+    interval_ladder_weeks: tuple[_Whole, ...]
+    steroids_first: Annotated[bool, Strict()]
+
+    def facts(self, tis: _Tis) -> FactSettings:
+        """Return the fact settings; FactSettings raises ValueError on values it cannot use."""
+        return FactSettings(
+            **self.model_dump(exclude={"steroids_first"}), tis_table=tis.model_dump()
         )
-    action = entry["action"]
-    if not isinstance(action, str) or action not in ACTIONS:
-        raise RuleFileError(
-            f"{where}: unknown action {action!r}; known actions: {', '.join(sorted(ACTIONS))}"
-        )
-    params = _load_params(where, action, entry.get("params", {}))
 
-    blocks = _blocks(where, entry.get("blocks", []), action)
 
-    source = _text(where, "condition", entry["condition"])
-    try:
-        condition = compile_condition(source, FACT_NAMES)
-    except ExpressionError as exc:
-        raise RuleFileError(f"{where}: condition: {exc}") from None
-
-    return Rule(
-        id=rule_id,
-        version=version,
-        description=description,
-        condition=condition,
-        condition_source=condition.source,
-        action=action,
-        params=params,
-        priority=priority,
-        indicator=cast(Indicator, indicator),
-        explanation=explanation,
-        blocks=blocks,
+class _Rule(_Table):
+    id: Annotated[
+        str,
+        _must(
+            lambda v: isinstance(v, str) and _RULE_ID.fullmatch(v),
+            "id must start with a letter and use letters, digits, _ . -; got {value!r}",
+        ),
+    ]
+    version: Annotated[_Whole, Field(ge=1)]
+    priority: _Whole
+    description: Annotated[_Text, AfterValidator(lambda text: " ".join(text.split()))]
+    explanation: Annotated[_Text, AfterValidator(_placeholders)]
+    indicator: Annotated[
+        Indicator,
+        _must(
+            lambda v: v in get_args(Indicator),
+            f"indicator must be one of {', '.join(get_args(Indicator))}, got {{value!r}}",
+        ),
+    ]
+    action: Annotated[
+        str,
+        _must(
+            lambda v: isinstance(v, str) and v in ACTIONS,
+            f"unknown action {{value!r}}; known actions: {', '.join(sorted(ACTIONS))}",
+        ),
+    ]
+    params: Annotated[Mapping[str, object], AfterValidator(MappingProxyType)] = Field(
+        default_factory=lambda: MappingProxyType({})
     )
+    blocks: Annotated[tuple[str, ...], BeforeValidator(_blocks)] = ()
+    condition: Annotated[Condition, PlainValidator(_condition)]
+
+    @model_validator(mode="after")
+    def _fits_action(self) -> _Rule:
+        """Params exactly those the action takes, choices among theirs; not blocking itself."""
+        wanted, given = ACTIONS[self.action], set(self.params)
+        for problem, keys in (("missing", wanted - given), ("unknown key(s)", given - wanted)):
+            if keys:
+                raise ValueError(f"params of {self.action}: {problem} {', '.join(sorted(keys))}")
+        for key, choices in PARAM_CHOICES.get(self.action, {}).items():
+            value = self.params[key]
+            if not isinstance(value, str) or value not in choices:
+                raise ValueError(
+                    f"param {key} must be one of {', '.join(sorted(choices))}, got {value!r}"
+                )
+        if self.action in self.blocks:
+            raise ValueError(f"a rule cannot block its own action {self.action!r}")
+        return self
+
+
+def _usable(settings: _Settings, info: ValidationInfo) -> _Settings:
+    if "tis" in info.data:  # else [tis] is refused already
+        settings.facts(info.data["tis"])
+    return settings
+
+
+class _RuleFile(_Table):
+    tis: _Tis  # before [settings]: the settings are checked with the table
+    settings: Annotated[_Settings, AfterValidator(_usable)]
+    rules: Annotated[
+        tuple[_Rule, ...],
+        _must(lambda v: isinstance(v, list), "rules must be an array of tables ([[rules]])"),
+    ] = ()
+
+
+# Pydantic's error types in the rule file's words ("array" and "table" as in TOML).
+_WORDS: Mapping[str, str] = {
+    **dict.fromkeys(("float_type", "finite_number"), "must be a finite number"),
+    **dict.fromkeys(("string_type", "string_pattern_mismatch"), "must be non-empty text"),
+    **dict.fromkeys(("dict_type", "model_type"), "must be a table"),
+    "int_type": "must be a whole number",
+    "bool_type": "must be true or false",
+    "tuple_type": "must be an array",
+    "greater_than_equal": "must be {ge} or more",
+}
+
+
+def _place(loc: tuple[int | str, ...], document: Mapping[str, object]) -> str:
+    """Name a section or rule: rule file, [tis], rule 'r1' or (no valid id yet) rules[0]."""
+    if len(loc) < 2 or loc[0] != "rules":
+        return f"[{loc[0]}]" if loc else "rule file"
+    entry = cast(list[object], document["rules"])[cast(int, loc[1])]
+    rule_id = entry.get("id") if isinstance(entry, dict) else None
+    if isinstance(rule_id, str) and _RULE_ID.fullmatch(rule_id):
+        return f"rule {rule_id!r}"
+    return f"rules[{loc[1]}]"
+
+
+def _refusal(exc: ValidationError, document: Mapping[str, object]) -> RuleFileError:
+    """The first problem of a validation error, in the words of a rule file."""
+    errors = exc.errors()
+    # An unknown section first: it is likely a misspelt one, reported missing too.
+    top = [e for e in errors if e["type"] == "extra_forbidden" and len(e["loc"]) == 1]
+    first = (top or errors)[0]
+    loc, kind = first["loc"], first["type"]
+    if kind in ("missing", "extra_forbidden"):  # of a table; at the top, of sections
+        keys = sorted(
+            str(e["loc"][-1]) for e in errors if e["type"] == kind and e["loc"][:-1] == loc[:-1]
+        )
+        section = len(loc) == 1
+        words = {
+            "missing": f"missing [{keys[0]}] section" if section else f"missing {', '.join(keys)}",
+            "extra_forbidden": f"unknown {'section' if section else 'key'}(s) {', '.join(keys)}",
+        }[kind]
+        return RuleFileError(f"{_place(loc[:-1], document)}: {words}")
+    # The section ([settings]) or the rule (rules, 0) the error is in; then the key.
+    depth = (2 if len(loc) > 1 else 0) if loc[0] == "rules" else 1
+    where, key = _place(loc[:depth], document), loc[depth:]
+    if kind == "value_error":
+        return RuleFileError(f"{where}: {first['ctx']['error']}")
+    words = _WORDS.get(kind, "is not valid").format(**first.get("ctx", {}))
+    if not key:
+        return RuleFileError(f"{where} {words}")
+    return RuleFileError(f"{where}: {key[0]} {words}, got {first['input']!r}")
 
 
 def load_rules(toml_text: str) -> RuleSet:
@@ -346,27 +356,16 @@ def load_rules(toml_text: str) -> RuleSet:
         document = tomllib.loads(toml_text)
     except tomllib.TOMLDecodeError as exc:
         raise RuleFileError(f"rule file is not valid TOML: {exc}") from None
-    unknown = sorted(set(document) - _SECTIONS)
-    if unknown:
-        raise RuleFileError(f"rule file: unknown section(s) {', '.join(unknown)}")
-    for section in ("settings", "tis"):
-        if section not in document:
-            raise RuleFileError(f"rule file: missing [{section}] section")
-    tis = _load_tis(document["tis"])
-    settings, steroids_first = _load_settings(document["settings"], tis)
-
-    raw_rules = document.get("rules", [])
-    if not isinstance(raw_rules, list):
-        raise RuleFileError("rule file: rules must be an array of tables ([[rules]])")
-    rules: list[Rule] = []
-    seen: set[str] = set()
-    for index, raw in enumerate(raw_rules):
-        rule = _load_rule(index, raw)
-        if rule.id in seen:
-            raise RuleFileError(f"rule {rule.id!r}: duplicate id")
-        seen.add(rule.id)
-        rules.append(rule)
-    return RuleSet(rules=tuple(rules), settings=settings, steroids_first=steroids_first)
+    try:
+        parsed = _RuleFile.model_validate(document)
+    except ValidationError as exc:
+        raise _refusal(exc, document) from None
+    ids = [rule.id for rule in parsed.rules]
+    duplicate = next((rule_id for n, rule_id in enumerate(ids) if rule_id in ids[:n]), None)
+    if duplicate is not None:
+        raise RuleFileError(f"rule {duplicate!r}: duplicate id")
+    rules = tuple(Rule(**dict(r), condition_source=r.condition.source) for r in parsed.rules)
+    return RuleSet(rules, parsed.settings.facts(parsed.tis), parsed.settings.steroids_first)
 
 
 def _display(value: object) -> str:
