@@ -9,6 +9,7 @@ from flask.cli import AppGroup
 
 from app import http
 from app.models import AuditLink, Role
+from app.services import centers as center_service
 from app.services import demo
 from app.services import users as user_service
 from app.services.context import Actor, system_actor
@@ -17,6 +18,7 @@ from app.services.errors import ServiceError
 users_cli = AppGroup("users", help="Staff accounts.")
 tokens_cli = AppGroup("tokens", help="API bearer tokens.")
 demo_cli = AppGroup("demo", help="Demo data for the quick start.")
+centers_cli = AppGroup("centers", help="Infusion centers, their hours and chairs.")
 rules_cli = AppGroup("rules", help="The decision-support rules.")
 integrity_cli = AppGroup("integrity", help="Therapy integrity: booked schedules vs therapy.")
 audit_cli = AppGroup("audit", help="The audit trail and its hash chain.")
@@ -89,6 +91,80 @@ def revoke_token(token_id: int) -> None:
         _fail(exc)
     else:
         click.echo(f"revoked token {token.id} ({token.prefix}…)")
+    finally:
+        session.close()
+
+
+@centers_cli.command("create")
+@click.option("--name", required=True)
+@click.option("--timezone", required=True, help="IANA time zone, e.g. America/New_York.")
+@click.option("--address", default=None)
+@click.option(
+    "--open",
+    "opening",
+    multiple=True,
+    required=True,
+    help="Days and hours, e.g. 'Mon-Fri 08:00-18:00' (repeatable).",
+)
+@click.option("--nurses", type=int, default=1, show_default=True, help="Nurses on each day.")
+@click.option("--chairs", type=int, default=0, show_default=True, help="Chairs named Chair 1...")
+@click.option("--kind", default="recliner", show_default=True)
+@click.option("--holidays", "country", default=None, help="Public holidays: US or US-NY.")
+def create_center(
+    name: str,
+    timezone: str,
+    address: str | None,
+    opening: tuple[str, ...],
+    nurses: int,
+    chairs: int,
+    kind: str,
+    country: str | None,
+) -> None:
+    """Create an infusion center with weekly hours and chairs."""
+    session = http.state().session_factory()
+    try:
+        hours = tuple(
+            day for text in opening for day in center_service.week_from_text(text, nurses)
+        )
+        holiday_country, _, subdivision = (country or "").partition("-")
+        center = center_service.create_center(
+            session,
+            system_actor("cli"),
+            center_service.CenterInput(
+                name=name,
+                timezone=timezone,
+                address=address,
+                holiday_country=holiday_country or None,
+                holiday_subdivision=subdivision or None,
+                hours=hours,
+                chairs=tuple(
+                    center_service.ChairInput(f"Chair {n}", kind) for n in range(1, chairs + 1)
+                ),
+            ),
+        )
+    except ServiceError as exc:
+        _fail(exc)
+    else:
+        click.echo(f"created center {center.name} (id {center.id}) with {chairs} chairs")
+    finally:
+        session.close()
+
+
+@centers_cli.command("list")
+def list_centers() -> None:
+    """Print the centers with their hours and chairs."""
+    from app.services import clinic
+
+    session = http.state().session_factory()
+    try:
+        for center in clinic.list_centers(session):
+            days = ", ".join(
+                f"{center_service.WEEKDAYS[h.weekday][:3]} {h.opens_at:%H:%M}-{h.closes_at:%H:%M}"
+                f" ({h.nurses} nurses)"
+                for h in center.opening_hours
+            )
+            active = sum(chair.active for chair in center.chairs)
+            click.echo(f"{center.id}\t{center.name}\t{center.timezone}\t{active} chairs\t{days}")
     finally:
         session.close()
 
@@ -199,5 +275,14 @@ def grant_app_role(role: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for group in (users_cli, tokens_cli, demo_cli, rules_cli, integrity_cli, audit_cli, db_cli):
+    for group in (
+        users_cli,
+        tokens_cli,
+        centers_cli,
+        demo_cli,
+        rules_cli,
+        integrity_cli,
+        audit_cli,
+        db_cli,
+    ):
         app.cli.add_command(group)

@@ -109,6 +109,7 @@ from app.api import (  # noqa: E402, F401  (register routes)
     admin,
     assessments,
     boards,
+    centers,
     feeds,
     infusions,
     patients,

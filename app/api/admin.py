@@ -1,4 +1,4 @@
-"""JSON API: the caller, infusion centers, staff accounts, API tokens and the audit trail."""
+"""JSON API: the caller, staff accounts, API tokens and the audit trail."""
 
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ from app.schemas.admin import (
     UserList,
     UserOut,
 )
-from app.schemas.centers import CenterList
-from app.services import audit, clinic
+from app.services import audit
 from app.services import users as user_service
 from app.services.errors import InvalidInput
 
@@ -31,14 +30,6 @@ from app.services.errors import InvalidInput
 def me() -> Any:
     """The user the token belongs to."""
     return http.current_user()
-
-
-@bp.get("/centers")
-@guarded(Action.VIEW_SCHEDULE)
-@bp.output(CenterList)
-def centers() -> Any:
-    """Infusion centers with opening hours and chairs."""
-    return {"centers": clinic.list_centers(http.db())}
 
 
 @bp.get("/users")

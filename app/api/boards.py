@@ -1,4 +1,4 @@
-"""JSON API: a center's day board and closures."""
+"""JSON API: a center's day board."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from app import http
 from app.api import bp, guarded
 from app.policy import Action
 from app.schemas.boards import DayBoardOut
-from app.schemas.centers import ClosureIn, ClosureOut
 from app.schemas.infusions import InfusionOut
-from app.services import centers as center_service
 from app.services import infusions as infusion_service
 from app.services.errors import InvalidInput
 
@@ -46,22 +44,4 @@ def day_board(center_id: int, day: str) -> Any:
             for chair in board.chairs
         ],
         "unbooked": [board_infusion(i) for i in board.unbooked],
-    }
-
-
-@bp.post("/centers/<int:center_id>/closures")
-@guarded(Action.MANAGE_CENTERS)
-@bp.input(ClosureIn, arg_name="body")
-@bp.output(ClosureOut, status_code=201)
-def add_closure(center_id: int, body: ClosureIn) -> Any:
-    """Close a center for a day; infusions booked on it move within the window (admin)."""
-    closure, totals = center_service.add_closure(
-        http.db(), http.actor(), center_id, body.closed_on, body.reason, http.settings()
-    )
-    return {
-        "id": closure.id,
-        "center_id": center_id,
-        "closed_on": closure.closed_on,
-        "reason": closure.reason,
-        "replan": totals,
     }

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from app.domain.schedule import CenterCalendar, local_date
+from app.domain.schedule import CenterCalendar, booking_fits, local_date
 
 # Float hygiene only: no clinical meaning.
 _EPS = 1e-6
@@ -322,13 +322,7 @@ def _check_future_cycle(cycle: _Cycle, ordered: Sequence[VersionFact], ctx: _Con
         start = infusion.starts_at.astimezone(zone)
         end = (infusion.ends_at or infusion.starts_at).astimezone(zone)
         hours = calendar.hours_on(infusion.planned_date)
-        if (
-            hours is None
-            or start.date() != infusion.planned_date
-            or end.date() != infusion.planned_date
-            or start.time() < hours.opens_at
-            or end.time() > hours.closes_at
-        ):
+        if not booking_fits(calendar, infusion.planned_date, start, end):
             opening = f"{hours.opens_at:%H:%M}-{hours.closes_at:%H:%M}" if hours else "closed"
             ctx.add(
                 "open_hours",

@@ -57,6 +57,23 @@ class CenterCalendar:
         return None
 
 
+def booking_fits(
+    calendar: CenterCalendar, day: dt.date, starts_at: dt.datetime, ends_at: dt.datetime
+) -> bool:
+    """Whether a booking on `day` from starts_at to ends_at lies inside the center's opening
+    hours that day (on the center's clock; a closed day fits nothing)."""
+    hours = calendar.hours_on(day)
+    zone = ZoneInfo(calendar.timezone)
+    start, end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    return (
+        hours is not None
+        and start.date() == day
+        and end.date() == day
+        and start.time() >= hours.opens_at
+        and end.time() <= hours.closes_at
+    )
+
+
 @dataclass(frozen=True)
 class Interval:
     """A span during which a chair is occupied, turnover after the infusion included."""

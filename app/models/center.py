@@ -18,6 +18,10 @@ class Center(Base):
     #: IANA time zone the center's clocks run in, e.g. "America/New_York".
     timezone: so.Mapped[str] = so.mapped_column(sa.String(64))
     address: so.Mapped[str | None] = so.mapped_column(sa.String(255))
+    #: Public holidays close the center when a country is set (ISO 3166, via `holidays`), with
+    #: the subdivision's own holidays when one is set too (e.g. "US" and "NY").
+    holiday_country: so.Mapped[str | None] = so.mapped_column(sa.String(2))
+    holiday_subdivision: so.Mapped[str | None] = so.mapped_column(sa.String(10))
     created_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
 
     opening_hours: so.Mapped[list[OpeningHours]] = so.relationship(
@@ -37,6 +41,7 @@ class OpeningHours(Base):
         sa.UniqueConstraint("center_id", "weekday", name="uq_opening_hours_center_weekday"),
         sa.CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday_range"),
         sa.CheckConstraint("opens_at < closes_at", name="opens_before_closes"),
+        sa.CheckConstraint("nurses BETWEEN 1 AND 100", name="nurses_range"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -46,18 +51,32 @@ class OpeningHours(Base):
     #: Local wall-clock times in the center's time zone.
     opens_at: so.Mapped[dt.time] = so.mapped_column(sa.Time)
     closes_at: so.Mapped[dt.time] = so.mapped_column(sa.Time)
+    #: Infusion nurses on shift that day (the optimiser's capacity).
+    nurses: so.Mapped[int] = so.mapped_column(default=1, server_default="1")
 
     center: so.Mapped[Center] = so.relationship(back_populates="opening_hours")
 
 
+#: What a place at a center can be.
+CHAIR_KINDS = ("recliner", "bed", "chair")
+
+
 class Chair(Base):
     __tablename__ = "chairs"
-    __table_args__ = (sa.UniqueConstraint("center_id", "name", name="uq_chairs_center_name"),)
+    __table_args__ = (
+        sa.UniqueConstraint("center_id", "name", name="uq_chairs_center_name"),
+        sa.CheckConstraint("kind IN ('recliner', 'bed', 'chair')", name="chair_kind"),
+    )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     center_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("centers.id", ondelete="CASCADE"))
     name: so.Mapped[str] = so.mapped_column(sa.String(40))
+    #: recliner, bed, ... (CHAIR_KINDS).
+    kind: so.Mapped[str] = so.mapped_column(
+        sa.String(20), default="recliner", server_default="recliner"
+    )
     active: so.Mapped[bool] = so.mapped_column(default=True)
+    notes: so.Mapped[str | None] = so.mapped_column(sa.String(500))
 
     center: so.Mapped[Center] = so.relationship(back_populates="chairs")
 

@@ -13,14 +13,13 @@ from app import clock
 from app.config import Settings
 from app.models import (
     Center,
-    Chair,
-    OpeningHours,
     Patient,
     Regimen,
     TaperPlan,
     User,
 )
-from app.services import audit, patients, regimens, tapers
+from app.services import centers as center_service
+from app.services import patients, regimens, tapers
 from app.services import users as user_service
 from app.services.context import Actor, system_actor, unit_of_work
 from app.services.errors import Forbidden
@@ -77,25 +76,21 @@ def load_demo_data(session: so.Session, settings: Settings) -> list[DemoLogin]:
         for name, zone, address, chairs, weekdays in _CENTERS:
             center = session.scalar(sa.select(Center).where(Center.name == name))
             if center is None:
-                center = Center(name=name, timezone=zone, address=address)
-                center.opening_hours = [
-                    OpeningHours(weekday=day, opens_at=dt.time(8), closes_at=dt.time(18))
-                    for day in weekdays
-                ]
-                center.chairs = [Chair(name=f"Chair {n}") for n in range(1, chairs + 1)]
-                session.add(center)
-                session.flush()
-                audit.record(
+                center = center_service.create_center(
                     session,
                     actor,
-                    "center.create",
-                    "center",
-                    center.id,
-                    after={
-                        "name": name,
-                        "timezone": zone,
-                        "chairs": chairs,
-                    },
+                    center_service.CenterInput(
+                        name=name,
+                        timezone=zone,
+                        address=address,
+                        hours=tuple(
+                            center_service.DayHours(day, dt.time(8), dt.time(18), nurses=2)
+                            for day in weekdays
+                        ),
+                        chairs=tuple(
+                            center_service.ChairInput(f"Chair {n}") for n in range(1, chairs + 1)
+                        ),
+                    ),
                 )
             centers.append(center)
         physician_id = session.scalar(sa.select(User.id).where(User.email == DEMO_LOGINS[1].email))

@@ -53,13 +53,19 @@ def add_months(day: dt.date, months: int) -> dt.date:
     raise AssertionError("unreachable")
 
 
-def _public_holidays(settings: Settings, start: dt.date, end: dt.date) -> set[dt.date]:
-    country = settings.scheduling.public_holidays_country
+def _public_holidays(
+    center: Center, settings: Settings, start: dt.date, end: dt.date
+) -> set[dt.date]:
+    """The center's public holidays (its own country and subdivision, else the clinic's)."""
+    country = center.holiday_country or settings.scheduling.public_holidays_country
     if not country:
         return set()
     import holidays
 
-    days = holidays.country_holidays(country, years=range(start.year, end.year + 1))
+    subdivision = center.holiday_subdivision if center.holiday_country else None
+    days = holidays.country_holidays(
+        country, subdiv=subdivision, years=range(start.year, end.year + 1)
+    )
     return {day for day in days if start <= day <= end}
 
 
@@ -73,7 +79,7 @@ def center_calendar(
         hours=tuple(
             schedule.OpeningHours(h.weekday, h.opens_at, h.closes_at) for h in center.opening_hours
         ),
-        closures=frozenset(closures | _public_holidays(settings, start, end)),
+        closures=frozenset(closures | _public_holidays(center, settings, start, end)),
         chair_ids=tuple(c.id for c in center.chairs if c.active),
     )
 
