@@ -515,34 +515,6 @@ class BookedPlan:
     not_kept: dict[int, str]
 
 
-def book_cycles(
-    cycles: Sequence[PlannedCycle],
-    days_per_cycle: int,
-    calendar: CenterCalendar,
-    preferred_time: dt.time,
-    durations: Sequence[dt.timedelta],
-    turnover: dt.timedelta,
-    busy: Mapping[int, Sequence[Interval]],
-    granularity_minutes: int,
-    shift_window_days: int,
-    *,
-    not_before: dt.date | None = None,
-) -> list[Booking]:
-    """Book every day of the planned cycles on chairs, moving a cycle that does not fit."""
-    return book_plan(
-        cycles,
-        days_per_cycle,
-        calendar,
-        preferred_time,
-        durations,
-        turnover,
-        busy,
-        granularity_minutes,
-        shift_window_days,
-        not_before=not_before,
-    ).bookings
-
-
 def _fixed_problem(
     fixed: FixedCycle,
     cycle: PlannedCycle,

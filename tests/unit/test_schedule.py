@@ -1,5 +1,6 @@
 import datetime as dt
 import itertools
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,7 +13,7 @@ from app.domain.schedule import (
     Interval,
     OpeningHours,
     PlannedCycle,
-    book_cycles,
+    book_plan,
     find_slot,
     local_to_utc,
     plan_cycles,
@@ -25,6 +26,11 @@ MONDAY = dt.date(2026, 6, 1)  # EDT, so local = UTC - 4 h
 MINUTES = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
 TURNOVER = dt.timedelta(minutes=15)
+
+
+def book_cycles(*args: Any, **kwargs: Any) -> list[Booking]:
+    """The bookings of a plan (what reconciliation writes)."""
+    return book_plan(*args, **kwargs).bookings
 
 
 def center(closures=(), chairs=(1,), hours=WEEKDAYS, timezone=NY) -> CenterCalendar:
@@ -237,7 +243,7 @@ def test_find_slot_handles_unsorted_and_overlapping_busy_intervals():
     assert slot_at(center(), busy) == (1, at(MONDAY, 16))
 
 
-# --- book_cycles -------------------------------------------------------------------------
+# --- book_plan's bookings -------------------------------------------------------------------------
 
 
 def occupancy(bookings: list[Booking], turnover: dt.timedelta) -> dict[int, list[Interval]]:
