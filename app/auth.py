@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import abort, g, redirect, request, session, url_for
+from flask import abort, flash, g, redirect, request, session, url_for
 
 from app import http
 from app.policy import Action, can
@@ -32,6 +32,8 @@ def load_user() -> None:
         g.user = user_service.resolve_login_session(http.db(), secret, http.settings().auth)
         if g.user is None:
             session.pop("sid", None)
+            minutes = http.settings().auth.session_idle_minutes
+            flash(f"You were signed out after {minutes:g} minutes without use. Sign in to go on.")
 
 
 def require(action: Action) -> Callable[[F], F]:

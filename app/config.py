@@ -58,9 +58,10 @@ class AuthSettings(_Section):
     max_failed_logins_per_address: int = Field(20, ge=1, le=10_000)
     lockout_minutes: int = Field(15, ge=1, le=24 * 60)
     failed_login_delay_seconds: float = Field(0.5, ge=0, le=10)
-    session_idle_hours: float = Field(12, gt=0, le=24 * 30)
+    session_idle_minutes: float = Field(15, gt=0, le=24 * 60 * 30)
     session_absolute_hours: float = Field(72, gt=0, le=24 * 90)
     api_token_days: int = Field(365, ge=0, le=3650)
+    password_reset_hours: float = Field(24, gt=0, le=24 * 14)
 
 
 class SchedulerSettings(_Section):

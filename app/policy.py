@@ -26,6 +26,7 @@ class Action(enum.StrEnum):
     OVERRIDE_RULE = "integrity.override"
     RESOLVE_ADVERSE_EVENT = "adverse_event.resolve"
     AMEND_INFUSION = "infusion.amend"
+    CHANGE_OWN_PASSWORD = "password.change_own"  # noqa: S105 (an action name)
 
 
 _ALL_STAFF = frozenset(Role)
@@ -34,6 +35,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.VIEW_SCHEDULE: _ALL_STAFF,
     Action.VIEW_PATIENTS: _ALL_STAFF,
     Action.MANAGE_OWN_TOKENS: _ALL_STAFF,
+    Action.CHANGE_OWN_PASSWORD: _ALL_STAFF,
     Action.MANAGE_USERS: frozenset({Role.ADMIN}),
     Action.VIEW_AUDIT: frozenset({Role.ADMIN}),
     Action.USE_CALCULATOR: _ALL_STAFF,
@@ -98,3 +100,9 @@ def may_manage_subscription(
 def may_manage_token(role: str | None, user_id: int | None, owner_id: int) -> bool:
     """Revoke an API token: one's own, or anyone's for an admin."""
     return role == Role.ADMIN or owner_id == user_id
+
+
+def may_lock_out(user_id: int | None, target_id: int) -> bool:
+    """Deactivate an account or take its admin role: never one's own (an admin who did so
+    could not undo it)."""
+    return user_id is None or user_id != target_id

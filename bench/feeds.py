@@ -55,6 +55,7 @@ from app.models import (
     Subscription,
 )
 from app.services import feeds as feed_service
+from app.services import subscriptions as subscription_service
 from app.services import users as user_service
 from app.services.context import Actor, system_actor
 from bench.common import ROOT, free_port, log_tail, median_ms, throwaway_database
@@ -259,7 +260,7 @@ def _subscription(
         settings=settings.auth,
     )
     actor = Actor(label=user.email, user_id=user.id, role=user.role)
-    return feed_service.create_subscription(
+    return subscription_service.create_subscription(
         session, actor, scope="center", scope_id=center.id, privacy="minimal", settings=settings
     )
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flask import url_for
+
 from app import http
 from app.api import bp, guarded
 from app.policy import Action
 from app.schemas.admin import (
     AuditPageOut,
     AuditQuery,
+    PasswordChangeIn,
+    ResetLinkOut,
+    RoleIn,
     TokenCreatedOut,
     TokenCreateIn,
     TokenList,
@@ -19,6 +24,7 @@ from app.schemas.admin import (
     UserList,
     UserOut,
 )
+from app.services import accounts as account_service
 from app.services import audit
 from app.services import users as user_service
 from app.services.errors import InvalidInput
@@ -49,6 +55,65 @@ def create_user(body: UserCreateIn) -> Any:
     return user_service.create_user(
         http.db(), http.actor(), settings=http.settings().auth, **body.model_dump()
     )
+
+
+@bp.post("/users/<int:user_id>/deactivate")
+@guarded(Action.MANAGE_USERS)
+@bp.output(UserOut)
+def deactivate_user(user_id: int) -> Any:
+    """Deactivate an account: its sessions, API tokens and reset links end at once (admin)."""
+    return account_service.set_active(http.db(), http.actor(), user_id, active=False)
+
+
+@bp.post("/users/<int:user_id>/activate")
+@guarded(Action.MANAGE_USERS)
+@bp.output(UserOut)
+def activate_user(user_id: int) -> Any:
+    """Reactivate an account (the user signs in again; old tokens stay revoked) (admin)."""
+    return account_service.set_active(http.db(), http.actor(), user_id, active=True)
+
+
+@bp.put("/users/<int:user_id>/role")
+@guarded(Action.MANAGE_USERS)
+@bp.input(RoleIn, arg_name="body")
+@bp.output(UserOut)
+def change_role(user_id: int, body: RoleIn) -> Any:
+    """Give an account another role (admin)."""
+    return account_service.change_role(http.db(), http.actor(), user_id, body.role)
+
+
+@bp.post("/users/<int:user_id>/unlock")
+@guarded(Action.MANAGE_USERS)
+@bp.output(UserOut)
+def unlock_user(user_id: int) -> Any:
+    """Clear the failed logins that lock an account out, from every address (admin)."""
+    return account_service.unlock(http.db(), http.actor(), user_id)
+
+
+@bp.post("/users/<int:user_id>/reset-link")
+@guarded(Action.MANAGE_USERS)
+@bp.output(ResetLinkOut, status_code=201)
+def reset_link(user_id: int) -> Any:
+    """Make a one-time password reset link to hand to the user (admin); older links end."""
+    plain, reset = account_service.create_reset_link(
+        http.db(), http.actor(), user_id, http.settings().auth
+    )
+    return {
+        "url": url_for("auth.reset", token=plain, _external=True),
+        "expires_at": reset.expires_at,
+    }
+
+
+@bp.post("/me/password")
+@guarded(Action.CHANGE_OWN_PASSWORD)
+@bp.input(PasswordChangeIn, arg_name="body")
+@bp.output({}, status_code=204)
+def change_password(body: PasswordChangeIn) -> Any:
+    """Change the caller's password; their browser sessions end (this token stays)."""
+    account_service.change_own_password(
+        http.db(), http.actor(), body.current_password, body.password, http.settings().auth
+    )
+    return ""
 
 
 @bp.get("/tokens")

@@ -10,7 +10,7 @@ from app.api import bp, guarded
 from app.policy import Action
 from app.schemas.boards import DayBoardOut
 from app.schemas.infusions import InfusionOut
-from app.services import infusions as infusion_service
+from app.services import boards as board_service
 from app.services.errors import InvalidInput
 
 
@@ -29,7 +29,7 @@ def day_board(center_id: int, day: str) -> Any:
         date = dt.date.fromisoformat(day)
     except ValueError as exc:
         raise InvalidInput("day: give a date as YYYY-MM-DD", field="day") from exc
-    board = infusion_service.day_board(http.db(), center_id, date)
+    board = board_service.day_board(http.db(), center_id, date)
     return {
         "center_id": center_id,
         "date": date,

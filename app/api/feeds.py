@@ -14,7 +14,7 @@ from app.schemas.feeds import (
     SubscriptionList,
     SubscriptionOut,
 )
-from app.services import feeds as feed_service
+from app.services import subscriptions as subscription_service
 
 
 def _created(token: str, sub: Any) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def subscriptions() -> Any:
     """The calendar feeds the caller created."""
     user = http.current_user()
     assert user is not None
-    return {"subscriptions": feed_service.list_for(http.db(), user_id=user.id)}
+    return {"subscriptions": subscription_service.list_for(http.db(), user_id=user.id)}
 
 
 @bp.post("/subscriptions")
@@ -41,7 +41,7 @@ def subscriptions() -> Any:
 @bp.output(SubscriptionCreatedOut, status_code=201)
 def create_subscription(body: SubscriptionIn) -> Any:
     """Create a calendar feed; its URL is in this answer only."""
-    token, sub = feed_service.create_subscription(
+    token, sub = subscription_service.create_subscription(
         http.db(), http.actor(), settings=http.settings(), **body.model_dump()
     )
     return _created(token, sub)
@@ -52,7 +52,7 @@ def create_subscription(body: SubscriptionIn) -> Any:
 @bp.output(SubscriptionCreatedOut)
 def rotate_subscription(subscription_id: int) -> Any:
     """Give a feed a new URL; the old one answers 404 at once."""
-    token, sub = feed_service.rotate(http.db(), http.actor(), subscription_id)
+    token, sub = subscription_service.rotate(http.db(), http.actor(), subscription_id)
     return _created(token, sub)
 
 
@@ -61,4 +61,4 @@ def rotate_subscription(subscription_id: int) -> Any:
 @bp.output(SubscriptionOut)
 def revoke_subscription(subscription_id: int) -> Any:
     """Revoke a feed."""
-    return feed_service.revoke(http.db(), http.actor(), subscription_id)
+    return subscription_service.revoke(http.db(), http.actor(), subscription_id)

@@ -18,6 +18,7 @@ from app.schemas.infusions import (
     ReasonIn,
     RescheduleIn,
 )
+from app.services import adverse_events as adverse_event_service
 from app.services import infusions as infusion_service
 from app.services.errors import InvalidInput
 from app.services.suggestions import evaluation_hook
@@ -107,7 +108,7 @@ def adverse_event(infusion_id: int, body: AdverseEventIn) -> Any:
     """Record an infusion reaction or adverse event."""
     item = infusion_service.get_infusion(http.db(), infusion_id)
     today = clock.clinic_today(item.center.timezone)
-    return infusion_service.record_adverse_event(
+    return adverse_event_service.record_adverse_event(
         http.db(),
         http.actor(),
         infusion_id,

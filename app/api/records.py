@@ -16,6 +16,7 @@ from app.schemas.infusions import (
     ResolveIn,
 )
 from app.schemas.worklist import NoticeList, NoticeOut
+from app.services import adverse_events as adverse_event_service
 from app.services import infusions as infusion_service
 from app.services import patients as patient_service
 from app.services import worklist
@@ -44,7 +45,7 @@ def amend_infusion(infusion_id: int, body: AmendIn) -> Any:
 def adverse_events(patient_id: int) -> Any:
     """A patient's adverse events: open ones first, then resolved, newest first."""
     patient_service.get_patient(http.db(), patient_id)
-    return {"adverse_events": infusion_service.adverse_events_of(http.db(), patient_id)}
+    return {"adverse_events": adverse_event_service.adverse_events_of(http.db(), patient_id)}
 
 
 @bp.post("/adverse-events/<int:event_id>/resolve")
@@ -53,7 +54,7 @@ def adverse_events(patient_id: int) -> Any:
 @bp.output(AdverseEventOut)
 def resolve_adverse_event(event_id: int, body: ResolveIn) -> Any:
     """Mark an adverse event resolved (physician); its safety hold lifts."""
-    return infusion_service.resolve_adverse_event(
+    return adverse_event_service.resolve_adverse_event(
         http.db(),
         http.actor(),
         event_id,

@@ -12,6 +12,7 @@ from app import http
 from app.db import utcnow
 from app.services import feeds as feed_service
 from app.services import ratelimit
+from app.services import subscriptions as subscription_service
 
 bp = Blueprint("feeds", __name__)
 
@@ -45,7 +46,7 @@ def feed(name: str) -> Response:
         response.headers["Retry-After"] = str(wait)
         return response
     session = http.db()
-    sub = feed_service.resolve(session, token)
+    sub = subscription_service.resolve(session, token)
     if sub is None:
         return _not_found()
     now = utcnow()
@@ -59,11 +60,11 @@ def feed(name: str) -> Response:
         and if_none_match is not None
         and _etag_matches(if_none_match, {sub.content_etag, _gz(sub.content_etag)})
     ):
-        feed_service.record_fetch(session, sub, sub.content_etag, print_, now)
+        subscription_service.record_fetch(session, sub, sub.content_etag, print_, now)
         return _not_modified(sub.content_etag, wants_gzip, sub.content_changed_at)
     body = feed_service.render_feed(session, sub, settings, now)
     etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
-    feed_service.record_fetch(session, sub, etag, print_, now)
+    subscription_service.record_fetch(session, sub, etag, print_, now)
     last_modified = sub.content_changed_at or now
     if if_none_match is not None:
         if _etag_matches(if_none_match, {etag, _gz(etag)}):

@@ -16,7 +16,7 @@ from app.models.system import (
     SchedulerHeartbeat,
 )
 from app.models.taper import StepStatus, TaperPlan, TaperStep
-from app.models.user import ApiToken, LoginSession, LoginThrottle, Role, User
+from app.models.user import ApiToken, LoginSession, LoginThrottle, PasswordReset, Role, User
 
 __all__ = [
     "AdverseEvent",
@@ -36,6 +36,7 @@ __all__ = [
     "LoginThrottle",
     "Notice",
     "OpeningHours",
+    "PasswordReset",
     "Patient",
     "RateWindow",
     "Regimen",

@@ -64,6 +64,9 @@ class LoginThrottle(Base):
 
     #: SHA-256 of the scope and its values (no address or e-mail is stored in clear).
     key: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
+    #: SHA-256 of the e-mail of an (e-mail, address) counter, so an admin can unlock an
+    #: account from every address at once; None for an address's own counter.
+    email_hash: so.Mapped[str | None] = so.mapped_column(sa.String(64), index=True)
     failures: so.Mapped[int] = so.mapped_column(default=0)
     #: Failures older than the lockout period no longer count.
     window_started_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime())
@@ -104,3 +107,22 @@ class ApiToken(Base):
     revoked_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
 
     user: so.Mapped[User] = so.relationship()
+
+
+class PasswordReset(Base):
+    """A one-time link that sets a new password; only its SHA-256 is stored."""
+
+    __tablename__ = "password_resets"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    created_by_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime())
+    #: Set when the link is used, or when a newer link or a deactivation replaces it.
+    ended_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+
+    user: so.Mapped[User] = so.relationship(foreign_keys=[user_id])

@@ -17,6 +17,22 @@ class UserOut(Output):
     full_name: str
     role: RoleName
     active: bool
+    last_login_at: dt.datetime | None
+
+
+class RoleIn(Input):
+    role: RoleName
+
+
+class ResetLinkOut(BaseModel):
+    #: The one-time link to hand to the user; shown only in this answer.
+    url: str
+    expires_at: dt.datetime
+
+
+class PasswordChangeIn(Input):
+    current_password: str = Field(min_length=1, max_length=1024)
+    password: str = Field(min_length=1, max_length=1024, description="the new password")
 
 
 class UserList(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.models import InfusionStatus
 from app.schemas.base import Input, Output
+from app.services import adverse_events as adverse_event_service
 from app.services import infusions as infusion_service
 from app.services.errors import InvalidInput
 
@@ -84,10 +85,10 @@ class AdverseEventIn(Input):
     serious: bool | None = None
     description: str = Field("", max_length=2000)
 
-    def event_input(self, today: dt.date) -> infusion_service.AdverseEventInput:
+    def event_input(self, today: dt.date) -> adverse_event_service.AdverseEventInput:
         """The event as the service takes it; without a date it happened today."""
         values = self.model_dump() | {"occurred_on": self.occurred_on or today}
-        return infusion_service.AdverseEventInput(**values)
+        return adverse_event_service.AdverseEventInput(**values)
 
 
 class AdverseEventOut(Output):

@@ -73,3 +73,4 @@ class PatientChangesIn(Input):
     dm_subtype: Literal["classic", "amyopathic", "juvenile"] | None = None
     thrombosis_risk: bool | None = None
     renal_risk: bool | None = None
+    treating_physician_id: int | None = Field(None, ge=1, description="responsible physician")

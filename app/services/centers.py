@@ -93,7 +93,12 @@ def holiday_countries() -> Mapping[str, tuple[str, ...]]:
     """Countries (ISO 3166 alpha-2) the `holidays` package knows, with their subdivisions."""
     import holidays
 
-    return {code: tuple(subs) for code, subs in holidays.list_supported_countries().items()}
+    # The package also knows three-letter aliases (USA); the center stores the ISO alpha-2.
+    return {
+        code: tuple(subs)
+        for code, subs in holidays.list_supported_countries().items()
+        if len(code) == 2
+    }
 
 
 @functools.cache
@@ -104,6 +109,8 @@ def _time_zones() -> frozenset[str]:
 def _check_place(data: CenterInput) -> None:
     if not data.name.strip() or len(data.name) > 120:
         raise InvalidInput("name: give the center's name (at most 120 characters)", "name")
+    if data.address is not None and len(data.address) > 255:
+        raise InvalidInput("address: at most 255 characters", "address")
     if data.timezone not in _time_zones():
         raise InvalidInput(
             f"timezone: {data.timezone!r} is not an IANA time zone (e.g. America/New_York)",
@@ -163,6 +170,10 @@ def _check_chair(chair: ChairInput) -> None:
         raise InvalidInput("notes: at most 500 characters", "notes")
 
 
+def _notes(chair: ChairInput) -> str | None:
+    return (chair.notes or "").strip() or None
+
+
 def _check_chairs(chairs: Iterable[ChairInput]) -> None:
     names: set[str] = set()
     for chair in chairs:
@@ -208,6 +219,8 @@ def _load(session: so.Session, center_id: int) -> Center:
             so.selectinload(Center.closures),
         )
         .with_for_update()
+        # The locked rows are what counts, not what this session read earlier.
+        .execution_options(populate_existing=True)
     ).one_or_none()
     if center is None:
         raise NotFound(f"center_id: no center {center_id}", field="center_id")
@@ -243,11 +256,18 @@ def create_center(session: so.Session, actor: Actor, data: CenterInput) -> Cente
             for h in data.hours
         ]
         center.chairs = [
-            Chair(name=c.name.strip(), kind=c.kind, active=c.active, notes=c.notes)
+            Chair(name=c.name.strip(), kind=c.kind, active=c.active, notes=_notes(c))
             for c in data.chairs
         ]
         session.add(center)
-        session.flush()
+        try:
+            with session.begin_nested():
+                session.flush()
+        except sa.exc.IntegrityError:
+            # Another admin created the same name at the same moment.
+            raise Conflict(
+                f"name: a center is already called {data.name.strip()!r}", "name"
+            ) from None
         after = center_view(center) | {"chairs": [chair_view(c) for c in center.chairs]}
         audit.record(session, actor, "center.create", "center", center.id, after=after)
     return center
@@ -339,7 +359,9 @@ def add_chair(session: so.Session, actor: Actor, center_id: int, data: ChairInpu
         _refuse_taken_chair(center, data.name)
         if len(center.chairs) >= MAX_CHAIRS:
             raise Conflict(f"chairs: at most {MAX_CHAIRS} at one center", "chairs")
-        chair = Chair(name=data.name.strip(), kind=data.kind, active=data.active, notes=data.notes)
+        chair = Chair(
+            name=data.name.strip(), kind=data.kind, active=data.active, notes=_notes(data)
+        )
         center.chairs.append(chair)
         session.flush()
         audit.record(session, actor, "chair.create", "chair", chair.id, after=chair_view(chair))
@@ -372,7 +394,7 @@ def update_chair(
         _refuse_taken_chair(center, data.name, chair.id)
         before = chair_view(chair)
         chair.name, chair.kind = data.name.strip(), data.kind
-        chair.active, chair.notes = data.active, data.notes
+        chair.active, chair.notes = data.active, _notes(data)
         session.flush()
         totals = rebook_misfits(
             session, center, settings, now, f"{center.name}: {chair.name} taken out of use"

@@ -1,10 +1,9 @@
-"""Nurse actions on infusions, reactions, and the center's day board."""
+"""Nurse actions on infusions: recording them, their status, rescheduling and amending."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -14,24 +13,10 @@ from app import clock
 from app.config import Settings
 from app.db import utcnow
 from app.domain import schedule
-from app.models import (
-    AdverseEvent,
-    Center,
-    Chair,
-    Infusion,
-    InfusionAmendment,
-    InfusionStatus,
-    Patient,
-)
-from app.models.infusion import ADVERSE_EVENT_TYPES
-from app.services import audit, clinic, integrity, scheduling, versions
+from app.models import Chair, Infusion, InfusionAmendment, InfusionStatus
+from app.services import audit, integrity, scheduling, versions
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
-
-#: Adverse events that are serious by nature (DOMAIN.md: boxed warning and other reactions).
-SERIOUS_TYPES = frozenset(
-    {"anaphylaxis", "thrombosis", "renal_injury", "hemolysis", "aseptic_meningitis"}
-)
 
 
 def infusion_view(infusion: Infusion) -> dict[str, object]:
@@ -386,66 +371,6 @@ def _followers(session: so.Session, infusion: Infusion, new_date: dt.date) -> li
 
 
 @dataclasses.dataclass(frozen=True)
-class AdverseEventInput:
-    event_type: str
-    grade: int
-    occurred_on: dt.date
-    serious: bool | None = None
-    description: str = ""
-
-
-def record_adverse_event(
-    session: so.Session,
-    actor: Actor,
-    infusion_id: int,
-    data: AdverseEventInput,
-    today: dt.date,
-    after_record: Callable[[so.Session, int, dt.date, Actor], object] | None = None,
-) -> AdverseEvent:
-    """Record a reaction or adverse event; `after_record` (the rules engine) runs in the unit."""
-    if data.event_type not in ADVERSE_EVENT_TYPES:
-        raise InvalidInput(
-            f"event_type: one of {', '.join(ADVERSE_EVENT_TYPES)}", field="event_type"
-        )
-    if not 1 <= data.grade <= 5:
-        raise InvalidInput(f"grade: 1 to 5 (got {data.grade})", field="grade")
-    if data.occurred_on > today:
-        raise InvalidInput("occurred_on: not in the future", field="occurred_on")
-    if len(data.description) > 2000:
-        raise InvalidInput("description: at most 2000 characters", field="description")
-    serious = data.serious
-    if serious is None:
-        serious = data.event_type in SERIOUS_TYPES or data.grade >= 3
-    with unit_of_work(session):
-        infusion = session.get(Infusion, infusion_id)
-        if infusion is None:
-            raise NotFound(f"infusion_id: no infusion {infusion_id}", field="infusion_id")
-        event = AdverseEvent(
-            patient_id=infusion.patient_id,
-            infusion_id=infusion.id,
-            occurred_on=data.occurred_on,
-            event_type=data.event_type,
-            grade=data.grade,
-            serious=serious,
-            description=data.description.strip(),
-            recorded_by_id=actor.user_id,
-        )
-        session.add(event)
-        session.flush()
-        audit.record(
-            session,
-            actor,
-            "adverse_event.record",
-            "adverse_event",
-            event.id,
-            after=dataclasses.asdict(data) | {"serious": serious, "infusion_id": infusion.id},
-        )
-        if after_record is not None:
-            after_record(session, infusion.patient_id, today, actor)
-    return event
-
-
-@dataclasses.dataclass(frozen=True)
 class AmendmentInput:
     """A correction: what the record should say, and why."""
 
@@ -517,68 +442,6 @@ def amend_infusion(
     return infusion
 
 
-def resolve_adverse_event(
-    session: so.Session,
-    actor: Actor,
-    event_id: int,
-    resolved_on: dt.date,
-    note: str,
-    today: dt.date | None = None,
-    after_record: Callable[[so.Session, int, dt.date, Actor], object] | None = None,
-) -> AdverseEvent:
-    """Mark an adverse event resolved (physician): the safety hold it caused lifts.
-
-    Without `today`, the date is the wall-clock date at the patient's home center.
-    """
-    note = note.strip()
-    if not note or len(note) > 2000:
-        raise InvalidInput("note: say how it resolved (at most 2000 characters)", field="note")
-    with unit_of_work(session):
-        event = session.get(AdverseEvent, event_id, with_for_update=True)
-        if event is None:
-            raise NotFound(f"event_id: no adverse event {event_id}", field="event_id")
-        if today is None:
-            patient = session.get(Patient, event.patient_id)
-            assert patient is not None
-            today = clock.clinic_today(patient.home_center.timezone)
-        if resolved_on > today:
-            raise InvalidInput("resolved_on: not in the future", field="resolved_on")
-        if event.resolved_on is not None:
-            raise Conflict(
-                f"resolved_on: already resolved on {event.resolved_on}", field="resolved_on"
-            )
-        if resolved_on < event.occurred_on:
-            raise InvalidInput(
-                f"resolved_on: not before the event ({event.occurred_on})", field="resolved_on"
-            )
-        event.resolved_on = resolved_on
-        event.resolution_note = note
-        event.resolved_by_id = actor.user_id
-        event.resolved_at = utcnow()
-        audit.record(
-            session,
-            actor,
-            "adverse_event.resolve",
-            "adverse_event",
-            event.id,
-            before={"resolved_on": None},
-            after={"resolved_on": resolved_on, "note": note},
-        )
-        if after_record is not None:
-            after_record(session, event.patient_id, today, actor)
-    return event
-
-
-def adverse_events_of(session: so.Session, patient_id: int) -> list[AdverseEvent]:
-    """A patient's adverse events, open ones first, newest first within each."""
-    events = session.scalars(
-        sa.select(AdverseEvent)
-        .where(AdverseEvent.patient_id == patient_id)
-        .order_by(AdverseEvent.occurred_on.desc(), AdverseEvent.id.desc())
-    )
-    return sorted(events, key=lambda e: e.resolved_on is not None)
-
-
 def get_infusion(session: so.Session, infusion_id: int) -> Infusion:
     infusion = session.scalar(
         sa.select(Infusion)
@@ -595,57 +458,3 @@ def get_infusion(session: so.Session, infusion_id: int) -> Infusion:
     if infusion is None:
         raise NotFound(f"infusion_id: no infusion {infusion_id}", field="infusion_id")
     return infusion
-
-
-@dataclasses.dataclass(frozen=True)
-class DayBoard:
-    center: Center
-    day: dt.date
-    hours: tuple[dt.time, dt.time] | None
-    chairs: list[Chair]
-    by_chair: dict[int, list[Infusion]]
-    unbooked: list[Infusion]
-
-
-def day_board(session: so.Session, center_id: int, day: dt.date) -> DayBoard:
-    """The center's chairs and their infusions on a local date, in a fixed number of queries."""
-    return week_board(session, center_id, day, days=1)[0]
-
-
-def week_board(
-    session: so.Session, center_id: int, first_day: dt.date, days: int = 7
-) -> list[DayBoard]:
-    """Day boards for consecutive local dates, loaded with one query for the infusions."""
-    center = clinic.get_center(session, center_id)
-    last_day = first_day + dt.timedelta(days=days - 1)
-    infusions = list(
-        session.scalars(
-            sa.select(Infusion)
-            .where(
-                Infusion.center_id == center_id,
-                Infusion.planned_date.between(first_day, last_day),
-            )
-            .options(so.joinedload(Infusion.patient), so.joinedload(Infusion.regimen))
-            .order_by(Infusion.starts_at, Infusion.id)
-        )
-    )
-    boards = []
-    for offset in range(days):
-        day = first_day + dt.timedelta(days=offset)
-        hours = next((h for h in center.opening_hours if h.weekday == day.weekday()), None)
-        todays = [i for i in infusions if i.planned_date == day]
-        by_chair: dict[int, list[Infusion]] = {chair.id: [] for chair in center.chairs}
-        for infusion in todays:
-            if infusion.chair_id is not None and infusion.status != InfusionStatus.CANCELLED:
-                by_chair.setdefault(infusion.chair_id, []).append(infusion)
-        boards.append(
-            DayBoard(
-                center=center,
-                day=day,
-                hours=(hours.opens_at, hours.closes_at) if hours else None,
-                chairs=list(center.chairs),
-                by_chair=by_chair,
-                unbooked=[i for i in todays if i.status == InfusionStatus.UNBOOKED],
-            )
-        )
-    return boards

@@ -82,7 +82,7 @@ def _check_physician(session: so.Session, user_id: int | None) -> None:
     if user_id is None:
         return
     doctor = session.get(User, user_id)
-    if doctor is None or doctor.role != Role.PHYSICIAN:
+    if doctor is None or doctor.role != Role.PHYSICIAN or not doctor.active:
         raise InvalidInput(
             f"treating_physician_id: no physician {user_id}", field="treating_physician_id"
         )
@@ -240,14 +240,18 @@ class PatientChanges:
     dm_subtype: str | None = None
     thrombosis_risk: bool | None = None
     renal_risk: bool | None = None
+    #: The physician responsible for the patient (their approvals, worklist and feed).
+    treating_physician_id: int | None = None
 
 
 def update_patient(
     session: so.Session, actor: Actor, patient_id: int, changes: PatientChanges, settings: Settings
 ) -> Patient:
-    """Change height, subtype or risk flags (they change dosing, so each change is audited)."""
+    """Change height, subtype, risk flags or the responsible physician (each change is
+    audited: the first three change dosing, the last who approves)."""
     _check_clinical(settings, changes.height_cm, changes.dm_subtype)
     with unit_of_work(session):
+        _check_physician(session, changes.treating_physician_id)
         patient = get_patient(session, patient_id)
         before = patient_view(patient)
         for name, value in dataclasses.asdict(changes).items():

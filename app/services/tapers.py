@@ -545,6 +545,8 @@ class TaperView:
     next_due_on: dt.date | None
     active_tablets: tuple[tuple[float, int], ...] | None
     daily: list[tuple[dt.date, float]]
+    #: The current plan's live steps with their dates as they stand (for the printout).
+    dated: list[taper.DatedStep]
     cumulative_to_date_mg: float
     cumulative_projected_mg: float
     history: list[TaperPlan]
@@ -591,6 +593,7 @@ def taper_view(plans: Sequence[TaperPlan], settings: Settings, today: dt.date) -
     newest = plans[0] if plans else None
     steps = list(newest.steps) if newest else []
     active = _active_step(steps)
+    current = _as_dated(steps, today) if newest else []
     return TaperView(
         plan=newest,
         steps=steps,
@@ -601,6 +604,7 @@ def taper_view(plans: Sequence[TaperPlan], settings: Settings, today: dt.date) -
         if newest and active
         else None,
         daily=daily_all,
+        dated=current,
         cumulative_to_date_mg=to_date,
         cumulative_projected_mg=projected,
         history=plans,

@@ -32,8 +32,14 @@ TOKEN_PREFIX = "ivig_"  # noqa: S105 (a prefix, not a secret)
 _TOUCH_EVERY = dt.timedelta(minutes=1)
 
 
-def _sha256(secret: str) -> str:
+def sha256(secret: str) -> str:
+    """How a secret (session, token, reset link) is stored: its SHA-256, in hex."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of a password (PHC string)."""
+    return _hasher.hash(password)
 
 
 def _user_view(user: User) -> dict[str, object]:
@@ -43,6 +49,11 @@ def _user_view(user: User) -> dict[str, object]:
         "role": user.role,
         "active": user.active,
     }
+
+
+def email_hash(email: str) -> str:
+    """How a login counter names the e-mail it counts (never in clear)."""
+    return sha256(f"email|{normalise_email(email)}")
 
 
 def normalise_email(email: str) -> str:
@@ -78,7 +89,7 @@ def create_user(
         if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
             raise Conflict(f"email: a user with {email} exists already", field="email")
         user = User(
-            email=email, full_name=full_name, role=role, password_hash=_hasher.hash(password)
+            email=email, full_name=full_name, role=role, password_hash=hash_password(password)
         )
         session.add(user)
         session.flush()
@@ -109,15 +120,21 @@ def _throttle_rows(
     session: so.Session, email: str, address: str, now: dt.datetime
 ) -> list[LoginThrottle]:
     """Lock (creating if new) the counters for this e-mail from this address, and the address."""
-    keys = [_sha256(f"pair|{email}|{address}"), _sha256(f"address|{address}")]
+    keys = [sha256(f"pair|{email}|{address}"), sha256(f"address|{address}")]
     insert = (
         sa.dialects.postgresql.insert
         if session.get_bind().dialect.name == "postgresql"
         else sa.dialects.sqlite.insert
     )
+    emails = [email_hash(email), None]
     session.execute(
         insert(LoginThrottle)
-        .values([{"key": key, "failures": 0, "window_started_at": now} for key in keys])
+        .values(
+            [
+                {"key": key, "email_hash": owner, "failures": 0, "window_started_at": now}
+                for key, owner in zip(keys, emails, strict=True)
+            ]
+        )
         .on_conflict_do_nothing(index_elements=["key"])
     )
     rows = {
@@ -162,7 +179,7 @@ def log_in(
         entity = user.id if known and user is not None else None
         locked = max((r.locked_until for r in (pair, place) if r.locked_until), default=None)
         if locked is not None and locked > now:
-            _hasher_verify(_DUMMY_HASH, password)  # same cost as a wrong password
+            verify_password(_DUMMY_HASH, password)  # same cost as a wrong password
             minutes = max(1, int((locked - now).total_seconds() // 60) + 1)
             audit.record(session, actor, "user.login_refused_locked", "user", entity)
             session.commit()
@@ -170,7 +187,7 @@ def log_in(
                 "Too many failed attempts: logins to this account from here are locked. "
                 f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
             )
-        verified = _hasher_verify(user.password_hash if known else _DUMMY_HASH, password)  # type: ignore[union-attr]
+        verified = verify_password(user.password_hash if known else _DUMMY_HASH, password)  # type: ignore[union-attr]
         if not (known and verified):
             window = dt.timedelta(minutes=settings.lockout_minutes)
             limits = (settings.max_failed_logins, settings.max_failed_logins_per_address)
@@ -198,21 +215,22 @@ def log_in(
         assert user is not None
         pair.failures, pair.locked_until = 0, None
         if _hasher.check_needs_rehash(user.password_hash):
-            user.password_hash = _hasher.hash(password)
+            user.password_hash = hash_password(password)
         user.failed_logins = 0
         user.locked_until = None
         user.last_login_at = now
         secret = secrets.token_urlsafe(32)
         session.add(
             LoginSession(
-                user_id=user.id, secret_hash=_sha256(secret), created_at=now, last_seen_at=now
+                user_id=user.id, secret_hash=sha256(secret), created_at=now, last_seen_at=now
             )
         )
         audit.record(session, actor, "user.login", "user", user.id)
     return LoginResult(user=user, session_secret=secret)
 
 
-def _hasher_verify(password_hash: str, password: str) -> bool:
+def verify_password(password_hash: str, password: str) -> bool:
+    """Whether the password matches the hash (a malformed hash matches nothing)."""
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -226,12 +244,12 @@ def resolve_login_session(
     now = now or utcnow()
     login = session.scalar(
         sa.select(LoginSession)
-        .where(LoginSession.secret_hash == _sha256(secret))
+        .where(LoginSession.secret_hash == sha256(secret))
         .options(so.joinedload(LoginSession.user))
     )
     if login is None or login.ended_at is not None or not login.user.active:
         return None
-    idle = dt.timedelta(hours=settings.session_idle_hours)
+    idle = dt.timedelta(minutes=settings.session_idle_minutes)
     absolute = dt.timedelta(hours=settings.session_absolute_hours)
     if now - login.last_seen_at > idle or now - login.created_at > absolute:
         return None
@@ -245,7 +263,7 @@ def log_out(session: so.Session, secret: str, request_id: str | None = None) -> 
     """End a browser session (its cookie stops working at once)."""
     with unit_of_work(session):
         login = session.scalar(
-            sa.select(LoginSession).where(LoginSession.secret_hash == _sha256(secret))
+            sa.select(LoginSession).where(LoginSession.secret_hash == sha256(secret))
         )
         if login is None or login.ended_at is not None:
             return
@@ -285,7 +303,7 @@ def create_api_token(
         token = ApiToken(
             user_id=user.id,
             name=name,
-            token_hash=_sha256(plain),
+            token_hash=sha256(plain),
             prefix=plain[: len(TOKEN_PREFIX) + 4],
             created_at=now,
             expires_at=now + dt.timedelta(days=days) if days else None,
@@ -307,7 +325,7 @@ def resolve_api_token(
     now = now or utcnow()
     token = session.scalar(
         sa.select(ApiToken)
-        .where(ApiToken.token_hash == _sha256(plain))
+        .where(ApiToken.token_hash == sha256(plain))
         .options(so.joinedload(ApiToken.user))
     )
     if token is None or token.revoked_at is not None or not token.user.active:

@@ -7,6 +7,7 @@ from flask import Flask, jsonify
 from app import http
 from app.services import health
 from app.web import account, admin, auth, care, csrf, feeds, main, suggestions, tapers, worklist
+from app.web.centers import bp as centers_bp
 
 
 def init_app(app: Flask) -> None:
@@ -15,6 +16,7 @@ def init_app(app: Flask) -> None:
         auth.bp,
         main.bp,
         admin.bp,
+        centers_bp,
         account.bp,
         care.bp,
         tapers.bp,

@@ -1,15 +1,16 @@
-"""A user's own API tokens."""
+"""A user's own account: API tokens and password."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
 from app import http
 from app.auth import require
 from app.policy import Action
-from app.schemas.admin import TokenCreateIn
+from app.schemas.admin import PasswordChangeIn, TokenCreateIn
+from app.services import accounts as account_service
 from app.services import users as user_service
-from app.services.errors import ServiceError
+from app.services.errors import InvalidInput, ServiceError
 from app.web import forms
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -50,3 +51,30 @@ def revoke_token(token_id: int) -> http.ResponseValue:
     token = user_service.revoke_api_token(http.db(), http.actor(), token_id)
     flash(f"Token {token.prefix}… revoked.", "success")
     return redirect(url_for("account.tokens"))
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@require(Action.CHANGE_OWN_PASSWORD)
+def password() -> http.ResponseValue:
+    """Change one's own password; one's other sessions end."""
+    status = 200
+    if request.method == "POST":
+        try:
+            body = forms.parse(PasswordChangeIn)
+            if body.password != request.form.get("confirm", ""):
+                raise InvalidInput("confirm: the two new passwords differ", field="confirm")
+            account_service.change_own_password(
+                http.db(),
+                http.actor(),
+                body.current_password,
+                body.password,
+                http.settings().auth,
+                session_secret=session.get("sid"),
+            )
+        except ServiceError as exc:
+            flash(exc.message, "error")
+            status = exc.status
+        else:
+            flash("Password changed. Your other sessions have ended.", "success")
+            return redirect(url_for("account.password"))
+    return render_template("account/password.html"), status

@@ -1,4 +1,4 @@
-"""Administration: the audit trail and staff accounts."""
+"""Administration: the audit trail, staff accounts and the rule simulation."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from app import http
 from app.auth import require
 from app.domain.rules import engine
 from app.policy import Action
-from app.schemas.admin import UserCreateIn
-from app.services import audit, suggestions
+from app.schemas.admin import RoleIn, UserCreateIn
+from app.services import accounts as account_service
+from app.services import audit, clinic, suggestions
 from app.services import users as user_service
 from app.services.errors import ServiceError
 from app.web import forms
@@ -71,10 +72,71 @@ def users() -> http.ResponseValue:
         else:
             flash(f"Created {user.full_name} ({user.role}).", "success")
             return redirect(url_for("admin.users"))
+    return _users_page(form, status)
+
+
+def _users_page(
+    form: dict[str, str] | None = None, status: int = 200, reset: tuple[str, str] | None = None
+) -> http.ResponseValue:
+    users = user_service.list_users(http.db())
     return (
-        render_template("admin/users.html", users=user_service.list_users(http.db()), form=form),
+        render_template(
+            "admin/users.html",
+            users=users,
+            locked={u.id for u in users if account_service.is_locked(http.db(), u)},
+            form=form or {"email": "", "full_name": "", "role": "nurse"},
+            reset=reset,
+        ),
         status,
     )
+
+
+@bp.post("/users/<int:user_id>/deactivate", defaults={"change": "deactivate"})
+@bp.post("/users/<int:user_id>/activate", defaults={"change": "activate"})
+@bp.post("/users/<int:user_id>/role", defaults={"change": "role"})
+@bp.post("/users/<int:user_id>/unlock", defaults={"change": "unlock"})
+@require(Action.MANAGE_USERS)
+def change_user(user_id: int, change: str) -> http.ResponseValue:
+    """Deactivate, reactivate, change the role of or unlock an account."""
+    try:
+        if change == "role":
+            user = account_service.change_role(
+                http.db(), http.actor(), user_id, forms.parse(RoleIn).role
+            )
+            message = f"{user.full_name} is now {user.role}."
+        elif change == "unlock":
+            user = account_service.unlock(http.db(), http.actor(), user_id)
+            message = f"{user.full_name} can sign in again from every device."
+        else:
+            user = account_service.set_active(
+                http.db(), http.actor(), user_id, active=change == "activate"
+            )
+            message = (
+                f"{user.full_name} is active again; they sign in anew."
+                if user.active
+                else f"{user.full_name} is deactivated: their sessions and API tokens ended."
+            )
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return _users_page(status=exc.status)
+    flash(message, "success")
+    return redirect(url_for("admin.users"))
+
+
+@bp.post("/users/<int:user_id>/reset-link")
+@require(Action.MANAGE_USERS)
+def reset_link(user_id: int) -> http.ResponseValue:
+    """Make a one-time password reset link and show it once, to hand to the user."""
+    try:
+        plain, reset = account_service.create_reset_link(
+            http.db(), http.actor(), user_id, http.settings().auth
+        )
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return _users_page(status=exc.status)
+    link = url_for("auth.reset", token=plain, _external=True)
+    expires = reset.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    return _users_page(reset=(f"{reset.user.full_name}: {link}", expires))
 
 
 @bp.route("/rules", methods=["GET", "POST"])
@@ -83,6 +145,7 @@ def rules() -> http.ResponseValue:
     """Replay the configured rules (or a pasted rule file) over history; saves nothing."""
     results = None
     source = request.form.get("rules", "")[:100_000]
+    query, matched = "", None
     status = 200
     if request.method == "POST":
         settings = http.settings()
@@ -94,7 +157,17 @@ def rules() -> http.ResponseValue:
             flash(str(exc), "error")
             status = 422
         else:
-            raw = request.form.get("patient_id", "").strip()
-            ids = [int(raw)] if raw.isdigit() else None
-            results = suggestions.simulate(http.db(), settings, ruleset, ids)
-    return render_template("admin/rules.html", results=results, source=source), status
+            query = request.form.get("patients", "").strip()[:100]
+            matched = clinic.list_patients(http.db(), query) if query else None
+            if matched == []:
+                flash(f"patients: no patient's name or MRN matches {query!r}", "error")
+                status = 422
+            else:
+                ids = [p.id for p in matched] if matched is not None else None
+                results = suggestions.simulate(http.db(), settings, ruleset, ids)
+    return (
+        render_template(
+            "admin/rules.html", results=results, source=source, query=query, matched=matched
+        ),
+        status,
+    )

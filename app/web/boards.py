@@ -10,8 +10,8 @@ from flask import render_template, request
 from app import clock, http
 from app.auth import require
 from app.policy import Action
+from app.services import boards as board_service
 from app.services import clinic
-from app.services import infusions as infusion_service
 from app.web.care import bp
 
 
@@ -28,13 +28,13 @@ def day_board(center_id: int) -> http.ResponseValue:
     """The center's day board: chairs x hours."""
     center = clinic.get_center(http.db(), center_id)
     day = _date_arg(clock.clinic_today(center.timezone))
-    board = infusion_service.day_board(http.db(), center_id, day)
+    board = board_service.day_board(http.db(), center_id, day)
     return render_template(
         "care/day.html", board=board, rows=_board_rows(board), one_day=dt.timedelta(days=1)
     )
 
 
-def _board_rows(board: infusion_service.DayBoard) -> dict[str, object]:
+def _board_rows(board: board_service.DayBoard) -> dict[str, object]:
     """Grid geometry: 15-minute rows from opening to closing, and each infusion's rows."""
     if board.hours is None:
         return {"times": [], "placement": {}}
@@ -65,7 +65,7 @@ def week_board(center_id: int) -> http.ResponseValue:
     center = clinic.get_center(http.db(), center_id)
     day = _date_arg(clock.clinic_today(center.timezone))
     monday = day - dt.timedelta(days=day.weekday())
-    boards = infusion_service.week_board(http.db(), center_id, monday)
+    boards = board_service.week_board(http.db(), center_id, monday)
     return render_template(
         "care/week.html", boards=boards, center=center, monday=monday, week=dt.timedelta(days=7)
     )

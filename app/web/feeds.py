@@ -11,7 +11,7 @@ from app.feeds.links import links_for
 from app.policy import Action
 from app.schemas.feeds import SubscriptionIn
 from app.services import clinic
-from app.services import feeds as feed_service
+from app.services import subscriptions as subscription_service
 from app.services.errors import ServiceError
 from app.web import forms
 
@@ -24,7 +24,7 @@ def _page(new_links: object = None, status: int = 200) -> http.ResponseValue:
     return (
         render_template(
             "feeds/manage.html",
-            subscriptions=feed_service.list_for(http.db(), user_id=user.id),
+            subscriptions=subscription_service.list_for(http.db(), user_id=user.id),
             centers=clinic.list_centers(http.db()),
             patients=clinic.list_patients(http.db()),
             new_links=new_links,
@@ -46,7 +46,7 @@ def manage() -> http.ResponseValue:
         scope = request.form.get("scope", "")
         picker = f"{scope}_id" if scope in ("center", "chair", "patient") else "scope_id"
         body = forms.parse(SubscriptionIn, scope_id=request.form.get(picker) or None)
-        token, _sub = feed_service.create_subscription(
+        token, _sub = subscription_service.create_subscription(
             http.db(), http.actor(), settings=http.settings(), **body.model_dump()
         )
     except ServiceError as exc:
@@ -61,7 +61,7 @@ def manage() -> http.ResponseValue:
 def rotate(subscription_id: int) -> http.ResponseValue:
     """Give a feed a new address; the old one stops at once."""
     try:
-        token, _sub = feed_service.rotate(http.db(), http.actor(), subscription_id)
+        token, _sub = subscription_service.rotate(http.db(), http.actor(), subscription_id)
     except ServiceError as exc:
         flash(exc.message, "error")
         return redirect(url_for("feeds_admin.manage"))
@@ -74,7 +74,7 @@ def rotate(subscription_id: int) -> http.ResponseValue:
 def revoke(subscription_id: int) -> http.ResponseValue:
     """Stop a feed."""
     try:
-        feed_service.revoke(http.db(), http.actor(), subscription_id)
+        subscription_service.revoke(http.db(), http.actor(), subscription_id)
     except ServiceError as exc:
         flash(exc.message, "error")
     else:

@@ -15,6 +15,7 @@ from app.models import InfusionStatus
 from app.models.infusion import ADVERSE_EVENT_TYPES
 from app.policy import Action
 from app.schemas.infusions import AdverseEventIn, AmendIn, GivenIn, ReasonIn, RescheduleIn
+from app.services import adverse_events as adverse_event_service
 from app.services import clinic
 from app.services import feeds as feed_service
 from app.services import infusions as infusion_service
@@ -103,7 +104,7 @@ def _infusion_action(infusion_id: int, action: str) -> http.ResponseValue:
         else:
             # An unticked "serious" leaves it to the grade (as the API's omitted field does).
             event = forms.parse(AdverseEventIn, serious=True if forms.checkbox("serious") else None)
-            infusion_service.record_adverse_event(
+            adverse_event_service.record_adverse_event(
                 http.db(),
                 http.actor(),
                 infusion_id,

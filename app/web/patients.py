@@ -11,12 +11,12 @@ from app.schemas.assessments import AssessmentIn
 from app.schemas.infusions import ResolveIn
 from app.schemas.patients import PatientChangesIn, PatientCreateIn, WeightIn
 from app.schemas.regimens import RegimenIn
+from app.services import adverse_events as adverse_event_service
 from app.services import assessments as assessment_service
 from app.services import clinic, scheduling
-from app.services import feeds as feed_service
-from app.services import infusions as infusion_service
 from app.services import patients as patient_service
 from app.services import regimens as regimen_service
+from app.services import subscriptions as subscription_service
 from app.services import suggestions as suggestion_service
 from app.services import tapers as taper_service
 from app.services.errors import ServiceError
@@ -64,15 +64,16 @@ def _patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
             "care/patient.html",
             d=detail,
             t=taper_view,
-            feeds=feed_service.list_for(http.db(), patient_id=patient_id),
+            feeds=subscription_service.list_for(http.db(), patient_id=patient_id),
             assessments=assessment_service.list_assessments(http.db(), patient_id),
             suggestions=suggestion_service.for_patient(http.db(), patient_id),
-            adverse_events=infusion_service.adverse_events_of(http.db(), patient_id),
+            adverse_events=adverse_event_service.adverse_events_of(http.db(), patient_id),
             score_names=assessment_service.SCORE_NAMES,
             chart=dose_chart(taper_view.daily, today),
             current=current,
             products=list(settings.product_catalog()),
             centers=clinic.list_centers(http.db()),
+            physicians=clinic.list_physicians(http.db()),
             default_basis=settings.dosing.weight_basis_default,
             default_time=settings.scheduling.default_start_time,
             today=today,
@@ -182,7 +183,7 @@ def resolve_adverse_event(patient_id: int, event_id: int) -> http.ResponseValue:
     """Mark an adverse event resolved (physician); its safety hold lifts."""
     try:
         body = forms.parse(ResolveIn)
-        infusion_service.resolve_adverse_event(
+        adverse_event_service.resolve_adverse_event(
             http.db(),
             http.actor(),
             event_id,

@@ -139,16 +139,32 @@ def change_dose(step_id: int) -> http.ResponseValue:
 @bp.get("/patients/<int:patient_id>/taper/print")
 @require(Action.VIEW_PATIENTS)
 def printable(patient_id: int) -> http.ResponseValue:
-    """A day-by-day schedule for the patient, with tablets."""
+    """The patient's schedule with tablets: a line per step (two pages at most for a long
+    taper), or day by day with ?days=1."""
     patient = patient_service.get_patient(http.db(), patient_id)
     today = clock.clinic_today(patient.home_center.timezone)
-    view = taper_service.patient_taper(http.db(), patient_id, http.settings(), today)
-    days = [
-        (day, mg, taper_service.tablets(http.settings(), view.plan.drug, mg))
-        for day, mg in view.daily
-        if view.plan and day >= today
+    settings = http.settings()
+    view = taper_service.patient_taper(http.db(), patient_id, settings, today)
+    drug = view.plan.drug if view.plan else ""
+
+    def made(mg: float | None) -> tuple[tuple[float, int], ...] | None:
+        return None if mg is None else taper_service.tablets(settings, drug, mg)
+
+    steps = [
+        (
+            dated,
+            dated.ends_on - dt.timedelta(days=1),
+            made(dated.step.mg_per_day),
+            made(dated.step.alternate_day_mg),
+        )
+        for dated in view.dated
+        if dated.ends_on > today
     ]
-    return render_template("tapers/print.html", patient=patient, view=view, days=days)
+    by_day = request.args.get("days") == "1"
+    days = [(day, mg, made(mg)) for day, mg in view.daily if day >= today] if by_day else []
+    return render_template(
+        "tapers/print.html", patient=patient, view=view, steps=steps, days=days, by_day=by_day
+    )
 
 
 def dose_chart(

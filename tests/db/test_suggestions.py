@@ -1,13 +1,15 @@
 """Assessments become suggestions; an approval changes the regimen and re-plans in one unit."""
 
 import datetime as dt
+import html
 
 import pytest
 import sqlalchemy as sa
 
 from app import clock
 from app.models import AuditEvent, Infusion, InfusionStatus, Regimen, Suggestion
-from app.services import assessments, infusions, suggestions
+from app.services import adverse_events as adverse_event_service
+from app.services import assessments, suggestions
 from app.services import regimens as regimen_service
 from app.services.errors import Conflict, InvalidInput
 from tests.db.clinic_fixtures import Clinic, at, give, make_center, make_patient, regimen_input
@@ -133,11 +135,11 @@ def test_a_serious_adverse_event_holds_ivig_and_blocks_deescalation(db_session, 
     given = db_session.scalars(
         sa.select(Infusion).where(Infusion.status == InfusionStatus.GIVEN)
     ).first()
-    infusions.record_adverse_event(
+    adverse_event_service.record_adverse_event(
         db_session,
         clinic.nursing,
         given.id,
-        infusions.AdverseEventInput(
+        adverse_event_service.AdverseEventInput(
             event_type="thrombosis", grade=3, occurred_on=START + dt.timedelta(weeks=15)
         ),
         START + dt.timedelta(weeks=15),
@@ -209,9 +211,15 @@ def test_the_simulation_page_replays_and_refuses_a_bad_file(
     assess(db_session, clinic, settings, START + dt.timedelta(weeks=9), 38)
     login(client, make_user("admin").email)
     page = client.post(
-        "/admin/rules", data={"csrf_token": csrf_of(client), "patient_id": str(clinic.patient.id)}
+        "/admin/rules", data={"csrf_token": csrf_of(client), "patients": clinic.patient.mrn}
     )
     assert page.status_code == 200 and "non_response_review" in page.get_data(as_text=True)
+    assert f"For 1 patient(s): {clinic.patient.display_name}" in page.get_data(as_text=True)
+    # Clinic setup: a name that matches nobody said nothing and ran for everyone.
+    nobody = client.post("/admin/rules", data={"csrf_token": csrf_of(client), "patients": "Zed"})
+    assert nobody.status_code == 422
+    assert "no patient's name or MRN matches 'Zed'" in html.unescape(nobody.get_data(as_text=True))
+    assert 'data-testid="simulate-count"' not in nobody.get_data(as_text=True)
     bad = suggestions.DEFAULT_RULES.read_text().replace("cycles_given >= 3", "cycles_givn >= 3")
     page = client.post("/admin/rules", data={"csrf_token": csrf_of(client), "rules": bad})
     assert page.status_code == 422 and "cycles_givn" in page.get_data(as_text=True)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from app import clock
 from app.models import AdverseEvent, AuditEvent, Infusion, InfusionStatus, StepStatus, Suggestion
+from app.services import adverse_events as adverse_event_service
 from app.services import assessments, infusions, scheduling, suggestions, tapers
 from app.services import regimens as regimen_service
 from app.services.context import unit_of_work
@@ -319,11 +320,11 @@ def test_5_a_mild_reaction_does_not_revive_a_rejected_deescalation(
     suggestions.reject(db_session, clinic.doctor, proposal.id, "Keep 2 g/kg until summer")
     next_one = [i for i in rows(db_session, clinic) if i.status == InfusionStatus.GIVEN][-1]
     tick(next_one.planned_date + dt.timedelta(days=1), 9)
-    infusions.record_adverse_event(
+    adverse_event_service.record_adverse_event(
         db_session,
         clinic.nursing,
         next_one.id,
-        infusions.AdverseEventInput(
+        adverse_event_service.AdverseEventInput(
             event_type="headache", grade=1, occurred_on=next_one.planned_date, serious=False
         ),
         next_one.planned_date + dt.timedelta(days=1),
@@ -340,11 +341,11 @@ def test_6_a_physician_resolves_a_serious_event_and_the_hold_lifts(
 ):
     responder(db_session, clinic, settings, tick, through_week=4)
     given = [i for i in rows(db_session, clinic) if i.status == InfusionStatus.GIVEN][-1]
-    event = infusions.record_adverse_event(
+    event = adverse_event_service.record_adverse_event(
         db_session,
         clinic.nursing,
         given.id,
-        infusions.AdverseEventInput(
+        adverse_event_service.AdverseEventInput(
             event_type="thrombosis", grade=3, occurred_on=given.planned_date
         ),
         day(7 * 12),
@@ -353,7 +354,7 @@ def test_6_a_physician_resolves_a_serious_event_and_the_hold_lifts(
     hold = pending(db_session, clinic)["safety_hold"]
     assert "deescalate_ivig" not in pending(db_session, clinic)
     tick(day(7 * 12 + 2), 11)
-    infusions.resolve_adverse_event(
+    adverse_event_service.resolve_adverse_event(
         db_session,
         clinic.doctor,
         event.id,
@@ -652,11 +653,11 @@ def test_two_serious_events_then_one_resolved_leave_one_safety_hold(
     responder(db_session, clinic, settings, tick, through_week=4)
     given = [i for i in rows(db_session, clinic) if i.status == InfusionStatus.GIVEN]
     events = [
-        infusions.record_adverse_event(
+        adverse_event_service.record_adverse_event(
             db_session,
             clinic.nursing,
             infusion.id,
-            infusions.AdverseEventInput(
+            adverse_event_service.AdverseEventInput(
                 event_type="thrombosis", grade=3, occurred_on=infusion.planned_date
             ),
             day(7 * 12),
@@ -664,7 +665,7 @@ def test_two_serious_events_then_one_resolved_leave_one_safety_hold(
         )
         for infusion in given[-2:]
     ]
-    infusions.resolve_adverse_event(
+    adverse_event_service.resolve_adverse_event(
         db_session,
         clinic.doctor,
         events[1].id,
@@ -696,11 +697,11 @@ def test_rule_made_changes_name_the_request_behind_them_and_a_hold_lists_what_it
         role="nurse",
         request_id="req-" + "a" * 28,
     )
-    infusions.record_adverse_event(
+    adverse_event_service.record_adverse_event(
         db_session,
         nurse,
         given.id,
-        infusions.AdverseEventInput(
+        adverse_event_service.AdverseEventInput(
             event_type="thrombosis", grade=3, occurred_on=given.planned_date
         ),
         day(7 * 12),

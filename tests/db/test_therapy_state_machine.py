@@ -34,6 +34,7 @@ from app.models import (
     Suggestion,
     User,
 )
+from app.services import adverse_events as adverse_event_service
 from app.services import assessments, centers, infusions, patients, scheduling, suggestions
 from app.services import integrity as integrity_service
 from app.services import regimens as regimen_service
@@ -223,7 +224,7 @@ class TherapyMachine(RuleBasedStateMachine):
             return
         self.attempt(
             "resolve",
-            lambda: infusions.resolve_adverse_event(
+            lambda: adverse_event_service.resolve_adverse_event(
                 self.session,
                 self.doctor,
                 event.id,
@@ -373,11 +374,11 @@ class TherapyMachine(RuleBasedStateMachine):
             return
         self.attempt(
             "reaction",
-            lambda: infusions.record_adverse_event(
+            lambda: adverse_event_service.record_adverse_event(
                 self.session,
                 self.nurse,
                 target.id,
-                infusions.AdverseEventInput(
+                adverse_event_service.AdverseEventInput(
                     event_type=kind, grade=grade, occurred_on=target.planned_date
                 ),
                 self.today,

@@ -164,7 +164,7 @@ def test_login_session_ends_at_logout_and_after_idle_time(db_session, make_user,
     )
     secret = result.session_secret
     assert user_service.resolve_login_session(db_session, secret, settings.auth).id == user.id
-    idle = utcnow() + dt.timedelta(hours=settings.auth.session_idle_hours, minutes=1)
+    idle = utcnow() + dt.timedelta(minutes=settings.auth.session_idle_minutes + 1)
     assert user_service.resolve_login_session(db_session, secret, settings.auth, now=idle) is None
     user_service.log_out(db_session, secret)
     assert user_service.resolve_login_session(db_session, secret, settings.auth) is None

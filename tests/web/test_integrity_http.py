@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from app import clock
 from app.models import AuditEvent, Infusion, InfusionStatus
-from app.services import infusions as infusion_service
+from app.services import adverse_events as adverse_event_service
 from app.services import regimens as regimen_service
 from tests.conftest import csrf_of, login
 from tests.db.clinic_fixtures import NEW_YORK, Clinic, give, make_clinic, regimen_input
@@ -154,11 +154,13 @@ def test_a_physician_resolves_an_adverse_event_on_the_patient_page(
     monday = on(db_session, clinic, MONDAY)
     clock.set_now(at(MONDAY, 20))
     give(db_session, clinic.nursing, monday, settings)
-    event = infusion_service.record_adverse_event(
+    event = adverse_event_service.record_adverse_event(
         db_session,
         clinic.nursing,
         monday.id,
-        infusion_service.AdverseEventInput(event_type="thrombosis", grade=3, occurred_on=MONDAY),
+        adverse_event_service.AdverseEventInput(
+            event_type="thrombosis", grade=3, occurred_on=MONDAY
+        ),
         MONDAY,
     )
     listed = client.get(

@@ -383,7 +383,7 @@ def test_printable_schedule_lists_every_day_from_today_with_tablets(app, clinic,
     assert client.post(f"{patient_url}/tapers", data=fields).status_code == 302
 
     nurse = logged_in(app, clinic.nurse)
-    page = nurse.get(f"{patient_url}/taper/print")
+    page = nurse.get(f"{patient_url}/taper/print?days=1")
     assert page.status_code == 200
     body = text_of(page)
     assert "Steroid schedule: Example, PG-1" in body
@@ -401,6 +401,30 @@ def test_printable_schedule_lists_every_day_from_today_with_tablets(app, clinic,
     assert [row[1] for row in rows].count("17.5") == 14
 
 
+def test_the_printout_is_a_line_per_step_so_a_60_mg_taper_fits_two_pages(app, clinic):
+    # Clinic setup: the printable 60 mg taper was 446 lines, a line per day (19 pages).
+    client = logged_in(app, clinic.physician)
+    patient_url = f"/patients/{clinic.patient.id}"
+    fields = form_fields(text_of(client.get(patient_url)), testid="taper-form")
+    fields |= {"start_mg": "60", "reason": "Active DM, starting the taper"}
+    assert client.post(f"{patient_url}/tapers", data=fields).status_code == 302
+
+    body = text_of(logged_in(app, clinic.nurse).get(f"{patient_url}/taper/print"))
+    rows = table_rows(body, "by-step")
+    assert len(rows) == 1 + 9 + 10 + 1  # 60 mg, 9 steps of 14 days, 10 of 28, the stop
+    first_day, last_day = today(), today() + days(27)
+    assert rows[0] == [
+        first_day.strftime(PRINT_DATE),
+        last_day.strftime(PRINT_DATE),
+        "60 mg",
+        "1 × 50 mg + 1 × 10 mg",
+    ]
+    assert rows[1][0] == (today() + days(28)).strftime(PRINT_DATE) and rows[1][2] == "50 mg"
+    assert rows[-1][2:] == ["0 mg", "none"]
+    assert rows[-1][0].endswith("(after a morning blood test)")  # a stop needs a cortisol
+    assert f'href="{patient_url}/taper/print?days=1"' in body  # the day-by-day calendar
+
+
 def test_printable_schedule_starts_today_on_the_dose_being_taken(app, clinic, db_session, settings):
     # Step 1 (50 mg) fell due three days ago and is not approved: today is still 60 mg.
     plan_in_past(db_session, settings, clinic, days_ago=31)
@@ -408,7 +432,7 @@ def test_printable_schedule_starts_today_on_the_dose_being_taken(app, clinic, db
     patient_page = text_of(client.get(f"/patients/{clinic.patient.id}"))
     assert "Today: 60 mg prednisone" in shown_text(patient_page, "current-dose")
     rows = table_rows(
-        text_of(client.get(f"/patients/{clinic.patient.id}/taper/print")), "day-by-day"
+        text_of(client.get(f"/patients/{clinic.patient.id}/taper/print?days=1")), "day-by-day"
     )
     assert rows[0][0] == today().strftime(PRINT_DATE)
     assert rows[0][1:] == ["60", "1 × 50 mg + 1 × 10 mg"]

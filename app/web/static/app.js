@@ -10,3 +10,8 @@ document.querySelectorAll(".js-copy").forEach((button) => {
     catch { document.execCommand("copy"); button.textContent = "Copied"; }
   });
 });
+document.querySelectorAll("form[data-confirm]").forEach((form) => {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+});
