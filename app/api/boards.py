@@ -29,12 +29,13 @@ def day_board(center_id: int, day: str) -> Any:
         date = dt.date.fromisoformat(day)
     except ValueError as exc:
         raise InvalidInput("day: give a date as YYYY-MM-DD", field="day") from exc
-    board = board_service.day_board(http.db(), center_id, date)
+    board = board_service.day_board(http.db(), center_id, date, http.settings())
     return {
         "center_id": center_id,
         "date": date,
         "opens_at": board.hours[0] if board.hours else None,
         "closes_at": board.hours[1] if board.hours else None,
+        "closure": board.closure,
         "chairs": [
             {
                 "chair_id": chair.id,

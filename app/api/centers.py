@@ -18,6 +18,7 @@ from app.schemas.centers import (
     ChairOut,
     ClosureIn,
     ClosureOut,
+    PreviewOut,
 )
 from app.services import centers as center_service
 from app.services import clinic
@@ -84,14 +85,34 @@ def update_chair(chair_id: int, body: ChairIn) -> Any:
     return {"chair": chair, "replan": totals}
 
 
+@bp.post("/centers/<int:center_id>/closures/preview")
+@guarded(Action.MANAGE_CENTERS)
+@bp.input(ClosureIn, arg_name="body")
+@bp.output(PreviewOut)
+def preview_closure(center_id: int, body: ClosureIn) -> Any:
+    """What closing the center that day would move, and what could not be placed; saves
+    nothing. Send its fingerprint with the closure to apply exactly this (admin)."""
+    preview = center_service.preview_closure(
+        http.db(), http.actor(), center_id, body.closed_on, body.reason, http.settings()
+    )
+    return preview.as_dict()
+
+
 @bp.post("/centers/<int:center_id>/closures")
 @guarded(Action.MANAGE_CENTERS)
 @bp.input(ClosureIn, arg_name="body")
 @bp.output(ClosureOut, status_code=201)
 def add_closure(center_id: int, body: ClosureIn) -> Any:
-    """Close a center for a day; infusions booked on it move within the window (admin)."""
+    """Close a center for a day; infusions booked on it move within the window (admin). With
+    a preview's fingerprint, a 409 carries the new preview if the bookings changed since."""
     closure, totals = center_service.add_closure(
-        http.db(), http.actor(), center_id, body.closed_on, body.reason, http.settings()
+        http.db(),
+        http.actor(),
+        center_id,
+        body.closed_on,
+        body.reason,
+        http.settings(),
+        fingerprint=body.fingerprint,
     )
     return {
         "id": closure.id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.schemas.base import LocalTime
 from app.schemas.infusions import InfusionOut
@@ -25,5 +25,6 @@ class DayBoardOut(BaseModel):
     date: dt.date
     opens_at: LocalTime | None
     closes_at: LocalTime | None
+    closure: str | None = Field(description="why the center is closed this day, if it is")
     chairs: list[BoardChairOut]
     unbooked: list[BoardInfusionOut]

@@ -111,6 +111,33 @@ class CenterList(BaseModel):
 class ClosureIn(Input):
     closed_on: dt.date
     reason: str = Field(min_length=1, max_length=200)
+    fingerprint: str | None = Field(
+        None,
+        max_length=64,
+        description="from a preview: apply only what it showed (409 with the new one if not)",
+    )
+
+
+class SlotOut(BaseModel):
+    day: dt.date
+    starts_at: dt.datetime | None
+    chair: str | None
+
+
+class BookingChangeOut(BaseModel):
+    patient_id: int
+    patient_name: str
+    cycle_number: int
+    kind: Literal["moved", "waiting", "cancelled", "booked"]
+    before: list[SlotOut] = Field(description="the cycle's booked days now, day 1 first")
+    after: list[SlotOut] = Field(description="and after the change")
+
+
+class PreviewOut(BaseModel):
+    fingerprint: str
+    counts: dict[str, int]
+    patients: int
+    changes: list[BookingChangeOut] = Field(description="the first 200; counts has them all")
 
 
 class ClosureOut(BaseModel):

@@ -88,7 +88,8 @@ def _remember_new_events(session: so.Session, _context: Any) -> None:
 def seal(session: so.Session) -> None:
     """Chain this transaction's audit rows, in id order, after the last link (at commit)."""
     session.flush()
-    events = session.info.pop("audit_unsealed", None)
+    # Rows written in a savepoint that was rolled back (a preview's dry run) are gone.
+    events = [e for e in session.info.pop("audit_unsealed", ()) if sa.inspect(e).persistent]
     if not events:
         return
     if session.get_bind().dialect.name == "postgresql":

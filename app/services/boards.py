@@ -8,31 +8,38 @@ import datetime as dt
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from app.config import Settings
 from app.models import Center, Chair, Infusion, InfusionStatus
-from app.services import clinic
+from app.services import clinic, scheduling
 
 
 @dataclasses.dataclass(frozen=True)
 class DayBoard:
     center: Center
     day: dt.date
+    #: None when the center is closed that day (by its weekly hours or a closure).
     hours: tuple[dt.time, dt.time] | None
+    #: Why a day the center would open is closed (a closure's reason, a holiday's name).
+    closure: str | None
     chairs: list[Chair]
     by_chair: dict[int, list[Infusion]]
     unbooked: list[Infusion]
 
 
-def day_board(session: so.Session, center_id: int, day: dt.date) -> DayBoard:
+def day_board(
+    session: so.Session, center_id: int, day: dt.date, settings: Settings
+) -> DayBoard:
     """The center's chairs and their infusions on a local date, in a fixed number of queries."""
-    return week_board(session, center_id, day, days=1)[0]
+    return week_board(session, center_id, day, settings, days=1)[0]
 
 
 def week_board(
-    session: so.Session, center_id: int, first_day: dt.date, days: int = 7
+    session: so.Session, center_id: int, first_day: dt.date, settings: Settings, days: int = 7
 ) -> list[DayBoard]:
     """Day boards for consecutive local dates, loaded with one query for the infusions."""
     center = clinic.get_center(session, center_id)
     last_day = first_day + dt.timedelta(days=days - 1)
+    closed = scheduling.closures_of(center, settings, first_day, last_day)
     infusions = list(
         session.scalars(
             sa.select(Infusion)
@@ -47,7 +54,10 @@ def week_board(
     boards = []
     for offset in range(days):
         day = first_day + dt.timedelta(days=offset)
+        closure = closed.get(day)
         hours = next((h for h in center.opening_hours if h.weekday == day.weekday()), None)
+        if closure is not None:
+            hours = None
         todays = [i for i in infusions if i.planned_date == day]
         by_chair: dict[int, list[Infusion]] = {chair.id: [] for chair in center.chairs}
         for infusion in todays:
@@ -58,6 +68,7 @@ def week_board(
                 center=center,
                 day=day,
                 hours=(hours.opens_at, hours.closes_at) if hours else None,
+                closure=closure,
                 chairs=list(center.chairs),
                 by_chair=by_chair,
                 unbooked=[i for i in todays if i.status == InfusionStatus.UNBOOKED],

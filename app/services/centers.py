@@ -29,7 +29,7 @@ from app.db import utcnow
 from app.domain import schedule
 from app.models import Center, Chair, Closure, Infusion, InfusionStatus, OpeningHours, Regimen
 from app.models.center import CHAIR_KINDS
-from app.services import audit, integrity, regimens, scheduling
+from app.services import audit, integrity, previews, regimens, scheduling
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 
@@ -513,6 +513,43 @@ def _strand(session: so.Session, infusion: Infusion, cause: str, now: dt.datetim
     )
 
 
+def patients_at(center_id: int, today: dt.date) -> sa.ColumnElement[bool]:
+    """The infusions to come of every patient booked at the center: what a change to its
+    calendar may move."""
+    booked_here = sa.select(Infusion.patient_id).where(
+        Infusion.center_id == center_id,
+        Infusion.planned_date >= today,
+        Infusion.status.in_([InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED]),
+    )
+    return sa.and_(Infusion.patient_id.in_(booked_here), Infusion.planned_date >= today)
+
+
+def preview_closure(
+    session: so.Session,
+    actor: Actor,
+    center_id: int,
+    closed_on: dt.date,
+    reason: str,
+    settings: Settings,
+    now: dt.datetime | None = None,
+) -> previews.Preview:
+    """What closing the center that day would do to the bookings; nothing is saved."""
+    now = now or utcnow()
+    today = _today_at(session, center_id, now)
+    return previews.dry_run(
+        session,
+        patients_at(center_id, today),
+        lambda: add_closure(session, actor, center_id, closed_on, reason, settings, now),
+    )
+
+
+def _today_at(session: so.Session, center_id: int, now: dt.datetime) -> dt.date:
+    zone = session.scalar(sa.select(Center.timezone).where(Center.id == center_id))
+    if zone is None:
+        raise NotFound(f"center_id: no center {center_id}", field="center_id")
+    return schedule.local_date(now, zone)
+
+
 def add_closure(
     session: so.Session,
     actor: Actor,
@@ -521,32 +558,53 @@ def add_closure(
     reason: str,
     settings: Settings,
     now: dt.datetime | None = None,
+    fingerprint: str | None = None,
 ) -> tuple[Closure, dict[str, int]]:
-    """Close a center for a day and re-plan every patient booked on it, in one transaction."""
+    """Close a center for a day and re-plan every patient booked on it, in one transaction;
+    with the `fingerprint` of a preview, only if it does exactly what the preview showed."""
     if not reason.strip() or len(reason) > 200:
         raise InvalidInput("reason: give a reason (at most 200 characters)", field="reason")
     now = now or utcnow()
     with unit_of_work(session):
-        center = _load(session, center_id)
-        today = schedule.local_date(now, center.timezone)
-        if closed_on < today:
-            raise InvalidInput("closed_on: not in the past", field="closed_on")
-        if any(c.closed_on == closed_on for c in center.closures):
-            raise Conflict(
-                f"closed_on: {center.name} is already closed on {closed_on}", field="closed_on"
-            )
-        closure = Closure(center_id=center_id, closed_on=closed_on, reason=reason.strip())
-        session.add(closure)
-        session.flush()
-        totals = rebook_misfits(
-            session, center, settings, now, f"{center.name} closed on {closed_on}: {closure.reason}"
-        )
-        audit.record(
+        today = _today_at(session, center_id, now)
+        result, _preview = previews.confirmed(
             session,
-            actor,
-            "center.closure",
-            "center",
-            center_id,
-            after={"closed_on": closed_on, "reason": closure.reason, "replan": totals},
+            patients_at(center_id, today),
+            lambda: _close(session, actor, center_id, closed_on, reason, settings, now),
+            fingerprint,
         )
+    return result
+
+
+def _close(
+    session: so.Session,
+    actor: Actor,
+    center_id: int,
+    closed_on: dt.date,
+    reason: str,
+    settings: Settings,
+    now: dt.datetime,
+) -> tuple[Closure, dict[str, int]]:
+    center = _load(session, center_id)
+    today = schedule.local_date(now, center.timezone)
+    if closed_on < today:
+        raise InvalidInput("closed_on: not in the past", field="closed_on")
+    if any(c.closed_on == closed_on for c in center.closures):
+        raise Conflict(
+            f"closed_on: {center.name} is already closed on {closed_on}", field="closed_on"
+        )
+    closure = Closure(center_id=center_id, closed_on=closed_on, reason=reason.strip())
+    session.add(closure)
+    session.flush()
+    totals = rebook_misfits(
+        session, center, settings, now, f"{center.name} closed on {closed_on}: {closure.reason}"
+    )
+    audit.record(
+        session,
+        actor,
+        "center.closure",
+        "center",
+        center_id,
+        after={"closed_on": closed_on, "reason": closure.reason, "replan": totals},
+    )
     return closure, totals

@@ -43,11 +43,15 @@ def list_patients(session: so.Session, query: str = "", limit: int = 200) -> lis
 
 
 def get_center(session: so.Session, center_id: int) -> Center:
-    """Return a center with hours and chairs, or raise NotFound."""
+    """Return a center with hours, chairs and closures, or raise NotFound."""
     center = session.scalars(
         sa.select(Center)
         .where(Center.id == center_id)
-        .options(so.selectinload(Center.opening_hours), so.selectinload(Center.chairs))
+        .options(
+            so.selectinload(Center.opening_hours),
+            so.selectinload(Center.chairs),
+            so.selectinload(Center.closures),
+        )
     ).one_or_none()
     if center is None:
         raise NotFound(f"center_id: no center {center_id}", field="center_id")

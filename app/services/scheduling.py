@@ -53,33 +53,43 @@ def add_months(day: dt.date, months: int) -> dt.date:
     raise AssertionError("unreachable")
 
 
-def _public_holidays(
+def public_holidays(
     center: Center, settings: Settings, start: dt.date, end: dt.date
-) -> set[dt.date]:
-    """The center's public holidays (its own country and subdivision, else the clinic's)."""
+) -> dict[dt.date, str]:
+    """The center's public holidays by date, with their names (its own country and
+    subdivision, else the clinic's)."""
     country = center.holiday_country or settings.scheduling.public_holidays_country
     if not country:
-        return set()
+        return {}
     import holidays
 
     subdivision = center.holiday_subdivision if center.holiday_country else None
     days = holidays.country_holidays(
         country, subdiv=subdivision, years=range(start.year, end.year + 1)
     )
-    return {day for day in days if start <= day <= end}
+    return {day: str(name) for day, name in days.items() if start <= day <= end}
+
+
+def closures_of(
+    center: Center, settings: Settings, start: dt.date, end: dt.date
+) -> dict[dt.date, str]:
+    """The days the center is closed between start and end, with why (its own closures win
+    over public holidays)."""
+    holidays = public_holidays(center, settings, start, end)
+    own = {c.closed_on: c.reason for c in center.closures if start <= c.closed_on <= end}
+    return holidays | own
 
 
 def center_calendar(
     center: Center, settings: Settings, start: dt.date, end: dt.date
 ) -> schedule.CenterCalendar:
     """Return the center's opening hours, closures and chairs as a domain value."""
-    closures = {c.closed_on for c in center.closures if start <= c.closed_on <= end}
     return schedule.CenterCalendar(
         timezone=center.timezone,
         hours=tuple(
             schedule.OpeningHours(h.weekday, h.opens_at, h.closes_at) for h in center.opening_hours
         ),
-        closures=frozenset(closures | _public_holidays(center, settings, start, end)),
+        closures=frozenset(closures_of(center, settings, start, end)),
         chair_ids=tuple(c.id for c in center.chairs if c.active),
     )
 
@@ -296,6 +306,7 @@ def replan(
             before = _snapshot(existing)
             significant = _apply(existing, day, regimen, turnover)
             if _snapshot(existing) != before:
+                existing.status_reason = cause[:500]  # why it changed, e.g. a closure
                 existing.mark_changed(now, significant=significant)
             (result.moved if significant else result.unchanged).append(existing)
     for move in plan.unkept:

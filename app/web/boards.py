@@ -28,7 +28,7 @@ def day_board(center_id: int) -> http.ResponseValue:
     """The center's day board: chairs x hours."""
     center = clinic.get_center(http.db(), center_id)
     day = _date_arg(clock.clinic_today(center.timezone))
-    board = board_service.day_board(http.db(), center_id, day)
+    board = board_service.day_board(http.db(), center_id, day, http.settings())
     return render_template(
         "care/day.html", board=board, rows=_board_rows(board), one_day=dt.timedelta(days=1)
     )
@@ -65,7 +65,7 @@ def week_board(center_id: int) -> http.ResponseValue:
     center = clinic.get_center(http.db(), center_id)
     day = _date_arg(clock.clinic_today(center.timezone))
     monday = day - dt.timedelta(days=day.weekday())
-    boards = board_service.week_board(http.db(), center_id, monday)
+    boards = board_service.week_board(http.db(), center_id, monday, http.settings())
     return render_template(
         "care/week.html", boards=boards, center=center, monday=monday, week=dt.timedelta(days=7)
     )

@@ -12,7 +12,7 @@ from typing import Any, get_args
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from app import http
+from app import clock, http
 from app.auth import require
 from app.models import Center
 from app.policy import Action
@@ -229,6 +229,7 @@ def _center_page(
         chair_forms=chair_forms,
         new_chair=new_chair or _chair_form(),
         invalid=error.field if error else None,
+        today=clock.clinic_today(center.timezone),
     )
 
 
@@ -277,3 +278,6 @@ def update_chair(center_id: int, chair_id: int) -> http.ResponseValue:
         return _center_page(center_id, exc, chair_edit=(chair_id, _typed_form()))
     flash(f"{chair.name} saved. {replan_message(totals)}", "success")
     return redirect(url_for("centers_admin.center", center_id=center_id, _anchor="chairs"))
+
+
+from app.web import closures  # noqa: E402, F401  (routes on this blueprint)
