@@ -26,9 +26,7 @@ class DayBoard:
     unbooked: list[Infusion]
 
 
-def day_board(
-    session: so.Session, center_id: int, day: dt.date, settings: Settings
-) -> DayBoard:
+def day_board(session: so.Session, center_id: int, day: dt.date, settings: Settings) -> DayBoard:
     """The center's chairs and their infusions on a local date, in a fixed number of queries."""
     return week_board(session, center_id, day, settings, days=1)[0]
 
