@@ -465,6 +465,30 @@ def find_slot(
     return slotter.find(day, duration)
 
 
+def free_slots(
+    day: dt.date,
+    calendar: CenterCalendar,
+    preferred_time: dt.time,
+    duration: dt.timedelta,
+    turnover: dt.timedelta,
+    busy: Mapping[int, Sequence[Interval]],
+    granularity_minutes: int,
+    count: int,
+) -> list[tuple[int, dt.datetime]]:
+    """The `count` free (chair, UTC start) slots on day nearest the preferred local time, each
+    clear of the others (what a nurse placing a day by hand is offered)."""
+    _require(duration > dt.timedelta(0), "duration must be positive")
+    slotter = _Slotter(calendar, preferred_time, turnover, busy, granularity_minutes)
+    offers: list[tuple[int, dt.datetime]] = []
+    while len(offers) < count:
+        found = slotter.find(day, duration)
+        if found is None:
+            break
+        offers.append(found)
+        slotter.chairs[found[0]].add(found[1], found[1] + duration + turnover)
+    return sorted(offers, key=lambda offer: (offer[1], calendar.chair_ids.index(offer[0])))
+
+
 def following_open_days(
     first: dt.date, count: int, calendar: CenterCalendar
 ) -> tuple[dt.date, ...] | None:

@@ -17,4 +17,4 @@ def local_time(value: dt.datetime | None, timezone: str, fmt: str = "%H:%M") -> 
     return value.astimezone(ZoneInfo(timezone)).strftime(fmt) if value else "—"
 
 
-from app.web import boards, calculator, infusions, patients  # noqa: E402, F401  (routes)
+from app.web import boards, calculator, infusions, patients, placements  # noqa: E402, F401

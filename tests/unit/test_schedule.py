@@ -15,6 +15,7 @@ from app.domain.schedule import (
     PlannedCycle,
     book_plan,
     find_slot,
+    free_slots,
     local_to_utc,
     plan_cycles,
 )
@@ -535,3 +536,30 @@ def test_booked_infusions_never_double_book_a_chair_and_stay_inside_opening_hour
                     other_interval.ends_at <= interval.starts_at
                     or interval.ends_at <= other_interval.starts_at
                 )
+
+
+# --- free_slots (the placement queue's offers) ----------------------------------------------
+
+
+def test_free_slots_offer_the_nearest_clear_slots_on_any_free_chair():
+    calendar = center(chairs=(1, 2))
+    busy = {1: [Interval(at(MONDAY, 9), at(MONDAY, 12))]}  # chair 1 taken 09:00-12:00
+    offers = free_slots(MONDAY, calendar, dt.time(9), 2 * HOUR, TURNOVER, busy, 15, 4)
+    assert len(offers) == 4
+    assert offers[0] == (2, at(MONDAY, 9))  # the preferred time, on the free chair
+    for (chair_a, start_a), (chair_b, start_b) in itertools.combinations(offers, 2):
+        if chair_a == chair_b:  # two offers on one chair never overlap (with turnover)
+            assert abs(start_a - start_b) >= 2 * HOUR + TURNOVER
+    for chair, start in offers:
+        assert local(start).time() >= dt.time(8) and local(start + 2 * HOUR).time() <= dt.time(18)
+        if chair == 1:
+            assert start >= at(MONDAY, 12) or start + 2 * HOUR + TURNOVER <= at(MONDAY, 9)
+    assert offers == sorted(offers, key=lambda o: (o[1], o[0]))
+
+
+def test_free_slots_offer_nothing_on_a_closed_or_full_day():
+    assert (
+        free_slots(MONDAY, center(closures={MONDAY}), dt.time(9), HOUR, TURNOVER, {}, 15, 3) == []
+    )
+    full = {1: [Interval(at(MONDAY, 8), at(MONDAY, 18))]}
+    assert free_slots(MONDAY, center(), dt.time(9), HOUR, TURNOVER, full, 15, 3) == []

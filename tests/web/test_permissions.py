@@ -117,6 +117,8 @@ ALLOWED_STATUS = {
     ("POST", "/api/v1/worklist/<int:notice_id>/done"): 404,
     ("GET", "/approvals"): 200,
     ("GET", "/centers/<int:center_id>/day"): 404,
+    ("GET", "/centers/<int:center_id>/placements"): 404,
+    ("POST", "/centers/<int:center_id>/placements/<int:infusion_id>"): 404,
     ("GET", "/centers/<int:center_id>/week"): 404,
     ("GET", "/dosing/ivig"): 200,
     ("POST", "/dosing/ivig"): 422,
