@@ -18,8 +18,8 @@ from app.schemas.centers import (
     ChairOut,
     ClosureIn,
     ClosureOut,
-    PreviewOut,
 )
+from app.schemas.previews import PreviewOut
 from app.services import centers as center_service
 from app.services import clinic
 

@@ -9,7 +9,14 @@ from app import http
 from app.api import bp, guarded
 from app.domain import dosing
 from app.policy import Action
-from app.schemas.regimens import DoseIn, DoseOut, RegimenIn, RegimenList, RegimenSetOut
+from app.schemas.regimens import (
+    DoseIn,
+    DoseOut,
+    RegimenIn,
+    RegimenList,
+    RegimenPreviewOut,
+    RegimenSetOut,
+)
 from app.services import patients as patient_service
 from app.services import regimens as regimen_service
 
@@ -48,6 +55,24 @@ def calculate_ivig_dose(body: DoseIn) -> Any:
     return dose_out(regimen_service.calculate(request, http.settings()))
 
 
+@bp.post("/patients/<int:patient_id>/regimens/preview")
+@guarded(Action.SET_REGIMEN)
+@bp.input(RegimenIn, arg_name="body")
+@bp.output(RegimenPreviewOut)
+def preview_regimen(patient_id: int, body: RegimenIn) -> Any:
+    """What setting this regimen would do (old and new version, bookings that change); saves
+    nothing. Send its fingerprint with the regimen to apply exactly this (physician)."""
+    settings = http.settings()
+    summary, preview = regimen_service.preview_regimen(
+        http.db(),
+        http.actor(),
+        patient_id,
+        body.regimen_input(settings.dosing.weight_basis_default),
+        settings,
+    )
+    return summary | {"preview": preview.as_dict()}
+
+
 @bp.get("/patients/<int:patient_id>/regimens")
 @guarded(Action.VIEW_PATIENTS)
 @bp.output(RegimenList)
@@ -70,5 +95,6 @@ def set_regimen(patient_id: int, body: RegimenIn) -> Any:
         patient_id,
         body.regimen_input(settings.dosing.weight_basis_default),
         settings,
+        fingerprint=body.fingerprint,
     )
     return {"regimen": regimen, "replan": plan.summary()}

@@ -118,28 +118,6 @@ class ClosureIn(Input):
     )
 
 
-class SlotOut(BaseModel):
-    day: dt.date
-    starts_at: dt.datetime | None
-    chair: str | None
-
-
-class BookingChangeOut(BaseModel):
-    patient_id: int
-    patient_name: str
-    cycle_number: int
-    kind: Literal["moved", "waiting", "cancelled", "booked"]
-    before: list[SlotOut] = Field(description="the cycle's booked days now, day 1 first")
-    after: list[SlotOut] = Field(description="and after the change")
-
-
-class PreviewOut(BaseModel):
-    fingerprint: str
-    counts: dict[str, int]
-    patients: int
-    changes: list[BookingChangeOut] = Field(description="the first 200; counts has them all")
-
-
 class ClosureOut(BaseModel):
     id: int
     center_id: int

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from app.schemas.base import Input, LocalTime, Output, SexName, WeightBasisName
+from app.schemas.previews import PreviewOut
 from app.services import regimens as regimen_service
 
 
@@ -78,10 +80,16 @@ class RegimenIn(Input):
     based_on_version: int | None = Field(
         None, ge=1, description="the current version you saw; omit for the first regimen"
     )
+    fingerprint: str | None = Field(
+        None,
+        max_length=64,
+        description="from a preview: apply only what it showed (409 with the new one if not)",
+    )
 
     def regimen_input(self, default_basis: str) -> regimen_service.RegimenInput:
         """The regimen as the service takes it; without a weight basis, the clinic's default."""
-        values = self.model_dump() | {"weight_basis": self.weight_basis or default_basis}
+        values = self.model_dump(exclude={"fingerprint"})
+        values["weight_basis"] = self.weight_basis or default_basis
         return regimen_service.RegimenInput(**values)
 
 
@@ -124,3 +132,10 @@ class RegimenSetOut(BaseModel):
 
 class RegimenList(BaseModel):
     regimens: list[RegimenOut]
+
+
+class RegimenPreviewOut(BaseModel):
+    old: dict[str, Any] | None = Field(description="the version in force now, if any")
+    new: dict[str, Any] = Field(description="the version this would set, with vials a day")
+    replan: dict[str, int]
+    preview: PreviewOut

@@ -536,11 +536,12 @@ def preview_closure(
     """What closing the center that day would do to the bookings; nothing is saved."""
     now = now or utcnow()
     today = _today_at(session, center_id, now)
-    return previews.dry_run(
+    _totals, preview = previews.dry_run(
         session,
         patients_at(center_id, today),
-        lambda: add_closure(session, actor, center_id, closed_on, reason, settings, now),
+        lambda: add_closure(session, actor, center_id, closed_on, reason, settings, now)[1],
     )
+    return preview
 
 
 def _today_at(session: so.Session, center_id: int, now: dt.datetime) -> dt.date:

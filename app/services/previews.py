@@ -25,7 +25,7 @@ from app.services.context import unit_of_work
 from app.services.errors import Conflict
 
 T = TypeVar("T")
-Kind = Literal["moved", "waiting", "cancelled", "booked"]
+Kind = Literal["moved", "waiting", "cancelled", "booked", "dose"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
 #: What a preview lists at most (the summary counts everything).
 MAX_LISTED = 200
@@ -36,6 +36,8 @@ class Slot:
     day: dt.date
     starts_at: dt.datetime | None
     chair: str | None
+    grams: float
+    minutes: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,12 +110,21 @@ def _state(session: so.Session, where: sa.ColumnElement[bool]) -> dict[int, _Row
             Infusion.planned_date,
             Infusion.starts_at,
             Chair.name,
+            Infusion.planned_grams,
+            Infusion.planned_minutes,
         )
         .outerjoin(Chair, Chair.id == Infusion.chair_id)
         .where(where)
     ).all()
     return {
-        row[0]: _Row(row[0], row[1], row[2], row[3], str(row[4]), Slot(row[5], row[6], row[7]))
+        row[0]: _Row(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            str(row[4]),
+            Slot(row[5], row[6], row[7], row[8], row[9]),
+        )
         for row in rows
     }
 
@@ -134,7 +145,11 @@ def _kind(before: list[_Row], after: list[_Row]) -> Kind:
         return "cancelled"
     if any(row.status == InfusionStatus.UNBOOKED for row in after):
         return "waiting"
-    return "booked" if not before else "moved"
+    if not before:
+        return "booked"
+    where = [(s.slot.day, s.slot.starts_at, s.slot.chair) for s in before]
+    same_place = where == [(s.slot.day, s.slot.starts_at, s.slot.chair) for s in after]
+    return "dose" if same_place else "moved"
 
 
 def _changes(before: dict[int, _Row], after: dict[int, _Row]) -> list[BookingChange]:
@@ -178,20 +193,21 @@ def _preview(session: so.Session, before: dict[int, _Row], after: dict[int, _Row
 
 
 def dry_run(
-    session: so.Session, where: sa.ColumnElement[bool], change: Callable[[], object]
-) -> Preview:
+    session: so.Session, where: sa.ColumnElement[bool], change: Callable[[], T]
+) -> tuple[T, Preview]:
     """Run `change` in a savepoint, report what it did to the infusions matching `where`,
-    and roll it back: nothing is kept."""
+    and roll it back: nothing is kept. What `change` returns must be plain values (the rows
+    it wrote are gone afterwards)."""
     with unit_of_work(session):
         savepoint = session.begin_nested()
         try:
             before = _state(session, where)
-            change()
+            result = change()
             preview = _preview(session, before, _state(session, where))
         finally:
             savepoint.rollback()
     session.expire_all()
-    return preview
+    return result, preview
 
 
 def confirmed(

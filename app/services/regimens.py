@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -11,8 +12,8 @@ import sqlalchemy.orm as so
 from app.config import Settings
 from app.db import utcnow
 from app.domain import dosing, schedule
-from app.models import Center, Patient, Regimen, WeightMeasurement
-from app.services import audit, integrity, scheduling, versions
+from app.models import Center, Infusion, Patient, Regimen, WeightMeasurement
+from app.services import audit, integrity, previews, scheduling, versions
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 
@@ -106,12 +107,21 @@ def set_regimen(
     data: RegimenInput,
     settings: Settings,
     now: dt.datetime | None = None,
+    fingerprint: str | None = None,
 ) -> tuple[Regimen, scheduling.ReplanResult]:
-    """Record a new regimen version (physician) and re-plan future infusions."""
+    """Record a new regimen version (physician) and re-plan future infusions; with the
+    `fingerprint` of a preview, only if the bookings change exactly as it showed."""
     attempts = 1 if session.info.get("unit_depth", 0) else _BOOKING_ATTEMPTS
     for attempt in range(1, attempts + 1):
         try:
-            return _set_regimen_once(session, actor, patient_id, data, settings, now)
+            with unit_of_work(session):
+                result, _preview = previews.confirmed(
+                    session,
+                    Infusion.patient_id == patient_id,
+                    lambda: _set_regimen_once(session, actor, patient_id, data, settings, now),
+                    fingerprint,
+                )
+            return result
         except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
             # Another request booked the same chair, or took the next version, after we read;
             # the database refused it (exclusion constraint / trigger / unique key). Try again
@@ -206,6 +216,30 @@ def _set_regimen_once(
             },
         )
     return regimen, plan
+
+
+def preview_regimen(
+    session: so.Session,
+    actor: Actor,
+    patient_id: int,
+    data: RegimenInput,
+    settings: Settings,
+    now: dt.datetime | None = None,
+) -> tuple[dict[str, Any], previews.Preview]:
+    """What setting this regimen would do: the versions old and new (dose, grams and vials a
+    day, minutes) and the bookings that change; nothing is saved."""
+
+    def change() -> dict[str, Any]:
+        before = regimen_view(current_regimen(session, patient_id))
+        regimen, plan = set_regimen(session, actor, patient_id, data, settings, now)
+        vials = regimen.calculation.get("rounding", {}).get("vials", [])
+        new = (regimen_view(regimen) or {}) | {
+            "vials_per_day": vials,
+            "minutes_per_day": regimen.minutes_per_day,
+        }
+        return {"old": before, "new": new, "replan": plan.summary()}
+
+    return previews.dry_run(session, Infusion.patient_id == patient_id, change)
 
 
 def regimen_history(session: so.Session, patient_id: int) -> list[Regimen]:

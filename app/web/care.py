@@ -17,4 +17,11 @@ def local_time(value: dt.datetime | None, timezone: str, fmt: str = "%H:%M") -> 
     return value.astimezone(ZoneInfo(timezone)).strftime(fmt) if value else "—"
 
 
-from app.web import boards, calculator, infusions, patients, placements  # noqa: E402, F401
+from app.web import (  # noqa: E402, F401  (routes)
+    boards,
+    calculator,
+    infusions,
+    patients,
+    placements,
+    regimens,
+)

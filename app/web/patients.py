@@ -10,12 +10,10 @@ from app.policy import Action
 from app.schemas.assessments import AssessmentIn
 from app.schemas.infusions import ResolveIn
 from app.schemas.patients import PatientChangesIn, PatientCreateIn, WeightIn
-from app.schemas.regimens import RegimenIn
 from app.services import adverse_events as adverse_event_service
 from app.services import assessments as assessment_service
 from app.services import clinic, scheduling
 from app.services import patients as patient_service
-from app.services import regimens as regimen_service
 from app.services import subscriptions as subscription_service
 from app.services import suggestions as suggestion_service
 from app.services import tapers as taper_service
@@ -52,7 +50,7 @@ def new_patient() -> http.ResponseValue:
     )
 
 
-def _patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
+def patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
     settings = http.settings()
     patient = patient_service.get_patient(http.db(), patient_id)
     today = clock.clinic_today(patient.home_center.timezone)
@@ -88,7 +86,7 @@ def _patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
 @require(Action.VIEW_PATIENTS)
 def patient(patient_id: int) -> http.ResponseValue:
     """The patient page: measurements, regimen history, infusions."""
-    return _patient_page(patient_id)
+    return patient_page(patient_id)
 
 
 @bp.post("/patients/<int:patient_id>/details")
@@ -105,7 +103,7 @@ def update_details(patient_id: int) -> http.ResponseValue:
         )
     except ServiceError as exc:
         flash(exc.message, "error")
-        return _patient_page(patient_id, exc.status)
+        return patient_page(patient_id, exc.status)
     flash("Patient details saved.", "success")
     return redirect(url_for("care.patient", patient_id=patient_id))
 
@@ -128,7 +126,7 @@ def record_weight(patient_id: int) -> http.ResponseValue:
         )
     except ServiceError as exc:
         flash(exc.message, "error")
-        return _patient_page(patient_id, exc.status)
+        return patient_page(patient_id, exc.status)
     flash("Weight recorded.", "success")
     return redirect(url_for("care.patient", patient_id=patient_id))
 
@@ -149,32 +147,9 @@ def record_assessment(patient_id: int) -> http.ResponseValue:
         )
     except ServiceError as exc:
         flash(exc.message, "error")
-        return _patient_page(patient_id, exc.status)
+        return patient_page(patient_id, exc.status)
     flash("Assessment recorded.", "success")
     return redirect(url_for("care.patient", patient_id=patient_id, _anchor="assessments"))
-
-
-@bp.post("/patients/<int:patient_id>/regimens")
-@require(Action.SET_REGIMEN)
-def set_regimen(patient_id: int) -> http.ResponseValue:
-    """Set a new regimen version and re-plan the future."""
-    try:
-        settings = http.settings()
-        data = forms.parse(RegimenIn).regimen_input(settings.dosing.weight_basis_default)
-        regimen, plan = regimen_service.set_regimen(
-            http.db(), http.actor(), patient_id, data, settings
-        )
-    except ServiceError as exc:
-        flash(exc.message, "error")
-        return _patient_page(patient_id, exc.status)
-    summary = plan.summary()
-    flash(
-        f"Regimen version {regimen.version} set: {summary['created']} infusions booked, "
-        f"{summary['moved']} moved, {summary['cancelled']} cancelled, "
-        f"{summary['unbooked']} waiting for a chair.",
-        "success",
-    )
-    return redirect(url_for("care.patient", patient_id=patient_id))
 
 
 @bp.post("/patients/<int:patient_id>/adverse-events/<int:event_id>/resolve")
@@ -193,6 +168,6 @@ def resolve_adverse_event(patient_id: int, event_id: int) -> http.ResponseValue:
         )
     except ServiceError as exc:
         flash(exc.message, "error")
-        return _patient_page(patient_id, exc.status)
+        return patient_page(patient_id, exc.status)
     flash("Marked resolved.", "success")
     return redirect(url_for("care.patient", patient_id=patient_id, _anchor="adverse-events"))

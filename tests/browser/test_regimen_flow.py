@@ -33,7 +33,10 @@ def test_physician_sets_a_regimen_and_the_nurse_records_it_given(page, live_serv
     form.get_by_label("Weight basis").select_option("adjusted")
     form.get_by_label("Start time").fill("09:00")
     form.get_by_label("Reason", exact=True).fill("Refractory cutaneous DM after MTX")
-    form.get_by_role("button", name="Save regimen").click()
+    form.get_by_role("button", name="Preview regimen").click()
+    preview = page.get_by_test_id("regimen-preview")
+    assert "82 g: 2 × 30 g + 1 × 20 g + 1 × 2 g, 295 min" in preview.inner_text()
+    preview.get_by_role("button", name="Confirm regimen").click()
     page.get_by_text(re.compile(r"Regimen version 1 set: \d+ infusions booked")).wait_for()
     regimen = page.get_by_test_id("current-regimen").inner_text()
     assert "Octagam 10%" in regimen and "82 g a day" in regimen and "82.28 kg" in regimen

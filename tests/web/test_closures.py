@@ -171,7 +171,13 @@ def test_the_api_previews_and_confirms_by_fingerprint(
         f"/api/v1/centers/{clinic.center.id}/closures/preview", json=body, headers=headers
     )
     assert preview.status_code == 200, preview.json
-    assert preview.json["counts"] == {"moved": 1, "waiting": 0, "cancelled": 0, "booked": 0}
+    assert preview.json["counts"] == {
+        "moved": 1,
+        "waiting": 0,
+        "cancelled": 0,
+        "booked": 0,
+        "dose": 0,
+    }
     [cycle] = preview.json["changes"]
     assert [slot["day"] for slot in cycle["before"]] == [
         monday.isoformat(),
