@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
@@ -21,20 +24,22 @@ def list_centers(session: so.Session) -> list[Center]:
 
 
 def list_patients(session: so.Session, query: str = "", limit: int = 200) -> list[Patient]:
-    """Return patients whose name or MRN contains the query, by family name."""
+    """Return patients whose name or MRN contains the query, or born on it (YYYY-MM-DD), by
+    family name."""
     statement = sa.select(Patient).options(
         so.joinedload(Patient.home_center), so.joinedload(Patient.treating_physician)
     )
     query = query.strip()
     if query:
         like = f"%{query}%"
-        statement = statement.where(
-            sa.or_(
-                Patient.family_name.ilike(like),
-                Patient.given_name.ilike(like),
-                Patient.mrn.ilike(like),
-            )
-        )
+        matches = [
+            Patient.family_name.ilike(like),
+            Patient.given_name.ilike(like),
+            Patient.mrn.ilike(like),
+        ]
+        with contextlib.suppress(ValueError):
+            matches.append(Patient.birth_date == dt.date.fromisoformat(query))
+        statement = statement.where(sa.or_(*matches))
     return list(
         session.scalars(
             statement.order_by(Patient.family_name, Patient.given_name).limit(limit)

@@ -1,4 +1,4 @@
-"""The landing page and the patient list."""
+"""The home page (each role's day of work) and the patient list."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from flask import Blueprint, render_template, request
 from app import http
 from app.auth import require
 from app.db import utcnow
+from app.models import Role
 from app.policy import Action
-from app.services import clinic
+from app.services import clinic, worklists
 
 bp = Blueprint("main", __name__)
 
@@ -19,14 +20,23 @@ bp = Blueprint("main", __name__)
 @bp.get("/")
 @require(Action.VIEW_SCHEDULE)
 def home() -> http.ResponseValue:
-    """Today at each center: local date, opening hours and chairs."""
-    now = utcnow()
+    """The day's work for the user's role, and each center today."""
+    user = http.current_user()
+    assert user is not None
+    session, settings, now = http.db(), http.settings(), utcnow()
+    work: dict[str, object] = {}
+    if user.role in (Role.NURSE, Role.PHYSICIAN):
+        work["nurse"] = worklists.nurse_work(session, user.id, settings, now)
+    if user.role == Role.PHYSICIAN:
+        work["physician"] = worklists.physician_work(session, user.id)
+    if user.role == Role.ADMIN:
+        work["admin"] = worklists.admin_work(session, now)
     today = []
-    for center in clinic.list_centers(http.db()):
+    for center in clinic.list_centers(session):
         local_now = now.astimezone(ZoneInfo(center.timezone))
         hours = next((h for h in center.opening_hours if h.weekday == local_now.weekday()), None)
         today.append({"center": center, "local_now": local_now, "hours": hours})
-    return render_template("main/home.html", today=today, now=now, weekday_names=_WEEKDAYS)
+    return render_template("main/home.html", today=today, now=now, weekday_names=_WEEKDAYS, **work)
 
 
 _WEEKDAYS = [dt.date(2024, 1, day).strftime("%A") for day in range(1, 8)]

@@ -16,7 +16,7 @@ def test_demo_nurse_logs_in_and_sees_today(page, live_server):
     page.get_by_role("button", name="Log in").click()
     page.get_by_role("heading", name="Today").wait_for()
     assert page.get_by_test_id("who").inner_text().endswith("nurse")
-    assert page.get_by_test_id("center").count() == 2
+    assert page.get_by_test_id("center-today").count() == 2  # the day at each center
     assert page.get_by_role("link", name="Audit trail").count() == 0
     page.get_by_role("button", name="Log out").click()
     page.get_by_role("heading", name="Log in").wait_for()
