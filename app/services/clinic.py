@@ -32,7 +32,7 @@ def list_patients(session: so.Session, query: str = "", limit: int = 200) -> lis
     query = query.strip()
     if query:
         like = f"%{query}%"
-        matches = [
+        matches: list[sa.ColumnElement[bool]] = [
             Patient.family_name.ilike(like),
             Patient.given_name.ilike(like),
             Patient.mrn.ilike(like),
