@@ -11,6 +11,7 @@ from app.schemas.suggestions import (
     SuggestionApproveIn,
     SuggestionList,
     SuggestionOut,
+    SuggestionPreviewOut,
     SuggestionRejectIn,
 )
 from app.services import patients as patient_service
@@ -48,7 +49,25 @@ def approve_suggestion(suggestion_id: int, body: SuggestionApproveIn) -> Any:
         body.version,
         body.value,
         body.reason,
+        fingerprint=body.fingerprint,
     )
+
+
+@bp.post("/suggestions/<int:suggestion_id>/preview")
+@guarded(Action.DECIDE_SUGGESTION)
+@bp.input(SuggestionApproveIn, arg_name="body")
+@bp.output(SuggestionPreviewOut)
+def preview_suggestion(suggestion_id: int, body: SuggestionApproveIn) -> Any:
+    """What approving would change (regimen before and after, bookings); saves nothing. Send
+    its fingerprint with the approval to apply exactly this (physician)."""
+    summary, preview = suggestion_service.preview_approval(
+        http.db(),
+        http.actor(),
+        suggestion_id,
+        http.settings(),
+        suggestion_service.Decision(body.version, body.value, body.reason),
+    )
+    return summary | {"preview": preview.as_dict()}
 
 
 @bp.post("/suggestions/<int:suggestion_id>/reject")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from app.schemas.base import Input, Output
+from app.schemas.previews import PreviewOut
 
 
 class SuggestionOut(Output):
@@ -43,8 +44,22 @@ class SuggestionApproveIn(Input):
         None, gt=0, le=100, description="a different dose (g/kg) or interval (weeks)"
     )
     reason: str | None = Field(None, max_length=2000)
+    fingerprint: str | None = Field(
+        None,
+        max_length=64,
+        description="from a preview: apply only what it showed (409 with the new one if not)",
+    )
 
 
 class SuggestionRejectIn(Input):
     reason: str = Field(min_length=1, max_length=2000)
     version: int | None = Field(None, ge=1)
+
+
+class SuggestionPreviewOut(BaseModel):
+    kind: str
+    summary: str
+    old: dict[str, Any] | None = Field(description="the regimen now, when approving changes it")
+    new: dict[str, Any] | None = Field(description="the regimen approving would set")
+    step_mg_per_day: float | None = Field(description="the taper dose approving would start")
+    preview: PreviewOut

@@ -31,9 +31,9 @@ from app.models import (
     TaperStep,
 )
 from app.models.infusion import RECORDED
-from app.services import audit, integrity, regimens, scheduling, tapers, versions
+from app.services import audit, integrity, previews, regimens, scheduling, tapers, versions
 from app.services.context import Actor, unit_of_work
-from app.services.errors import Conflict, InvalidInput
+from app.services.errors import Conflict, InvalidInput, NotFound
 
 DEFAULT_RULES = PROJECT_ROOT / "app" / "domain" / "rules" / "default_rules.toml"
 
@@ -434,6 +434,24 @@ def _next_cycle_start(
     return max(scheduling.next_planned_start(session, patient_id, today), earliest)
 
 
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """What the physician decides on a suggestion: its version, a different value and why."""
+
+    expected_version: int | None = None
+    value: float | None = None
+    reason: str | None = None
+
+
+def _patient_of(session: so.Session, suggestion_id: int) -> int:
+    patient_id = session.scalar(
+        sa.select(Suggestion.patient_id).where(Suggestion.id == suggestion_id)
+    )
+    if patient_id is None:
+        raise NotFound(f"suggestion_id: no suggestion {suggestion_id}", field="suggestion_id")
+    return patient_id
+
+
 def approve(
     session: so.Session,
     actor: Actor,
@@ -442,9 +460,66 @@ def approve(
     expected_version: int | None = None,
     value: float | None = None,
     reason: str | None = None,
+    fingerprint: str | None = None,
 ) -> Suggestion:
-    """Approve a suggestion and apply it: regimen, re-planned infusions, taper, audit: one unit."""
-    reason = (reason or "").strip() or None
+    """Approve a suggestion and apply it: regimen, re-planned infusions, taper, audit: one unit;
+    with the `fingerprint` of a preview, only if the bookings change exactly as it showed."""
+    patient_id = _patient_of(session, suggestion_id)
+    decision = Decision(expected_version, value, reason)
+    with unit_of_work(session):
+        suggestion, _preview = previews.confirmed(
+            session,
+            Infusion.patient_id == patient_id,
+            lambda: _approve(session, actor, suggestion_id, settings, decision),
+            fingerprint,
+        )
+    return suggestion
+
+
+def preview_approval(
+    session: so.Session,
+    actor: Actor,
+    suggestion_id: int,
+    settings: Settings,
+    decision: Decision,
+) -> tuple[dict[str, Any], previews.Preview]:
+    """What approving would do: the regimen before and after (or the taper step, or the
+    hold) and the bookings that change; nothing is saved."""
+    patient_id = _patient_of(session, suggestion_id)
+
+    def change() -> dict[str, Any]:
+        before = regimens.regimen_view(regimens.current_regimen(session, patient_id))
+        suggestion = _approve(session, actor, suggestion_id, settings, decision)
+        applied = (
+            session.get(Regimen, suggestion.applied_regimen_id)
+            if suggestion.applied_regimen_id
+            else None
+        )
+        step = (
+            session.get(TaperStep, suggestion.applied_step_id)
+            if suggestion.applied_step_id
+            else None
+        )
+        return {
+            "kind": suggestion.kind,
+            "summary": suggestion.summary,
+            "old": before if applied else None,
+            "new": regimens.regimen_view(applied),
+            "step_mg_per_day": step.mg_per_day if step else None,
+        }
+
+    return previews.dry_run(session, Infusion.patient_id == patient_id, change)
+
+
+def _approve(
+    session: so.Session,
+    actor: Actor,
+    suggestion_id: int,
+    settings: Settings,
+    decision: Decision,
+) -> Suggestion:
+    expected_version, value = decision.expected_version, decision.value
+    reason = (decision.reason or "").strip() or None
     if value is not None and reason is None:
         raise InvalidInput("reason: say why you change the proposed value", field="reason")
     with unit_of_work(session):

@@ -31,7 +31,11 @@ def test_nurse_assesses_physician_approves_and_the_day_board_changes(page, live_
     card.wait_for()
     assert re.search(r"2 → 1\.5 g/kg", card.inner_text())
     assert "40" in card.get_by_test_id("suggestion-detail").inner_text()  # the baseline, explained
-    card.get_by_role("button", name="Approve").click()
+    card.get_by_role("button", name="Approve…").click()
+    preview = page.get_by_test_id("approval-preview")
+    assert "62 g" in preview.get_by_test_id("new-grams").inner_text()
+    assert "at a new dose on the same days" in preview.inner_text()
+    preview.get_by_role("button", name="Approve and apply").click()
     page.get_by_text("Approved and applied.").wait_for()
     page.goto(live_server + board_href)
     slot = page.get_by_test_id("board-infusion").filter(has_text="Brown, Alex").first

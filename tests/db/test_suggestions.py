@@ -291,3 +291,35 @@ def test_a_long_remission_at_the_lowest_regimen_is_reviewed_for_stopping(
     )  # > 6 months in remission
     kinds = {s.kind for s in pending(db_session, holder.patient.id)}
     assert "discontinuation_review" in kinds and "deescalate_ivig" not in kinds
+
+
+def test_approving_is_previewed_and_a_stale_preview_is_refused(db_session, clinic, settings):
+    # Clinic setup: a physician approved a therapy change with one click and no preview.
+    from app.services.previews import PreviewChanged
+
+    assess(db_session, clinic, settings, START - dt.timedelta(days=1), 40)
+    give_until(db_session, clinic, settings, START + dt.timedelta(weeks=16))
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=8), 30)
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=12), 29)
+    (suggestion,) = pending(db_session, clinic.patient.id)
+    decision = suggestions.Decision()
+    before = db_session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
+    summary, preview = suggestions.preview_approval(
+        db_session, clinic.doctor, suggestion.id, settings, decision
+    )
+    assert (summary["old"]["dose_g_per_kg"], summary["new"]["dose_g_per_kg"]) == (2.0, 1.5)
+    assert summary["new"]["grams_per_day"] == 62
+    assert preview.counts["dose"] > 0 and preview.counts["moved"] == 0
+    db_session.expire_all()
+    assert db_session.get(Suggestion, suggestion.id).status == "pending"  # nothing kept
+    assert regimen_service.current_regimen(db_session, clinic.patient.id).version == 1
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == before
+
+    with pytest.raises(PreviewChanged) as stale:
+        suggestions.approve(db_session, clinic.doctor, suggestion.id, settings, fingerprint="x")
+    assert stale.value.preview.fingerprint == preview.fingerprint
+    assert db_session.get(Suggestion, suggestion.id).status == "pending"
+    approved = suggestions.approve(
+        db_session, clinic.doctor, suggestion.id, settings, fingerprint=preview.fingerprint
+    )
+    assert approved.status == "approved"

@@ -120,9 +120,10 @@ def test_the_admin_sees_what_a_closure_moves_before_it_is_made(
     rows = re.findall(r'data-kind="(\w+)">\s*<td>([^<]+)</td><td>(\d+)</td>', html)
     assert rows == [("moved", "Example, CL-1", "1")]
     tuesday, wednesday = monday + dt.timedelta(days=1), monday + dt.timedelta(days=2)
-    now, after = re.findall(r"<td>([^<]+09:00, Chair \d(?:<br>[^<]+09:00, Chair \d)*)</td>", html)
-    assert now == f"{monday:%a %d %b} 09:00, Chair 1<br>{tuesday:%a %d %b} 09:00, Chair 1"
-    assert after.startswith(f"{tuesday:%a %d %b} 09:00, Chair 1<br>{wednesday:%a %d %b} 09:00")
+    now, after = re.findall(r"<td>([^<]+ 09:00, Chair \d · 82 g(?:<br>[^<]+ · 82 g)*)</td>", html)
+    slot = "09:00, Chair 1 · 82 g"
+    assert now == f"{monday:%a %d %b} {slot}<br>{tuesday:%a %d %b} {slot}"
+    assert after.startswith(f"{tuesday:%a %d %b} {slot}<br>{wednesday:%a %d %b} 09:00")
     # Nothing is saved by looking.
     assert scheduled_days(db_session, clinic.patient.id) == before_days
     assert (count_rows(db_session, Closure), count_rows(db_session, AuditEvent)) == before
