@@ -17,6 +17,7 @@ from app.schemas.infusions import (
     InfusionOut,
     ReasonIn,
     RescheduleIn,
+    UndoIn,
 )
 from app.services import adverse_events as adverse_event_service
 from app.services import infusions as infusion_service
@@ -78,6 +79,16 @@ def record_missed(infusion_id: int, body: ReasonIn) -> Any:
 def cancel(infusion_id: int, body: ReasonIn) -> Any:
     """Cancel an infusion, with a reason."""
     return _set_status(infusion_id, body, InfusionStatus.CANCELLED)
+
+
+@bp.post("/infusions/<int:infusion_id>/undo-cancel")
+@guarded(Action.RECORD_INFUSION)
+@bp.input(UndoIn, arg_name="body")
+@bp.output(InfusionOut)
+def undo_cancel(infusion_id: int, body: UndoIn) -> Any:
+    """Bring back an infusion a person cancelled, on its chair and time, while that slot is
+    free (409 when it is taken, has passed, or a re-plan cancelled it)."""
+    return infusion_service.undo_cancel(http.db(), http.actor(), infusion_id, body.version)
 
 
 @bp.post("/infusions/<int:infusion_id>/reschedule")

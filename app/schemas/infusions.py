@@ -67,6 +67,10 @@ class ReasonIn(Input):
     version: int | None = Field(None, ge=1)
 
 
+class UndoIn(Input):
+    version: int | None = Field(None, ge=1, description="the infusion version you saw")
+
+
 class RescheduleIn(Input):
     chair_id: int
     starts_at: dt.datetime

@@ -181,6 +181,56 @@ def set_status(
     return infusion
 
 
+def undo_cancel(
+    session: so.Session,
+    actor: Actor,
+    infusion_id: int,
+    expected_version: int | None = None,
+    now: dt.datetime | None = None,
+) -> Infusion:
+    """Bring back an infusion a person cancelled, on its chair and time, while that slot is
+    still free and still to come (the therapy checker judges it like any booking)."""
+    now = now or utcnow()
+    with unit_of_work(session):
+        _lock_patient_of(session, infusion_id)
+        integrity.guard(session, field="status")
+        infusion = _load_for_change(session, infusion_id, expected_version)
+        _require_status(infusion, InfusionStatus.CANCELLED)
+        if infusion.recorded_by_id is None:
+            raise Conflict(
+                "status: only a cancellation made by a person can be undone; this one came "
+                f"from a re-plan ({infusion.status_reason})",
+                field="status",
+            )
+        if infusion.starts_at is not None and infusion.starts_at <= now:
+            raise Conflict("status: its time has passed; book the day again instead", "status")
+        before = infusion_view(infusion)
+        if infusion.chair_id is not None:
+            scheduling.lock_chairs(session, infusion.center_id)
+        infusion.status = (
+            InfusionStatus.SCHEDULED if infusion.chair_id is not None else InfusionStatus.UNBOOKED
+        )
+        infusion.status_reason = f"Cancellation undone by {actor.label}"
+        _changed(infusion, significant=True)
+        try:
+            session.flush()
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(
+                "status: its chair and time have been given to someone else; book it again",
+                field="status",
+            ) from exc
+        audit.record(
+            session,
+            actor,
+            "infusion.undo_cancel",
+            "infusion",
+            infusion.id,
+            before=before,
+            after=infusion_view(infusion),
+        )
+    return infusion
+
+
 def _lock_patient_of(session: so.Session, infusion_id: int) -> int:
     """Take the patient's therapy lock before the infusion's row lock (one order everywhere)."""
     patient_id = session.scalar(sa.select(Infusion.patient_id).where(Infusion.id == infusion_id))

@@ -14,7 +14,14 @@ from app.domain import ical
 from app.models import InfusionStatus
 from app.models.infusion import ADVERSE_EVENT_TYPES
 from app.policy import Action
-from app.schemas.infusions import AdverseEventIn, AmendIn, GivenIn, ReasonIn, RescheduleIn
+from app.schemas.infusions import (
+    AdverseEventIn,
+    AmendIn,
+    GivenIn,
+    ReasonIn,
+    RescheduleIn,
+    UndoIn,
+)
 from app.services import adverse_events as adverse_event_service
 from app.services import clinic
 from app.services import feeds as feed_service
@@ -150,6 +157,20 @@ def record_missed(infusion_id: int) -> http.ResponseValue:
 def cancel(infusion_id: int) -> http.ResponseValue:
     """Cancel an infusion."""
     return _infusion_action(infusion_id, "cancelled")
+
+
+@bp.post("/infusions/<int:infusion_id>/undo-cancel")
+@require(Action.RECORD_INFUSION)
+def undo_cancel(infusion_id: int) -> http.ResponseValue:
+    """Bring a cancelled infusion back while its slot is free."""
+    try:
+        body = forms.parse(UndoIn)
+        infusion_service.undo_cancel(http.db(), http.actor(), infusion_id, body.version)
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return _infusion_page(infusion_id, exc.status)
+    flash("Cancellation undone: the infusion is booked again.", "success")
+    return redirect(url_for("care.infusion", infusion_id=infusion_id))
 
 
 @bp.post("/infusions/<int:infusion_id>/reschedule")
