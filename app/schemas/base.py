@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     ValidationError,
@@ -17,10 +18,18 @@ from pydantic_core import ErrorDetails
 
 RoleName = Literal["nurse", "physician", "admin"]
 
+
+def _wall_clock(value: dt.time) -> dt.time:
+    if value.tzinfo is not None:
+        raise ValueError("give a local time as HH:MM, without an offset")
+    return value
+
+
 #: A wall-clock time at a center, without an offset ("08:30:00"). JSON Schema's `time` format
 #: demands an offset, so the document says what the API really sends and takes.
 LocalTime = Annotated[
     dt.time,
+    AfterValidator(_wall_clock),
     WithJsonSchema(
         {
             "type": "string",
@@ -45,6 +54,10 @@ class Input(BaseModel):
         kinds = {annotation, *get_args(annotation)}
         if isinstance(value, bool) and kinds & {int, float}:
             raise ValueError("give a number, not true or false")
+        if bool in kinds and value is not None and not isinstance(value, bool):
+            raise ValueError(f"give true or false (got {value!r})")
+        if dt.time in kinds and value is not None and not isinstance(value, str | dt.time):
+            raise ValueError(f"give a time as HH:MM (got {value!r})")
         for kind, example in ((dt.datetime, "2026-12-02T09:00:00Z"), (dt.date, "2026-12-02")):
             if kind not in kinds or value is None or isinstance(value, dt.date):
                 continue

@@ -171,3 +171,29 @@ def test_the_command_line_creates_a_center(app, db_session):
     )
     assert refused.exit_code == 1
     assert "write days and hours like 'Mon-Fri 08:00-18:00'" in refused.output
+
+
+def test_a_number_is_not_a_time_or_a_yes(client, make_user, bearer):
+    # Found by schemathesis: "opens_at": 0 became a time with a UTC offset and the hours check
+    # failed with a 500; "active": 0 was taken as false.
+    headers = bearer(make_user("admin"))
+    center = client.post("/api/v1/centers", json=NEW_CENTER, headers=headers).json
+    day = {"weekday": 0, "opens_at": 0, "closes_at": "08:30:00", "nurses": 1}
+    answer = client.put(
+        f"/api/v1/centers/{center['id']}",
+        json={k: v for k, v in NEW_CENTER.items() if k != "chairs"} | {"hours": [day]},
+        headers=headers,
+    )
+    assert answer.status_code == 422 and answer.json["error"]["field"] == "hours.0.opens_at"
+    offset = day | {"opens_at": "08:00:00+02:00"}
+    answer = client.put(
+        f"/api/v1/centers/{center['id']}",
+        json={k: v for k, v in NEW_CENTER.items() if k != "chairs"} | {"hours": [offset]},
+        headers=headers,
+    )
+    assert answer.status_code == 422 and "without an offset" in answer.json["error"]["message"]
+    chair = center["chairs"][0]["id"]
+    answer = client.put(
+        f"/api/v1/chairs/{chair}", json={"name": "Recliner 1", "active": 0}, headers=headers
+    )
+    assert answer.status_code == 422 and answer.json["error"]["field"] == "active"
