@@ -175,3 +175,46 @@ def test_the_api_manages_accounts_too(app, make_user, bearer, db_session):
     assert {"user.role", "user.reset_link", "user.deactivate", "user.password_change"} <= set(
         logged
     )
+
+
+def test_the_audit_trail_reads_field_by_field_and_exports_as_csv(app, make_user, db_session):
+    import csv
+    import io
+
+    from tests.db.clinic_fixtures import make_center
+
+    make_center(db_session)  # New York: the audit page's clock
+    admin, nurse = make_user("admin"), make_user("nurse")
+    page = logged_in(app, admin)
+    post(page, f"/admin/users/{nurse.id}/role", role="physician")
+    html = text_of(page.get("/admin/audit", query_string={"action": "user.role"}))
+    assert "When (America/New_York)" in html
+    assert re.search(r"<th scope=\"row\">role</th><td>nurse</td><td>→</td><td>physician</td>", html)
+    exported = page.get("/admin/audit.csv", query_string={"action": "user."})
+    assert exported.mimetype == "text/csv"
+    assert "attachment" in exported.headers["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(exported.get_data(as_text=True))))
+    assert rows[0] == [
+        "occurred_at_utc",
+        "actor",
+        "action",
+        "entity",
+        "entity_id",
+        "field",
+        "before",
+        "after",
+    ]
+    role_rows = [r for r in rows[1:] if r[2] == "user.role"]
+    assert role_rows == [
+        [
+            role_rows[0][0],
+            admin.email,
+            "user.role",
+            "user",
+            str(nurse.id),
+            "role",
+            "nurse",
+            "physician",
+        ]
+    ]
+    assert all(r[2].startswith("user.") for r in rows[1:])

@@ -36,6 +36,7 @@ ALLOWED_STATUS = {
     ("GET", "/account/password"): 200,
     ("POST", "/account/password"): 422,
     ("GET", "/admin/audit"): 200,
+    ("GET", "/admin/audit.csv"): 200,
     ("GET", "/admin/centers"): 200,
     ("GET", "/admin/centers/new"): 200,
     ("POST", "/admin/centers/new"): 422,
