@@ -29,7 +29,7 @@ from app.db import utcnow
 from app.domain import schedule
 from app.models import Center, Chair, Closure, Infusion, InfusionStatus, OpeningHours, Regimen
 from app.models.center import CHAIR_KINDS
-from app.services import audit, integrity, previews, regimens, scheduling
+from app.services import audit, clinic, integrity, previews, regimens, scheduling
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 
@@ -210,21 +210,7 @@ def chair_view(chair: Chair) -> dict[str, Any]:
 
 
 def _load(session: so.Session, center_id: int) -> Center:
-    center = session.scalars(
-        sa.select(Center)
-        .where(Center.id == center_id)
-        .options(
-            so.selectinload(Center.opening_hours),
-            so.selectinload(Center.chairs),
-            so.selectinload(Center.closures),
-        )
-        .with_for_update()
-        # The locked rows are what counts, not what this session read earlier.
-        .execution_options(populate_existing=True)
-    ).one_or_none()
-    if center is None:
-        raise NotFound(f"center_id: no center {center_id}", field="center_id")
-    return center
+    return clinic.get_center(session, center_id, lock=True)
 
 
 def _refuse_taken_name(session: so.Session, name: str, center_id: int | None = None) -> None:

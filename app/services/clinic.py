@@ -47,9 +47,10 @@ def list_patients(session: so.Session, query: str = "", limit: int = 200) -> lis
     )
 
 
-def get_center(session: so.Session, center_id: int) -> Center:
-    """Return a center with hours, chairs and closures, or raise NotFound."""
-    center = session.scalars(
+def get_center(session: so.Session, center_id: int, lock: bool = False) -> Center:
+    """Return a center with hours, chairs and closures, or raise NotFound; with `lock`, its
+    row is locked for the transaction and read afresh (what counts is the locked row)."""
+    statement = (
         sa.select(Center)
         .where(Center.id == center_id)
         .options(
@@ -57,7 +58,10 @@ def get_center(session: so.Session, center_id: int) -> Center:
             so.selectinload(Center.chairs),
             so.selectinload(Center.closures),
         )
-    ).one_or_none()
+    )
+    if lock:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    center = session.scalars(statement).one_or_none()
     if center is None:
         raise NotFound(f"center_id: no center {center_id}", field="center_id")
     return center

@@ -12,7 +12,7 @@ import sqlalchemy.orm as so
 from app.config import Settings
 from app.domain import schedule
 from app.models import Center, Infusion, InfusionStatus
-from app.services import scheduling
+from app.services import clinic, scheduling
 
 #: Slots offered per waiting day (a display choice).
 OFFERS = 6
@@ -66,15 +66,7 @@ def _offers(
 
 def queue(session: so.Session, center_id: int, settings: Settings, today: dt.date) -> list[Waiting]:
     """The center's days waiting for a chair, from today, earliest first, with offers."""
-    center = session.scalars(
-        sa.select(Center)
-        .where(Center.id == center_id)
-        .options(
-            so.selectinload(Center.opening_hours),
-            so.selectinload(Center.chairs),
-            so.selectinload(Center.closures),
-        )
-    ).one()
+    center = clinic.get_center(session, center_id)
     rows = session.scalars(
         sa.select(Infusion)
         .where(
