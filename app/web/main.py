@@ -10,8 +10,7 @@ from flask import Blueprint, render_template, request
 from app import http
 from app.auth import require
 from app.db import utcnow
-from app.models import Role
-from app.policy import Action
+from app.policy import Action, can
 from app.services import clinic, worklists
 
 bp = Blueprint("main", __name__)
@@ -25,11 +24,12 @@ def home() -> http.ResponseValue:
     assert user is not None
     session, settings, now = http.db(), http.settings(), utcnow()
     work: dict[str, object] = {}
-    if user.role in (Role.NURSE, Role.PHYSICIAN):
+    # Each part of the day's work is shown to whoever may act on it.
+    if can(user.role, Action.RECORD_INFUSION):
         work["nurse"] = worklists.nurse_work(session, user.id, settings, now)
-    if user.role == Role.PHYSICIAN:
+    if can(user.role, Action.DECIDE_SUGGESTION):
         work["physician"] = worklists.physician_work(session, user.id)
-    if user.role == Role.ADMIN:
+    if can(user.role, Action.MANAGE_CENTERS):
         work["admin"] = worklists.admin_work(session, now)
     today = []
     for center in clinic.list_centers(session):
