@@ -13,7 +13,17 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from pydantic_core import to_jsonable_python
 
-from app.models import AuditEvent, AuditLink
+from app.models import (
+    AdverseEvent,
+    Assessment,
+    AuditEvent,
+    AuditLink,
+    Infusion,
+    Regimen,
+    Suggestion,
+    TaperPlan,
+    TaperStep,
+)
 from app.services.context import Actor
 
 #: Advisory lock id that orders the chain's links on PostgreSQL (SQLite serialises writers).
@@ -182,6 +192,9 @@ class AuditFilter:
     entity_id: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    #: The patient's own rows and those of their regimens, infusions, tapers, assessments,
+    #: suggestions and adverse events.
+    patient_id: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,7 +245,42 @@ def _conditions(filters: AuditFilter) -> list[sa.ColumnElement[bool]]:
         conditions.append(AuditEvent.occurred_at >= filters.since)
     if filters.until:
         conditions.append(AuditEvent.occurred_at < filters.until)
+    if filters.patient_id is not None:
+        conditions.append(_of_patient(filters.patient_id))
     return conditions
+
+
+def _of_patient(patient_id: int) -> sa.ColumnElement[bool]:
+    """Audit rows about a patient or about a record that belongs to them."""
+    owned: list[tuple[str, sa.Select[Any]]] = [
+        ("patient", sa.select(sa.literal(patient_id))),
+        *(
+            (name, sa.select(model.id).where(model.patient_id == patient_id))
+            for name, model in (
+                ("infusion", Infusion),
+                ("regimen", Regimen),
+                ("assessment", Assessment),
+                ("suggestion", Suggestion),
+                ("adverse_event", AdverseEvent),
+                ("taper_plan", TaperPlan),
+            )
+        ),
+        (
+            "taper_step",
+            sa.select(TaperStep.id)
+            .join(TaperPlan, TaperStep.plan_id == TaperPlan.id)
+            .where(TaperPlan.patient_id == patient_id),
+        ),
+    ]
+    return sa.or_(
+        *(
+            sa.and_(
+                AuditEvent.entity_type == name,
+                AuditEvent.entity_id.in_(sa.select(sa.cast(ids.subquery().c[0], sa.String(60)))),
+            )
+            for name, ids in owned
+        )
+    )
 
 
 def list_events(

@@ -47,6 +47,11 @@ def list_patients(session: so.Session, query: str = "", limit: int = 200) -> lis
     )
 
 
+def patient_by_mrn(session: so.Session, mrn: str) -> Patient | None:
+    """The patient with exactly this MRN, or None."""
+    return session.scalar(sa.select(Patient).where(Patient.mrn == mrn.strip()))
+
+
 def get_center(session: so.Session, center_id: int, lock: bool = False) -> Center:
     """Return a center with hours, chairs and closures, or raise NotFound; with `lock`, its
     row is locked for the transaction and read afresh (what counts is the locked row)."""

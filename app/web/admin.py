@@ -40,7 +40,19 @@ def _audit_filter() -> audit.AuditFilter:
         entity_id=request.args.get("entity_id", "")[:60] or None,
         since=_date_arg("since"),
         until=until + dt.timedelta(days=1) if until else None,
+        patient_id=_patient_arg(),
     )
+
+
+def _patient_arg() -> int | None:
+    """The patient picked by MRN (exact) or id; an unknown one matches nothing (id 0)."""
+    raw = request.args.get("patient", "").strip()[:40]
+    if not raw:
+        return None
+    match = clinic.patient_by_mrn(http.db(), raw)
+    if match is not None:
+        return match.id
+    return int(raw) if raw.isdigit() and int(raw) < 2**31 else 0
 
 
 @bp.get("/audit")

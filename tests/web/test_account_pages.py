@@ -218,3 +218,41 @@ def test_the_audit_trail_reads_field_by_field_and_exports_as_csv(app, make_user,
         ]
     ]
     assert all(r[2].startswith("user.") for r in rows[1:])
+
+
+def test_the_audit_trail_filters_by_patient(app, make_user, db_session, settings):
+    from app.services import regimens as regimen_service
+    from app.services.context import Actor
+    from tests.db.clinic_fixtures import at, make_center, make_patient, regimen_input
+    from tests.web.test_care_pages import next_monday
+
+    center = make_center(db_session)
+    doctor = make_user("physician")
+    actor = Actor(label=doctor.email, user_id=doctor.id, role="physician")
+    mine = make_patient(db_session, actor, center, settings, mrn="AU-1")
+    other = make_patient(db_session, actor, center, settings, mrn="AU-2")
+    for patient in (mine, other):
+        regimen_service.set_regimen(
+            db_session,
+            actor,
+            patient.id,
+            regimen_input(starts_on=next_monday()),
+            settings,
+            now=at(next_monday() - dt.timedelta(days=3)),
+        )
+    page = logged_in(app, make_user("admin"))
+    html = text_of(page.get("/admin/audit", query_string={"patient": "AU-1"}))
+    rows = re.findall(
+        r'data-testid="audit-row">\s*<td>[^<]*</td>\s*<td>[^<]*</td>\s*<td>([^<]+)</td>'
+        r"\s*<td>([^<]+)</td>",
+        html,
+    )
+    actions = {action for action, _entity in rows}
+    assert {"patient.create", "regimen.set"} <= actions
+    assert f"patient #{mine.id}" in html and f"patient #{other.id}" not in html
+    regimen_rows = [entity for action, entity in rows if action == "regimen.set"]
+    assert len(regimen_rows) == 1
+    everyone = text_of(page.get("/admin/audit", query_string={"action": "regimen.set"}))
+    assert everyone.count("regimen.set</td>") == 2
+    nobody = text_of(page.get("/admin/audit", query_string={"patient": "NO-SUCH"}))
+    assert "No events match." in nobody
