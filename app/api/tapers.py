@@ -177,4 +177,5 @@ def change_dose(step_id: int, body: StepDoseIn) -> Any:
         body.alternate_day_mg
         if "alternate_day_mg" in body.model_fields_set
         else taper_service.UNCHANGED,
+        fingerprint=body.fingerprint,
     )

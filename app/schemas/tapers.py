@@ -138,6 +138,11 @@ class StepDoseIn(Input):
     alternate_day_mg: float | None = Field(None, ge=0, le=2000)
     reason: str = Field(min_length=1, max_length=500)
     version: int | None = Field(None, ge=1)
+    fingerprint: str | None = Field(
+        None,
+        max_length=64,
+        description="from a preview: apply only what it showed (409 with the new one if not)",
+    )
 
 
 class DueStepOut(TaperStepOut):

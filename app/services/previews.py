@@ -171,7 +171,9 @@ def _first_day(change: BookingChange) -> dt.date:
     return slots[0].day if slots else dt.date.min
 
 
-def _preview(session: so.Session, before: dict[int, _Row], after: dict[int, _Row]) -> Preview:
+def _preview(
+    session: so.Session, before: dict[int, _Row], after: dict[int, _Row], outcome: object = None
+) -> Preview:
     found = _changes(before, after)
     names = dict(
         session.execute(
@@ -185,25 +187,29 @@ def _preview(session: so.Session, before: dict[int, _Row], after: dict[int, _Row
         key=lambda c: (_first_day(c), c.patient_name, c.cycle_number),
     )
     counts: dict[str, int] = {kind: sum(c.kind == kind for c in changes) for kind in KINDS}
-    # New rows get new ids each time: the fingerprint names what happens, not row ids.
-    digest = hashlib.sha256(
-        json.dumps([dataclasses.asdict(c) for c in changes], default=str, sort_keys=True).encode()
-    ).hexdigest()
+    # New rows get new ids each time: the fingerprint names what happens, not row ids; with
+    # what the change did beside the bookings (a taper's steps), when the caller says it.
+    described = [[dataclasses.asdict(c) for c in changes], outcome]
+    digest = hashlib.sha256(json.dumps(described, default=str, sort_keys=True).encode()).hexdigest()
     return Preview(tuple(changes), counts, digest[:32])
 
 
 def dry_run(
-    session: so.Session, where: sa.ColumnElement[bool], change: Callable[[], T]
+    session: so.Session,
+    where: sa.ColumnElement[bool],
+    change: Callable[[], T],
+    outcome: Callable[[T], object] | None = None,
 ) -> tuple[T, Preview]:
-    """Run `change` in a savepoint, report what it did to the infusions matching `where`,
-    and roll it back: nothing is kept. What `change` returns must be plain values (the rows
-    it wrote are gone afterwards)."""
+    """Run `change` in a savepoint, report what it did to the infusions matching `where`
+    (and `outcome` of its result, in the fingerprint too), and roll it back: nothing is kept.
+    What `change` returns must be plain values (the rows it wrote are gone afterwards)."""
     with unit_of_work(session):
         savepoint = session.begin_nested()
         try:
             before = _state(session, where)
             result = change()
-            preview = _preview(session, before, _state(session, where))
+            described = outcome(result) if outcome else None
+            preview = _preview(session, before, _state(session, where), described)
         finally:
             savepoint.rollback()
     session.expire_all()
@@ -215,12 +221,15 @@ def confirmed(
     where: sa.ColumnElement[bool],
     change: Callable[[], T],
     fingerprint: str | None,
+    outcome: Callable[[T], object] | None = None,
 ) -> tuple[T, Preview]:
     """Run `change` in the caller's transaction; when the user confirmed a preview
-    (`fingerprint`), refuse with the new preview unless it did exactly that."""
+    (`fingerprint`), refuse with the new preview unless it did exactly that (`outcome` as
+    for `dry_run`)."""
     before = _state(session, where)
     result = change()
-    preview = _preview(session, before, _state(session, where))
+    described = outcome(result) if outcome else None
+    preview = _preview(session, before, _state(session, where), described)
     if fingerprint is not None and fingerprint != preview.fingerprint:
         raise PreviewChanged(preview)
     return result, preview

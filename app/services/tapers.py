@@ -11,13 +11,14 @@ from typing import Any, cast
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from app import clock
 from app.config import DRUGS, Settings
 from app.db import utcnow
 from app.domain import schedule, taper
 from app.domain.problems import Problem
 from app.models import Patient, StepStatus, Suggestion, TaperPlan, TaperStep
 from app.models.taper import TEMPLATES
-from app.services import audit, versions
+from app.services import audit, previews, versions
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 
@@ -474,6 +475,55 @@ def set_step_status(
 UNCHANGED = object()
 
 
+def plan_outcome(session: so.Session, plan_id: int, today: dt.date) -> list[dict[str, Any]]:
+    """The plan's live steps as they stand, dated (what a dose change preview compares)."""
+    steps = _plan_steps(session, plan_id)
+    return [
+        {
+            "position": dated.index,
+            "starts_on": dated.starts_on,
+            "ends_on": dated.ends_on,
+            "mg_per_day": dated.step.mg_per_day,
+            "alternate_day_mg": dated.step.alternate_day_mg,
+        }
+        for dated in _as_dated(steps, today)
+    ]
+
+
+def _plan_and_today(session: so.Session, step_id: int) -> tuple[int, dt.date]:
+    row = session.execute(
+        sa.select(TaperStep.plan_id, TaperPlan.patient_id)
+        .join(TaperPlan, TaperStep.plan_id == TaperPlan.id)
+        .where(TaperStep.id == step_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"step_id: no taper step {step_id}", field="step_id")
+    patient = session.get(Patient, row.patient_id)
+    assert patient is not None
+    return row.plan_id, clock.clinic_today(patient.home_center.timezone)
+
+
+def preview_step_dose(
+    session: so.Session,
+    actor: Actor,
+    step_id: int,
+    mg_per_day: float,
+    reason: str,
+    settings: Settings,
+    expected_version: int | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], previews.Preview]:
+    """The plan's steps before and after changing a step's dose; nothing is saved."""
+    plan_id, today = _plan_and_today(session, step_id)
+    before = plan_outcome(session, plan_id, today)
+
+    def change() -> list[dict[str, Any]]:
+        change_step_dose(session, actor, step_id, mg_per_day, reason, settings, expected_version)
+        return plan_outcome(session, plan_id, today)
+
+    after, preview = previews.dry_run(session, sa.false(), change, lambda steps: steps)
+    return before, after, preview
+
+
 def change_step_dose(
     session: so.Session,
     actor: Actor,
@@ -483,11 +533,55 @@ def change_step_dose(
     settings: Settings,
     expected_version: int | None = None,
     alternate_day_mg: float | object | None = UNCHANGED,
+    fingerprint: str | None = None,
 ) -> TaperStep:
-    """Change a not-yet-approved step's dose (physician, with a reason); the plan stays valid.
+    """Change a not-yet-approved step's dose (physician, with a reason); the plan stays valid;
+    with the `fingerprint` of a preview, only if the steps come out as it showed.
 
     The alternate-day dose stays as it is unless `alternate_day_mg` is given (None clears it).
     """
+    if fingerprint is None:
+        return _change_step_dose(
+            session,
+            actor,
+            step_id,
+            mg_per_day,
+            reason,
+            settings,
+            expected_version,
+            alternate_day_mg,
+        )
+    plan_id, today = _plan_and_today(session, step_id)
+    with unit_of_work(session):
+        step, _preview = previews.confirmed(
+            session,
+            sa.false(),
+            lambda: _change_step_dose(
+                session,
+                actor,
+                step_id,
+                mg_per_day,
+                reason,
+                settings,
+                expected_version,
+                alternate_day_mg,
+            ),
+            fingerprint,
+            lambda _step: plan_outcome(session, plan_id, today),
+        )
+    return step
+
+
+def _change_step_dose(
+    session: so.Session,
+    actor: Actor,
+    step_id: int,
+    mg_per_day: float,
+    reason: str,
+    settings: Settings,
+    expected_version: int | None = None,
+    alternate_day_mg: float | object | None = UNCHANGED,
+) -> TaperStep:
     if not reason.strip():
         raise InvalidInput("reason: say why the dose changes", field="reason")
     now = utcnow()

@@ -17,6 +17,7 @@ from app.services import patients as patient_service
 from app.services import suggestions as suggestion_service
 from app.services import tapers as taper_service
 from app.services.errors import ServiceError
+from app.services.previews import PreviewChanged
 from app.web import forms
 
 bp = Blueprint("tapers", __name__)
@@ -81,6 +82,7 @@ def _step_action(step_id: int, action: str) -> http.ResponseValue:
                 change.reason,
                 http.settings(),
                 change.version,
+                fingerprint=change.fingerprint,
             )
             message = f"Step changed to {step.mg_per_day:g} mg/day."
         else:
@@ -94,6 +96,8 @@ def _step_action(step_id: int, action: str) -> http.ResponseValue:
                 http.db(), http.actor(), step_id, status, body.reason, body.version
             )
             message = f"Step {status}."
+    except PreviewChanged:
+        flash("The taper changed since the preview was shown: preview the change again.", "error")
     except ServiceError as exc:
         flash(exc.message, "error")
     else:
@@ -127,6 +131,35 @@ def release(step_id: int) -> http.ResponseValue:
 def skip(step_id: int) -> http.ResponseValue:
     """Skip a step."""
     return _step_action(step_id, "skip")
+
+
+@bp.post("/taper-steps/<int:step_id>/dose/preview")
+@require(Action.APPROVE_TAPER)
+def preview_dose(step_id: int) -> http.ResponseValue:
+    """Show the plan's steps before and after the dose change; nothing is saved."""
+    try:
+        change = forms.parse(StepDoseIn, fingerprint=None)
+        before, after, preview = taper_service.preview_step_dose(
+            http.db(),
+            http.actor(),
+            step_id,
+            change.mg_per_day,
+            change.reason,
+            http.settings(),
+            change.version,
+        )
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(http.redirect_target(url_for("tapers.queue")))
+    rows = [(old, new) for old, new in zip(before, after, strict=False) if old != new]
+    return render_template(
+        "tapers/dose_preview.html",
+        step_id=step_id,
+        change=change,
+        rows=rows,
+        fingerprint=preview.fingerprint,
+        back=http.redirect_target(url_for("tapers.queue")),
+    )
 
 
 @bp.post("/taper-steps/<int:step_id>/dose")

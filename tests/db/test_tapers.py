@@ -137,3 +137,38 @@ def test_skipping_the_next_step_brings_the_one_after_forward(
     )
     due_day = START + dt.timedelta(days=28)
     assert [s.mg_per_day for s in tapers.due_queue(db_session, due_day)] == [40]
+
+
+def test_a_dose_change_is_previewed_and_applied_only_as_shown(
+    db_session, physician, patient, settings
+):
+    from app.services.previews import PreviewChanged
+
+    plan = tapers.create_plan(db_session, physician, patient.id, banded(), settings, START)
+    first, second = plan.steps[1], plan.steps[2]
+    before, after, preview = tapers.preview_step_dose(
+        db_session, physician, first.id, 45, "Slower", settings
+    )
+    changed = [
+        (old["mg_per_day"], new["mg_per_day"])
+        for old, new in zip(before, after, strict=True)
+        if old != new
+    ]
+    assert changed == [(50, 45)]
+    db_session.expire_all()
+    assert db_session.get(TaperStep, first.id).mg_per_day == 50  # nothing kept
+    # Meanwhile the step after it is changed too: the plan no longer comes out as shown.
+    tapers.change_step_dose(db_session, physician, second.id, 38, "Slower still", settings)
+    with pytest.raises(PreviewChanged):
+        tapers.change_step_dose(
+            db_session, physician, first.id, 45, "Slower", settings, fingerprint=preview.fingerprint
+        )
+    db_session.expire_all()
+    assert db_session.get(TaperStep, first.id).mg_per_day == 50
+    _before, _after, fresh = tapers.preview_step_dose(
+        db_session, physician, first.id, 45, "Slower", settings
+    )
+    step = tapers.change_step_dose(
+        db_session, physician, first.id, 45, "Slower", settings, fingerprint=fresh.fingerprint
+    )
+    assert step.mg_per_day == 45

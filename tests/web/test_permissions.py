@@ -153,6 +153,7 @@ ALLOWED_STATUS = {
     ("POST", "/suggestions/<int:suggestion_id>/reject"): 302,
     ("POST", "/taper-steps/<int:step_id>/approve"): 302,
     ("POST", "/taper-steps/<int:step_id>/dose"): 302,
+    ("POST", "/taper-steps/<int:step_id>/dose/preview"): 302,
     ("POST", "/taper-steps/<int:step_id>/hold"): 302,
     ("POST", "/taper-steps/<int:step_id>/release"): 302,
     ("POST", "/taper-steps/<int:step_id>/skip"): 302,

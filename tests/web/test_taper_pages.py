@@ -265,12 +265,23 @@ def test_raising_a_dose_from_the_approvals_page_is_refused_with_the_reason(
     assert "a taper never increases the dose" in text_of(refused)
     assert "Next: <b>50 mg prednisone</b>" in text_of(refused)
 
-    lowered = client.post(
-        action, data=fields | {"mg_per_day": "45", "reason": "Slower"}, follow_redirects=True
+    # Clinic setup: a dose change is previewed (the steps before and after) before it is made.
+    preview = text_of(client.post(action, data=fields | {"mg_per_day": "45", "reason": "Slower"}))
+    assert 'data-testid="dose-preview"' in preview
+    [(now, after)] = re.findall(
+        r'data-testid="step-change"><td>2</td>\s*<td>([^<]+)</td>\s*<td>([^<]+)</td>', preview
     )
+    assert now.startswith("50 mg/day") and after.startswith("45 mg/day")
+    db_session.expire_all()
+    assert db_session.get(TaperStep, step1.id).mg_per_day == 50  # nothing saved by looking
+    confirm_action, confirm = form_by_action(preview, f"/taper-steps/{step1.id}/dose?")
+    lowered = client.post(confirm_action, data=confirm, follow_redirects=True)
     assert "Step changed to 45 mg/day." in text_of(lowered)
     assert "Next: <b>45 mg prednisone</b>" in text_of(lowered)
     assert "(2 × 20 mg + 1 × 5 mg)" in text_of(lowered)
+    # The same confirmation again is refused: the step's version moved on.
+    stale = client.post(confirm_action, data=confirm, follow_redirects=True)
+    assert "Step changed" not in text_of(stale) and "version" in text_of(stale)
 
 
 def test_a_nurse_has_no_approvals_page_or_link(app, clinic, db_session, settings):
