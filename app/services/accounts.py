@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -161,20 +162,18 @@ def unlock(session: so.Session, actor: Actor, user_id: int) -> User:
     return user
 
 
-def is_locked(session: so.Session, user: User, now: dt.datetime | None = None) -> bool:
-    """Whether logins with the user's e-mail are refused from some address right now."""
+def locked_ids(
+    session: so.Session, users: Sequence[User], now: dt.datetime | None = None
+) -> set[int]:
+    """Which of these users have logins refused from some address right now (one query)."""
     now = now or utcnow()
-    return (
-        session.scalar(
-            sa.select(LoginThrottle.key)
-            .where(
-                LoginThrottle.email_hash == user_service.email_hash(user.email),
-                LoginThrottle.locked_until > now,
-            )
-            .limit(1)
+    by_hash = {user_service.email_hash(user.email): user.id for user in users}
+    locked = session.scalars(
+        sa.select(LoginThrottle.email_hash).where(
+            LoginThrottle.email_hash.in_(by_hash), LoginThrottle.locked_until > now
         )
-        is not None
     )
+    return {by_hash[key] for key in locked if key is not None}
 
 
 def create_reset_link(

@@ -34,21 +34,26 @@ class Waiting:
     why_none: str | None
 
 
+def _busy_on(
+    session: so.Session, center: Center, day: dt.date
+) -> dict[int, list[schedule.Interval]]:
+    midnight = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+    # A waiting day holds no chair, so the same occupancy serves every one of that day.
+    return scheduling.busy_intervals(
+        session, center.id, midnight - dt.timedelta(days=1), midnight + dt.timedelta(days=2)
+    )
+
+
 def _offers(
-    session: so.Session, infusion: Infusion, center: Center, settings: Settings
+    infusion: Infusion,
+    center: Center,
+    settings: Settings,
+    busy: dict[int, list[schedule.Interval]],
 ) -> tuple[tuple[Offer, ...], str | None]:
     day = infusion.planned_date
     calendar = scheduling.center_calendar(center, settings, day, day)
     if calendar.hours_on(day) is None:
         return (), "the center is closed that day: move the day to another date"
-    midnight = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    busy = scheduling.busy_intervals(
-        session,
-        center.id,
-        midnight - dt.timedelta(days=1),
-        midnight + dt.timedelta(days=2),
-        exclude_ids={infusion.id},
-    )
     found = schedule.free_slots(
         day,
         calendar,
@@ -77,9 +82,12 @@ def queue(session: so.Session, center_id: int, settings: Settings, today: dt.dat
         .options(so.joinedload(Infusion.patient), so.joinedload(Infusion.regimen))
         .order_by(Infusion.planned_date, Infusion.id)
     ).all()
+    busy: dict[dt.date, dict[int, list[schedule.Interval]]] = {}
     waiting = []
     for row in rows:
-        offers, why = _offers(session, row, center, settings)
+        if row.planned_date not in busy:
+            busy[row.planned_date] = _busy_on(session, center, row.planned_date)
+        offers, why = _offers(row, center, settings, busy[row.planned_date])
         waiting.append(Waiting(row, offers, why))
     return waiting
 

@@ -540,7 +540,8 @@ def change_step_dose(
 
     The alternate-day dose stays as it is unless `alternate_day_mg` is given (None clears it).
     """
-    if fingerprint is None:
+
+    def change() -> TaperStep:
         return _change_step_dose(
             session,
             actor,
@@ -551,21 +552,15 @@ def change_step_dose(
             expected_version,
             alternate_day_mg,
         )
+
+    if fingerprint is None:
+        return change()
     plan_id, today = _plan_and_today(session, step_id)
     with unit_of_work(session):
         step, _preview = previews.confirmed(
             session,
             sa.false(),
-            lambda: _change_step_dose(
-                session,
-                actor,
-                step_id,
-                mg_per_day,
-                reason,
-                settings,
-                expected_version,
-                alternate_day_mg,
-            ),
+            change,
             fingerprint,
             lambda _step: plan_outcome(session, plan_id, today),
         )

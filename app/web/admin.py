@@ -120,7 +120,7 @@ def _users_page(
         render_template(
             "admin/users.html",
             users=users,
-            locked={u.id for u in users if account_service.is_locked(http.db(), u)},
+            locked=account_service.locked_ids(http.db(), users),
             form=form or {"email": "", "full_name": "", "role": "nurse"},
             reset=reset,
         ),

@@ -26,13 +26,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def live_server(databases) -> Iterator[str]:
+def serve(databases, prepare) -> Iterator[str]:
+    """Serve the app on a new database that `prepare(session, settings)` fills first."""
     url = databases.create()
     app = create_app(make_settings(url))
     state = app.extensions["ivig"]
     session = state.session_factory()
-    demo.load_demo_data(session, state.settings)
+    prepare(session, state.settings)
     session.close()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -41,6 +41,11 @@ def live_server(databases) -> Iterator[str]:
     server.shutdown()
     thread.join()
     state.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def live_server(databases) -> Iterator[str]:
+    yield from serve(databases, demo.load_demo_data)
 
 
 @pytest.fixture(scope="module")

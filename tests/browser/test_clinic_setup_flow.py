@@ -8,17 +8,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
-from app import create_app
 from app.services import users as user_service
 from app.services.context import system_actor
-from tests.conftest import make_settings
+from tests.browser.conftest import serve
 
 pytestmark = pytest.mark.browser
 
@@ -33,27 +30,19 @@ SHOTS = os.environ.get("SCREENSHOT_DIR")
 @pytest.fixture(scope="module")
 def empty_server(databases) -> Iterator[str]:
     """A live server on a new database holding one admin account and nothing else."""
-    url = databases.create()
-    app = create_app(make_settings(url))
-    state = app.extensions["ivig"]
-    session = state.session_factory()
-    user_service.create_user(
-        session,
-        system_actor("cli"),
-        email=ADMIN[0],
-        full_name="Ada Admin",
-        role="admin",
-        password=ADMIN[1],
-        settings=state.settings.auth,
-    )
-    session.close()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
-    state.engine.dispose()
+
+    def first_admin(session, settings) -> None:
+        user_service.create_user(
+            session,
+            system_actor("cli"),
+            email=ADMIN[0],
+            full_name="Ada Admin",
+            role="admin",
+            password=ADMIN[1],
+            settings=settings.auth,
+        )
+
+    yield from serve(databases, first_admin)
 
 
 @pytest.fixture
