@@ -36,6 +36,7 @@ def day_board(center_id: int, day: str) -> Any:
         "opens_at": board.hours[0] if board.hours else None,
         "closes_at": board.hours[1] if board.hours else None,
         "closure": board.closure,
+        "part_closures": board.part_closures,
         "chairs": [
             {
                 "chair_id": chair.id,

@@ -16,8 +16,9 @@ from app.schemas.centers import (
     ChairChangedOut,
     ChairIn,
     ChairOut,
+    ClosureAddedOut,
     ClosureIn,
-    ClosureOut,
+    ClosureList,
 )
 from app.schemas.previews import PreviewOut
 from app.services import centers as center_service
@@ -85,15 +86,26 @@ def update_chair(chair_id: int, body: ChairIn) -> Any:
     return {"chair": chair, "replan": totals}
 
 
+@bp.get("/centers/<int:center_id>/closures")
+@guarded(Action.VIEW_SCHEDULE)
+@bp.output(ClosureList)
+def list_closures(center_id: int) -> Any:
+    """The center's closures that have not ended yet, first first (public holidays are on
+    the day board and the center's page)."""
+    closures = center_service.closures_to_come(http.db(), center_id)
+    return {"closures": [center_service.closure_view(c) for c in closures]}
+
+
 @bp.post("/centers/<int:center_id>/closures/preview")
 @guarded(Action.MANAGE_CENTERS)
 @bp.input(ClosureIn, arg_name="body")
 @bp.output(PreviewOut)
 def preview_closure(center_id: int, body: ClosureIn) -> Any:
-    """What closing the center that day would move, and what could not be placed; saves
-    nothing. Send its fingerprint with the closure to apply exactly this (admin)."""
+    """What the closure (the center or one chair; a day, a range, or part of each day) would
+    move, and what could not be placed; saves nothing. Send its fingerprint with the closure
+    to apply exactly this (admin)."""
     preview = center_service.preview_closure(
-        http.db(), http.actor(), center_id, body.closed_on, body.reason, http.settings()
+        http.db(), http.actor(), center_id, body.closure_input(), http.settings()
     )
     return preview.as_dict()
 
@@ -101,23 +113,18 @@ def preview_closure(center_id: int, body: ClosureIn) -> Any:
 @bp.post("/centers/<int:center_id>/closures")
 @guarded(Action.MANAGE_CENTERS)
 @bp.input(ClosureIn, arg_name="body")
-@bp.output(ClosureOut, status_code=201)
+@bp.output(ClosureAddedOut, status_code=201)
 def add_closure(center_id: int, body: ClosureIn) -> Any:
-    """Close a center for a day; infusions booked on it move within the window (admin). With
-    a preview's fingerprint, a 409 carries the new preview if the bookings changed since."""
+    """Close a center or one chair: whole days of the center shift the cycles on them within
+    the window; a chair's closure or part of a day moves its bookings to another chair or
+    time (admin). With a preview's fingerprint, a 409 carries the new preview if the
+    bookings changed since."""
     closure, totals = center_service.add_closure(
         http.db(),
         http.actor(),
         center_id,
-        body.closed_on,
-        body.reason,
+        body.closure_input(),
         http.settings(),
         fingerprint=body.fingerprint,
     )
-    return {
-        "id": closure.id,
-        "center_id": center_id,
-        "closed_on": closure.closed_on,
-        "reason": closure.reason,
-        "replan": totals,
-    }
+    return center_service.closure_view(closure) | {"replan": totals}

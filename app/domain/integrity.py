@@ -53,6 +53,7 @@ RULES: Mapping[str, tuple[bool, str]] = {
     "grams_in_window": (True, "no window holds more than one cycle's grams"),
     "recorded_when_it_happened": (True, "nothing is recorded before it happened"),
     "open_hours": (True, "a booked infusion lies inside the center's opening hours"),
+    "chair_not_closed": (True, "a booked infusion's chair is not closed at that time"),
     "consecutive_open_days": (False, "a future cycle runs on consecutive open days"),
     "shift_window": (False, "a future cycle starts within the shift window of its plan"),
     "cycle_interval": (False, "cycles start at least the interval (less tolerance) apart"),
@@ -105,6 +106,7 @@ class InfusionFact:
     given_grams: float | None = None
     starts_at: dt.datetime | None = None
     ends_at: dt.datetime | None = None
+    chair_id: int | None = None
     given_started_at: dt.datetime | None = None
     given_ended_at: dt.datetime | None = None
     #: Soft rules a physician overrode for this infusion.
@@ -315,7 +317,12 @@ def _check_future_cycle(cycle: _Cycle, ordered: Sequence[VersionFact], ctx: _Con
                 )
                 break
             day += dt.timedelta(days=1)
-    for infusion in days:
+    _check_bookings(cycle, calendar, ctx)
+
+
+def _check_bookings(cycle: _Cycle, calendar: CenterCalendar, ctx: _Context) -> None:
+    """Each booked day lies in the day's opening hours, on a chair not closed then."""
+    for infusion in cycle.days:
         if infusion.status != "scheduled" or infusion.starts_at is None:
             continue
         zone = ZoneInfo(calendar.timezone)
@@ -328,6 +335,18 @@ def _check_future_cycle(cycle: _Cycle, ordered: Sequence[VersionFact], ctx: _Con
                 "open_hours",
                 f"cycle {cycle.number} day {infusion.day_number} is booked {start:%Y-%m-%d %H:%M}"
                 f"-{end:%H:%M}; the center is {opening} on {infusion.planned_date}",
+                (infusion,),
+            )
+        closed = (
+            calendar.blocking(infusion.chair_id, start, end)
+            if infusion.chair_id is not None
+            else None
+        )
+        if closed is not None:
+            ctx.add(
+                "chair_not_closed",
+                f"cycle {cycle.number} day {infusion.day_number} is booked {start:%Y-%m-%d %H:%M}"
+                f"-{end:%H:%M} on a chair closed then: {closed.reason}",
                 (infusion,),
             )
 

@@ -33,13 +33,56 @@ class OpeningHours:
 
 
 @dataclass(frozen=True)
+class Interval:
+    """A span during which a chair is occupied, turnover after the infusion included."""
+
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Time a closure takes from one chair, or from every chair (chair_id None), while the
+    center stays open: a chair out of use, or part of a day. UTC instants, half-open."""
+
+    chair_id: int | None
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.starts_at.tzinfo is None or self.ends_at.tzinfo is None:
+            raise ValueError("a blocked span's instants must be timezone-aware")
+        if self.starts_at >= self.ends_at:
+            raise ValueError(f"a blocked span must end after it starts ({self.starts_at})")
+
+
+def day_span(
+    day: dt.date, from_time: dt.time | None, until_time: dt.time | None, timezone: str
+) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC instants of part of a local day (the whole day when no times are given)."""
+    zone = ZoneInfo(timezone)
+    begin = dt.datetime.combine(day, from_time or _MIDNIGHT, tzinfo=zone)
+    end = (
+        dt.datetime.combine(day, until_time, tzinfo=zone)
+        if until_time is not None
+        else dt.datetime.combine(day + _ONE_DAY, _MIDNIGHT, tzinfo=zone)
+    )
+    return begin.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
 class CenterCalendar:
-    """When an infusion center is open and which chairs it books, in preference order."""
+    """When an infusion center is open and which chairs it books, in preference order.
+
+    `closures` are the whole days the center is closed (cycles shift around them); `blocked`
+    the spans closures take from chairs on days it is open (bookings move off them)."""
 
     timezone: str
     hours: tuple[OpeningHours, ...]
     closures: frozenset[dt.date]
     chair_ids: tuple[int, ...]
+    blocked: tuple[Blocked, ...] = ()
 
     def __post_init__(self) -> None:
         weekdays = [entry.weekday for entry in self.hours]
@@ -54,6 +97,23 @@ class CenterCalendar:
         for entry in self.hours:
             if entry.weekday == weekday:
                 return entry
+        return None
+
+    def blocked_for(self, chair_id: int) -> list[Interval]:
+        """The spans closures take from a chair."""
+        return [
+            Interval(span.starts_at, span.ends_at)
+            for span in self.blocked
+            if span.chair_id is None or span.chair_id == chair_id
+        ]
+
+    def blocking(self, chair_id: int, begin: dt.datetime, end: dt.datetime) -> Blocked | None:
+        """The closure span a booking of the chair from begin to end would overlap, if any."""
+        for span in self.blocked:
+            if (span.chair_id is None or span.chair_id == chair_id) and (
+                span.starts_at < end and begin < span.ends_at
+            ):
+                return span
         return None
 
 
@@ -72,14 +132,6 @@ def booking_fits(
         and start.time() >= hours.opens_at
         and end.time() <= hours.closes_at
     )
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A span during which a chair is occupied, turnover after the infusion included."""
-
-    starts_at: dt.datetime
-    ends_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -338,7 +390,10 @@ class _Slotter:
         self.preferred_seconds = _seconds(preferred_time)
         self.step_seconds = granularity_minutes * 60
         self.turnover = turnover
-        self.chairs = {chair: _ChairBusy(busy.get(chair, ())) for chair in calendar.chair_ids}
+        self.chairs = {
+            chair: _ChairBusy([*busy.get(chair, ()), *calendar.blocked_for(chair)])
+            for chair in calendar.chair_ids
+        }
         self.hours = {entry.weekday: entry for entry in calendar.hours}
         self._orders: dict[tuple[dt.time, dt.time, dt.timedelta], tuple[int, ...]] = {}
 

@@ -82,14 +82,45 @@ class Chair(Base):
 
 
 class Closure(Base):
-    """A whole day a center is closed (cycles falling on it shift)."""
+    """A time a center, or one of its chairs, is closed: whole days (one or a range) or part
+    of each day in the range. Whole days of the whole center shift the cycles falling on
+    them; a chair's closure or part of a day only takes the time from the chairs."""
 
     __tablename__ = "closures"
-    __table_args__ = (sa.UniqueConstraint("center_id", "closed_on", name="uq_closures_center_day"),)
+    __table_args__ = (
+        sa.CheckConstraint("closed_on <= closed_until", name="range_in_order"),
+        sa.CheckConstraint(
+            "(from_time IS NULL AND until_time IS NULL)"
+            " OR (from_time IS NOT NULL AND until_time IS NOT NULL AND from_time < until_time)",
+            name="part_of_day_in_order",
+        ),
+    )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
-    center_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("centers.id", ondelete="CASCADE"))
+    center_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey("centers.id", ondelete="CASCADE"), index=True
+    )
+    #: First and last closed day (the same for one day), the center's local dates.
     closed_on: so.Mapped[dt.date]
+    closed_until: so.Mapped[dt.date]
+    #: One chair only; None closes the whole center.
+    chair_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("chairs.id", ondelete="CASCADE")
+    )
+    #: Part of each day, local wall-clock times; both None for whole days.
+    from_time: so.Mapped[dt.time | None] = so.mapped_column(sa.Time)
+    until_time: so.Mapped[dt.time | None] = so.mapped_column(sa.Time)
     reason: so.Mapped[str] = so.mapped_column(sa.String(200))
 
     center: so.Mapped[Center] = so.relationship(back_populates="closures")
+    chair: so.Mapped[Chair | None] = so.relationship()
+
+    @property
+    def whole_days(self) -> bool:
+        """Whether it closes the whole center for whole days (cycles shift around it)."""
+        return self.chair_id is None and self.from_time is None
+
+    def days(self) -> list[dt.date]:
+        """The closed days, first to last."""
+        count = (self.closed_until - self.closed_on).days + 1
+        return [self.closed_on + dt.timedelta(days=n) for n in range(count)]

@@ -45,6 +45,10 @@ class User(Base):
     #: Logins are refused until this time after too many failures.
     locked_until: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
     last_login_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+    #: The center the user works at: a nurse's home page opens on it (None: every center).
+    home_center_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("centers.id", ondelete="SET NULL")
+    )
     created_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
 
     @property

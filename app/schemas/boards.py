@@ -26,5 +26,8 @@ class DayBoardOut(BaseModel):
     opens_at: LocalTime | None
     closes_at: LocalTime | None
     closure: str | None = Field(description="why the center is closed this day, if it is")
+    part_closures: list[str] = Field(
+        description="closures of one chair or part of the day, in words"
+    )
     chairs: list[BoardChairOut]
     unbooked: list[BoardInfusionOut]

@@ -109,7 +109,13 @@ class CenterList(BaseModel):
 
 
 class ClosureIn(Input):
-    closed_on: dt.date
+    closed_on: dt.date = Field(description="first closed day (the center's local date)")
+    closed_until: dt.date | None = Field(
+        None, description="last closed day, inclusive; omit for one day"
+    )
+    chair_id: int | None = Field(None, ge=1, description="one chair only; omit for the center")
+    from_time: LocalTime | None = Field(None, description="part of each day: from (local)")
+    until_time: LocalTime | None = Field(None, description="part of each day: until (local)")
     reason: str = Field(min_length=1, max_length=200)
     fingerprint: str | None = Field(
         None,
@@ -117,10 +123,31 @@ class ClosureIn(Input):
         description="from a preview: apply only what it showed (409 with the new one if not)",
     )
 
+    def closure_input(self) -> center_service.ClosureInput:
+        return center_service.ClosureInput(
+            closed_on=self.closed_on,
+            reason=self.reason,
+            closed_until=self.closed_until,
+            chair_id=self.chair_id,
+            from_time=self.from_time,
+            until_time=self.until_time,
+        )
+
 
 class ClosureOut(BaseModel):
     id: int
     center_id: int
     closed_on: dt.date
+    closed_until: dt.date
+    chair_id: int | None
+    from_time: LocalTime | None
+    until_time: LocalTime | None
     reason: str
+
+
+class ClosureAddedOut(ClosureOut):
     replan: dict[str, int]
+
+
+class ClosureList(BaseModel):
+    closures: list[ClosureOut]

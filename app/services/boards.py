@@ -21,6 +21,8 @@ class DayBoard:
     hours: tuple[dt.time, dt.time] | None
     #: Why a day the center would open is closed (a closure's reason, a holiday's name).
     closure: str | None
+    #: Closures of a chair or part of the day, in words ("Chair 2 closed 08:00-12:00: ...").
+    part_closures: list[str]
     chairs: list[Chair]
     by_chair: dict[int, list[Infusion]]
     unbooked: list[Infusion]
@@ -67,9 +69,26 @@ def week_board(
                 day=day,
                 hours=(hours.opens_at, hours.closes_at) if hours else None,
                 closure=closure,
+                part_closures=_part_closures(center, day),
                 chairs=list(center.chairs),
                 by_chair=by_chair,
                 unbooked=[i for i in todays if i.status == InfusionStatus.UNBOOKED],
             )
         )
     return boards
+
+
+def _part_closures(center: Center, day: dt.date) -> list[str]:
+    names = {chair.id: chair.name for chair in center.chairs}
+    said = []
+    for closure in center.closures:
+        if closure.whole_days or not closure.closed_on <= day <= closure.closed_until:
+            continue
+        place = names.get(closure.chair_id or 0, "Every chair")
+        times = (
+            f" {closure.from_time:%H:%M}-{closure.until_time:%H:%M}"
+            if closure.from_time is not None and closure.until_time is not None
+            else " all day"
+        )
+        said.append(f"{place} closed{times}: {closure.reason}")
+    return said

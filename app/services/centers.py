@@ -36,6 +36,8 @@ from app.services.errors import Conflict, InvalidInput, NotFound
 #: Bounds of what a center may say (not clinical): nurses on one shift, chairs at one center.
 MAX_NURSES = 100
 MAX_CHAIRS = 200
+#: The longest closure one entry may cover (a chair out for repairs, a renovation).
+MAX_CLOSURE_DAYS = 366
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -68,6 +70,34 @@ class CenterInput:
     holiday_subdivision: str | None = None
     hours: tuple[DayHours, ...] = ()
     chairs: tuple[ChairInput, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ClosureInput:
+    """A closure as the admin gives it: first and last day (one day when no last), one chair
+    or the whole center, the whole day or part of each day (local wall-clock times)."""
+
+    closed_on: dt.date
+    reason: str
+    closed_until: dt.date | None = None
+    chair_id: int | None = None
+    from_time: dt.time | None = None
+    until_time: dt.time | None = None
+
+    @property
+    def last_day(self) -> dt.date:
+        return self.closed_until or self.closed_on
+
+
+def describe_closure(closure: Closure | ClosureInput, chair_name: str | None = None) -> str:
+    """A closure in words: "Chair 2, Mon 07 Dec 2026 08:00-12:00" and the like."""
+    last = closure.closed_until or closure.closed_on
+    days = f"{closure.closed_on:%a %d %b %Y}"
+    if last != closure.closed_on:
+        days += f" to {last:%a %d %b %Y}"
+    if closure.from_time is not None and closure.until_time is not None:
+        days += f", {closure.from_time:%H:%M}-{closure.until_time:%H:%M}"
+    return f"{chair_name}, {days}" if chair_name else days
 
 
 _DAY_NAMES = {name[:3].lower(): index for index, name in enumerate(WEEKDAYS)}
@@ -437,8 +467,14 @@ def _misfits(
 def _fits(infusion: Infusion, calendar: schedule.CenterCalendar) -> bool:
     if infusion.status == InfusionStatus.UNBOOKED or infusion.starts_at is None:
         return calendar.hours_on(infusion.planned_date) is not None
-    return infusion.chair_id in calendar.chair_ids and schedule.booking_fits(
-        calendar, infusion.planned_date, infusion.starts_at, infusion.ends_at or infusion.starts_at
+    ends_at = infusion.ends_at or infusion.starts_at
+    return (
+        infusion.chair_id in calendar.chair_ids
+        and schedule.booking_fits(calendar, infusion.planned_date, infusion.starts_at, ends_at)
+        and calendar.blocking(
+            infusion.chair_id, infusion.starts_at, infusion.occupied_until or ends_at
+        )
+        is None
     )
 
 
@@ -514,18 +550,17 @@ def preview_closure(
     session: so.Session,
     actor: Actor,
     center_id: int,
-    closed_on: dt.date,
-    reason: str,
+    data: ClosureInput,
     settings: Settings,
     now: dt.datetime | None = None,
 ) -> previews.Preview:
-    """What closing the center that day would do to the bookings; nothing is saved."""
+    """What the closure would do to the bookings; nothing is saved."""
     now = now or utcnow()
     today = _today_at(session, center_id, now)
     _totals, preview = previews.dry_run(
         session,
         patients_at(center_id, today),
-        lambda: add_closure(session, actor, center_id, closed_on, reason, settings, now)[1],
+        lambda: add_closure(session, actor, center_id, data, settings, now)[1],
     )
     return preview
 
@@ -541,50 +576,110 @@ def add_closure(
     session: so.Session,
     actor: Actor,
     center_id: int,
-    closed_on: dt.date,
-    reason: str,
+    data: ClosureInput,
     settings: Settings,
     now: dt.datetime | None = None,
     fingerprint: str | None = None,
 ) -> tuple[Closure, dict[str, int]]:
-    """Close a center for a day and re-plan every patient booked on it, in one transaction;
-    with the `fingerprint` of a preview, only if it does exactly what the preview showed."""
-    if not reason.strip() or len(reason) > 200:
-        raise InvalidInput("reason: give a reason (at most 200 characters)", field="reason")
+    """Close a center (or one chair) and re-plan every patient booked then, in one
+    transaction; with the `fingerprint` of a preview, only if it does exactly what the
+    preview showed."""
+    _check_closure(data)
     now = now or utcnow()
     with unit_of_work(session):
         today = _today_at(session, center_id, now)
         result, _preview = previews.confirmed(
             session,
             patients_at(center_id, today),
-            lambda: _close(session, actor, center_id, closed_on, reason, settings, now),
+            lambda: _close(session, actor, center_id, data, settings, now),
             fingerprint,
         )
     return result
+
+
+def _check_closure(data: ClosureInput) -> None:
+    if not data.reason.strip() or len(data.reason) > 200:
+        raise InvalidInput("reason: give a reason (at most 200 characters)", field="reason")
+    if data.last_day < data.closed_on:
+        raise InvalidInput(
+            f"closed_until: the last day is before the first ({data.closed_on})",
+            field="closed_until",
+        )
+    if (data.last_day - data.closed_on).days + 1 > MAX_CLOSURE_DAYS:
+        raise InvalidInput(
+            f"closed_until: at most {MAX_CLOSURE_DAYS} days in one closure", field="closed_until"
+        )
+    if (data.from_time is None) != (data.until_time is None):
+        missing = "until_time" if data.until_time is None else "from_time"
+        raise InvalidInput(
+            f"{missing}: give both times for part of a day, or neither", field=missing
+        )
+    if (
+        data.from_time is not None
+        and data.until_time is not None
+        and (data.from_time >= data.until_time)
+    ):
+        raise InvalidInput(f"until_time: must be after {data.from_time:%H:%M}", field="until_time")
+
+
+def _overlaps(closure: Closure, data: ClosureInput) -> bool:
+    """Whether an existing closure already closes what the new one would, at least in part:
+    the same place (the center, or the same chair) on a shared day at a shared time."""
+    if closure.chair_id != data.chair_id:
+        return False
+    if closure.closed_on > data.last_day or closure.closed_until < data.closed_on:
+        return False
+    if closure.from_time is None or data.from_time is None or data.until_time is None:
+        return True
+    assert closure.until_time is not None
+    return closure.from_time < data.until_time and data.from_time < closure.until_time
 
 
 def _close(
     session: so.Session,
     actor: Actor,
     center_id: int,
-    closed_on: dt.date,
-    reason: str,
+    data: ClosureInput,
     settings: Settings,
     now: dt.datetime,
 ) -> tuple[Closure, dict[str, int]]:
     center = _load(session, center_id)
     today = schedule.local_date(now, center.timezone)
-    if closed_on < today:
+    if data.closed_on < today:
         raise InvalidInput("closed_on: not in the past", field="closed_on")
-    if any(c.closed_on == closed_on for c in center.closures):
+    chair_name = None
+    if data.chair_id is not None:
+        chair = next((c for c in center.chairs if c.id == data.chair_id), None)
+        if chair is None:
+            raise NotFound(
+                f"chair_id: {center.name} has no chair {data.chair_id}", field="chair_id"
+            )
+        chair_name = chair.name
+    taken = next((c for c in center.closures if _overlaps(c, data)), None)
+    if taken is not None:
         raise Conflict(
-            f"closed_on: {center.name} is already closed on {closed_on}", field="closed_on"
+            f"closed_on: {chair_name or center.name} is already closed then "
+            f"({describe_closure(taken)}: {taken.reason})",
+            field="closed_on",
         )
-    closure = Closure(center_id=center_id, closed_on=closed_on, reason=reason.strip())
+    closure = Closure(
+        center_id=center_id,
+        closed_on=data.closed_on,
+        closed_until=data.last_day,
+        chair_id=data.chair_id,
+        from_time=data.from_time,
+        until_time=data.until_time,
+        reason=data.reason.strip(),
+    )
     session.add(closure)
     session.flush()
+    where = chair_name or center.name
     totals = rebook_misfits(
-        session, center, settings, now, f"{center.name} closed on {closed_on}: {closure.reason}"
+        session,
+        center,
+        settings,
+        now,
+        f"{where} closed on {describe_closure(data)}: {closure.reason}",
     )
     audit.record(
         session,
@@ -592,6 +687,35 @@ def _close(
         "center.closure",
         "center",
         center_id,
-        after={"closed_on": closed_on, "reason": closure.reason, "replan": totals},
+        after=closure_view(closure) | {"replan": totals},
     )
     return closure, totals
+
+
+def closures_to_come(
+    session: so.Session, center_id: int, now: dt.datetime | None = None
+) -> list[Closure]:
+    """The center's closures whose last day is today or later, earliest first."""
+    today = _today_at(session, center_id, now or utcnow())
+    return list(
+        session.scalars(
+            sa.select(Closure)
+            .where(Closure.center_id == center_id, Closure.closed_until >= today)
+            .options(so.selectinload(Closure.chair))
+            .order_by(Closure.closed_on, Closure.from_time, Closure.id)
+        )
+    )
+
+
+def closure_view(closure: Closure) -> dict[str, Any]:
+    """A closure as the API and the audit trail show it."""
+    return {
+        "id": closure.id,
+        "center_id": closure.center_id,
+        "closed_on": closure.closed_on,
+        "closed_until": closure.closed_until,
+        "chair_id": closure.chair_id,
+        "from_time": closure.from_time,
+        "until_time": closure.until_time,
+        "reason": closure.reason,
+    }

@@ -351,6 +351,12 @@ def reschedule(
             for b in busy.get(chair_id, [])
         ):
             raise Conflict(f"chair_id: {chair.name} is taken at that time", field="chair_id")
+        closed = calendar.blocking(chair_id, wanted.starts_at, wanted.ends_at)
+        if closed is not None:
+            raise Conflict(
+                f"chair_id: {chair.name} is closed at that time ({closed.reason})",
+                field="chair_id",
+            )
         busy.setdefault(chair_id, []).append(wanted)
         moves = [(infusion, chair_id, starts_at)]
         moves += _follower_moves(infusion, followers, local, calendar, busy, chair_id, settings)

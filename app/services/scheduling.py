@@ -73,11 +73,32 @@ def public_holidays(
 def closures_of(
     center: Center, settings: Settings, start: dt.date, end: dt.date
 ) -> dict[dt.date, str]:
-    """The days the center is closed between start and end, with why (its own closures win
-    over public holidays)."""
+    """The whole days the center is closed between start and end, with why (its own
+    closures win over public holidays)."""
     holidays = public_holidays(center, settings, start, end)
-    own = {c.closed_on: c.reason for c in center.closures if start <= c.closed_on <= end}
+    own = {
+        day: c.reason
+        for c in center.closures
+        if c.whole_days and c.closed_on <= end and c.closed_until >= start
+        for day in c.days()
+        if start <= day <= end
+    }
     return holidays | own
+
+
+def blocked_of(center: Center, start: dt.date, end: dt.date) -> tuple[schedule.Blocked, ...]:
+    """The spans the center's chair and part-of-day closures take between start and end."""
+    return tuple(
+        schedule.Blocked(
+            c.chair_id,
+            *schedule.day_span(day, c.from_time, c.until_time, center.timezone),
+            reason=c.reason,
+        )
+        for c in center.closures
+        if not c.whole_days and c.closed_on <= end and c.closed_until >= start
+        for day in c.days()
+        if start <= day <= end
+    )
 
 
 def center_calendar(
@@ -91,6 +112,7 @@ def center_calendar(
         ),
         closures=frozenset(closures_of(center, settings, start, end)),
         chair_ids=tuple(c.id for c in center.chairs if c.active),
+        blocked=blocked_of(center, start, end),
     )
 
 
@@ -227,6 +249,8 @@ def replan(
     for the worklist of a nurse whose manual move could not be kept.
     """
     now = now or utcnow()
+    # A calendar change's cause also stands on the days it books afresh (where they went).
+    booked_because = cause
     cause = cause or f"Regimen changed (version {regimen.version})"
     integrity.lock_patient(session, regimen.patient_id)
     rows = list(
@@ -300,6 +324,7 @@ def replan(
             infusion = Infusion(patient_id=regimen.patient_id, sequence=0, version=1)
             _apply(infusion, day, regimen, turnover)
             infusion.updated_at = now
+            infusion.status_reason = booked_because[:500] if booked_because else None
             session.add(infusion)
             result.created.append(infusion)
         else:

@@ -18,7 +18,7 @@ from app.models import Center
 from app.policy import Action
 from app.schemas.centers import CenterCreateIn, CenterIn, ChairIn, ChairKind, HoursIn
 from app.services import centers as center_service
-from app.services import clinic
+from app.services import clinic, scheduling
 from app.services.errors import InvalidInput, NotFound, ServiceError
 from app.web import forms
 
@@ -28,8 +28,6 @@ DEFAULT_ZONE = "America/New_York"
 DEFAULT_OPENS, DEFAULT_CLOSES = dt.time(8), dt.time(18)
 DEFAULT_CHAIRS = 3
 CHAIR_KINDS: tuple[str, ...] = get_args(ChairKind)
-#: Longest value a re-rendered form echoes back (the models refuse longer ones anyway).
-_MAX_ECHO = 500
 
 #: What the re-booking totals say, in the order the message lists them.
 _REPLAN_WORDS = (
@@ -113,11 +111,6 @@ def _chair_form(
     return {"name": name, "kind": kind, "notes": notes, "active": "on" if active else ""}
 
 
-def _typed_form() -> dict[str, str]:
-    """What was sent, to show again for correction (an unticked checkbox is absent)."""
-    return {key: value[:_MAX_ECHO] for key, value in request.form.items() if key != "csrf_token"}
-
-
 # --- forms: reading what was sent -------------------------------------------------------------
 
 
@@ -198,24 +191,26 @@ def new() -> http.ResponseValue:
     except ServiceError as exc:
         flash(exc.message, "error")
         return _form_page(
-            "admin/centers/new.html", exc.status, form=_typed_form(), invalid=exc.field
+            "admin/centers/new.html", exc.status, form=forms.typed(), invalid=exc.field
         )
     count = len(center.chairs)
     flash(f"Created {center.name} with {count} chair{'' if count == 1 else 's'}.", "success")
     return redirect(url_for("centers_admin.center", center_id=center.id))
 
 
-def _center_page(
+def center_page(
     center_id: int,
     error: ServiceError | None = None,
     form: dict[str, str] | None = None,
     chair_edit: tuple[int, dict[str, str]] | None = None,
     new_chair: dict[str, str] | None = None,
+    closure_form: dict[str, str] | None = None,
 ) -> http.ResponseValue:
     """The center's page; after a refused change, the message and what was typed."""
     center = clinic.get_center(http.db(), center_id)  # an unknown center: 404, no message
     if error is not None:
         flash(error.message, "error")
+    today = clock.clinic_today(center.timezone)
     chair_forms = {
         c.id: _chair_form(c.name, c.kind, c.notes or "", c.active) for c in center.chairs
     }
@@ -229,7 +224,15 @@ def _center_page(
         chair_forms=chair_forms,
         new_chair=new_chair or _chair_form(),
         invalid=error.field if error else None,
-        today=clock.clinic_today(center.timezone),
+        today=today,
+        closures=center_service.closures_to_come(http.db(), center_id),
+        holidays=sorted(
+            scheduling.public_holidays(
+                center, http.settings(), today, today + dt.timedelta(days=365)
+            ).items()
+        ),
+        describe_closure=center_service.describe_closure,
+        closure_form=closure_form or {},
     )
 
 
@@ -238,14 +241,14 @@ def _center_page(
 def center(center_id: int) -> http.ResponseValue:
     """A center's page; saving replaces its description and weekly hours."""
     if request.method == "GET":
-        return _center_page(center_id)
+        return center_page(center_id)
     try:
         body = forms.parse(CenterIn, hours=_hours())
         _changed, totals = center_service.update_center(
             http.db(), http.actor(), center_id, body.center_input(), http.settings()
         )
     except ServiceError as exc:
-        return _center_page(center_id, exc, form=_typed_form())
+        return center_page(center_id, exc, form=forms.typed())
     flash(f"Saved. {replan_message(totals)}", "success")
     return redirect(url_for("centers_admin.center", center_id=center_id))
 
@@ -258,7 +261,7 @@ def add_chair(center_id: int) -> http.ResponseValue:
         body = forms.parse(ChairIn)
         chair = center_service.add_chair(http.db(), http.actor(), center_id, body.chair_input())
     except ServiceError as exc:
-        return _center_page(center_id, exc, new_chair=_typed_form())
+        return center_page(center_id, exc, new_chair=forms.typed())
     flash(f"Added {chair.name}.", "success")
     return redirect(url_for("centers_admin.center", center_id=center_id, _anchor="chairs"))
 
@@ -275,7 +278,7 @@ def update_chair(center_id: int, chair_id: int) -> http.ResponseValue:
             http.db(), http.actor(), chair_id, body.chair_input(), http.settings()
         )
     except ServiceError as exc:
-        return _center_page(center_id, exc, chair_edit=(chair_id, _typed_form()))
+        return center_page(center_id, exc, chair_edit=(chair_id, forms.typed()))
     flash(f"{chair.name} saved. {replan_message(totals)}", "success")
     return redirect(url_for("centers_admin.center", center_id=center_id, _anchor="chairs"))
 

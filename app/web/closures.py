@@ -1,5 +1,6 @@
-"""Administration: closing a center for a day. The admin sees first which infusions of which
-patients would move where and which could not be placed; confirming applies exactly that."""
+"""Administration: closing a center or one chair, for a day, a range of days or part of each
+day. The admin sees first which infusions of which patients would move where and which could
+not be placed; confirming applies exactly that."""
 
 from __future__ import annotations
 
@@ -14,16 +15,22 @@ from app.services import clinic
 from app.services.errors import ServiceError
 from app.services.previews import Preview, PreviewChanged
 from app.web import forms
-from app.web.centers import bp, replan_message
+from app.web.centers import bp, center_page, replan_message
 
 
 def _preview_page(
     center_id: int, body: ClosureIn, preview: Preview, status: int = 200
 ) -> http.ResponseValue:
     center = clinic.get_center(http.db(), center_id)
+    chair = next((c.name for c in center.chairs if c.id == body.chair_id), None)
     return (
         render_template(
-            "admin/centers/closure_preview.html", center=center, closure=body, preview=preview
+            "admin/centers/closure_preview.html",
+            center=center,
+            closure=body,
+            place=chair or center.name,
+            when=center_service.describe_closure(body.closure_input()),
+            preview=preview,
         ),
         status,
     )
@@ -37,11 +44,10 @@ def preview_closure(center_id: int) -> http.ResponseValue:
     try:
         body = forms.parse(ClosureIn, fingerprint=None)
         preview = center_service.preview_closure(
-            http.db(), http.actor(), center_id, body.closed_on, body.reason, http.settings()
+            http.db(), http.actor(), center_id, body.closure_input(), http.settings()
         )
     except ServiceError as exc:
-        flash(exc.message, "error")
-        return redirect(url_for("centers_admin.center", center_id=center_id, _anchor="closures"))
+        return center_page(center_id, exc, closure_form=forms.typed())
     return _preview_page(center_id, body, preview)
 
 
@@ -56,8 +62,7 @@ def add_closure(center_id: int) -> http.ResponseValue:
             http.db(),
             http.actor(),
             center_id,
-            body.closed_on,
-            body.reason,
+            body.closure_input(),
             http.settings(),
             fingerprint=body.fingerprint,
         )
@@ -65,7 +70,7 @@ def add_closure(center_id: int) -> http.ResponseValue:
         flash(exc.message.split(": ", 1)[1].capitalize() + ".", "error")
         return _preview_page(center_id, forms.parse(ClosureIn), exc.preview, exc.status)
     except ServiceError as exc:
-        flash(exc.message, "error")
-        return redirect(url_for("centers_admin.center", center_id=center_id, _anchor="closures"))
-    flash(f"Closed on {closure.closed_on:%a %d %b %Y}. {replan_message(totals)}", "success")
+        return center_page(center_id, exc, closure_form=forms.typed())
+    when = center_service.describe_closure(closure)
+    flash(f"Closed: {when}. {replan_message(totals)}", "success")
     return redirect(url_for("care.day_board", center_id=center_id, date=closure.closed_on))

@@ -16,6 +16,8 @@ from app.services.errors import InvalidInput
 
 M = TypeVar("M", bound=Input)
 
+#: Longest value a re-rendered form echoes back (the models refuse longer ones anyway).
+_MAX_ECHO = 500
 #: What a browser's datetime-local field sends.
 _LOCAL_FORMAT = "YYYY-MM-DDTHH:MM"
 
@@ -24,6 +26,11 @@ def _kinds(annotation: Any) -> set[Any]:
     if get_origin(annotation) in (Union, types.UnionType):
         return set(get_args(annotation))
     return {annotation}
+
+
+def typed() -> dict[str, str]:
+    """What was sent, to show again for correction (an unticked checkbox is absent)."""
+    return {key: value[:_MAX_ECHO] for key, value in request.form.items() if key != "csrf_token"}
 
 
 def checkbox(name: str) -> bool:

@@ -361,8 +361,7 @@ def test_a_closure_moves_the_infusions_booked_on_it(db_session, clinic, settings
         db_session,
         Actor(label=admin.email, user_id=admin.id, role="admin"),
         clinic.center.id,
-        closed,
-        "Staff training",
+        center_service.ClosureInput(closed, "Staff training"),
         settings,
         now=at(dt.date(2026, 10, 1)),
     )
@@ -381,8 +380,7 @@ def test_a_closure_moves_the_infusions_booked_on_it(db_session, clinic, settings
             db_session,
             Actor(label=admin.email, user_id=admin.id, role="admin"),
             clinic.center.id,
-            closed,
-            "again",
+            center_service.ClosureInput(closed, "again"),
             settings,
             now=at(dt.date(2026, 10, 1)),
         )

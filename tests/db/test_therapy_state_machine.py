@@ -388,16 +388,29 @@ class TherapyMachine(RuleBasedStateMachine):
 
     # --- admins and the scheduler ---------------------------------------------------------
 
-    @rule(days_ahead=st.integers(0, 40))
-    def admin_closes_a_day(self, days_ahead):
+    @rule(
+        days_ahead=st.integers(0, 40),
+        length=st.integers(1, 3),
+        chair=st.none() | st.integers(0, 1),
+        hours=st.none() | st.tuples(st.integers(8, 16), st.integers(1, 4)),
+    )
+    def admin_closes_a_center_or_a_chair(self, days_ahead, length, chair, hours):
+        """Whole days of the center shift cycles; a chair or part of a day moves bookings."""
+        first = self.today + dt.timedelta(days=days_ahead)
         self.attempt(
             "closure",
             lambda: centers.add_closure(
                 self.session,
                 self.admin,
                 self.center.id,
-                self.today + dt.timedelta(days=days_ahead),
-                "fuzz",
+                centers.ClosureInput(
+                    first,
+                    "fuzz",
+                    closed_until=first + dt.timedelta(days=length - 1),
+                    chair_id=None if chair is None else self.center.chairs[chair].id,
+                    from_time=None if hours is None else dt.time(hours[0]),
+                    until_time=None if hours is None else dt.time(hours[0] + hours[1]),
+                ),
                 self.settings,
             ),
         )

@@ -147,8 +147,7 @@ def test_a_day_stranded_by_a_closure_shows_as_cancelled_not_gone(
         db_session,
         Actor(label=admin.email, user_id=admin.id, role="admin"),
         clinic.center.id,
-        second.planned_date,
-        "Burst pipe",
+        centers.ClosureInput(second.planned_date, "Burst pipe"),
         settings,
     )
     db_session.refresh(second)
