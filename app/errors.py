@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.wrappers import Response
 
 from app import http
-from app.schemas.base import first_problem
+from app.schemas.base import first_problem, problems_of
 from app.services.errors import ServiceError
 
 _CODES = {
@@ -114,7 +114,14 @@ def _api_error(error: HTTPError) -> Response:
     """APIFlask's own errors (request validation, abort) in the API's envelope."""
     if error.status_code == 422 and isinstance(error.__cause__, ValidationError):
         field, message = first_problem(error.__cause__)
-        return json_error(422, message, field, headers=_plain_headers(error.headers))
+        problems = [{"field": p.field, "message": p.text} for p in problems_of(error.__cause__)]
+        return json_error(
+            422,
+            message,
+            field,
+            headers=_plain_headers(error.headers),
+            extra={"problems": problems},
+        )
     if error.status_code == 422 and error.detail:
         field, message = _first_validation_problem(error.detail)
         return json_error(422, message, field, headers=_plain_headers(error.headers))

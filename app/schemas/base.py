@@ -9,12 +9,15 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Field,
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
 from pydantic_core import ErrorDetails
+
+from app.services.errors import Problem
 
 RoleName = Literal["nurse", "physician", "admin"]
 
@@ -73,10 +76,18 @@ class Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class ProblemOut(BaseModel):
+    field: str | None
+    message: str
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str
     field: str | None = None
+    problems: list[ProblemOut] | None = Field(
+        None, description="a body that fails validation: every problem at once"
+    )
 
 
 class ErrorOut(BaseModel):
@@ -110,7 +121,7 @@ _LIMITS = {
 }
 
 
-def _describe(error: ErrorDetails) -> str:
+def _describe(error: ErrorDetails, unit: str | None = None) -> str:
     kind, context, got = error["type"], error.get("ctx", {}), error.get("input")
     if kind in ("missing", "string_too_short") and context.get("min_length", 1) == 1:
         return "required"
@@ -120,7 +131,9 @@ def _describe(error: ErrorDetails) -> str:
         words, key = _LIMITS[kind]
         limit = context[key]
         shown = f"{limit:g}" if isinstance(limit, float) else limit
-        return f"must be {words} {shown} (got {got})"
+        if unit and limit == 1 and unit in ("weeks", "days", "minutes", "hours"):
+            unit = unit[:-1]
+        return f"must be {words} {shown}{' ' + unit if unit else ''} (got {got})"
     if kind in ("literal_error", "enum"):
         return f"one of {context['expected']} (got {got!r})"
     if kind == "string_too_long":
@@ -134,13 +147,40 @@ def _describe(error: ErrorDetails) -> str:
     return error["msg"][:1].lower() + error["msg"][1:]
 
 
+#: The unit a field's limits are in, by the end of its name (the API's naming convention).
+_UNITS = (
+    ("_g_per_kg", "g/kg"),
+    ("_ml_per_kg_min", "mL/kg/min"),
+    ("_ml_per_kg_h", "mL/kg/h"),
+    ("_kg", "kg"),
+    ("_cm", "cm"),
+    ("_mg", "mg"),
+    ("_grams", "g"),
+    ("_weeks", "weeks"),
+    ("_days", "days"),
+    ("_minutes", "minutes"),
+    ("_hours", "hours"),
+    ("days_per_cycle", "days"),
+    ("percent", "%"),
+)
+
+
+def unit_of(field: str) -> str | None:
+    """The unit of a field's values, from its name (weight_kg: kg), or None."""
+    return next((unit for end, unit in _UNITS if field.endswith(end)), None)
+
+
+def problems_of(error: ValidationError) -> tuple[Problem, ...]:
+    """Every problem of a validation error, each with its field and what to give (limits
+    with their unit), in the words the API and the pages both use."""
+    found = []
+    for detail in error.errors():
+        field = ".".join(str(part) for part in detail["loc"]) or None
+        found.append(Problem(field, _describe(detail, unit_of(field) if field else None)))
+    return tuple(found) or (Problem(None, "The request is not valid."),)
+
+
 def first_problem(error: ValidationError) -> tuple[str | None, str]:
-    """The first problem of a validation error as (field, "field: what to give"), in the words
-    the API and the pages both use."""
-    details = error.errors()
-    if not details:
-        return None, "The request is not valid."
-    first = details[0]
-    field = ".".join(str(part) for part in first["loc"]) or None
-    message = _describe(first)
-    return field, f"{field}: {message}" if field else message
+    """The first problem of a validation error as (field, "field: what to give")."""
+    first = problems_of(error)[0]
+    return first.field, f"{first.field}: {first.text}" if first.field else first.text

@@ -6,12 +6,25 @@ from flask import Flask, jsonify
 
 from app import http
 from app.services import health
-from app.web import account, admin, auth, care, csrf, feeds, main, suggestions, tapers, worklist
+from app.web import (
+    account,
+    admin,
+    auth,
+    care,
+    csrf,
+    feeds,
+    forms,
+    main,
+    suggestions,
+    tapers,
+    worklist,
+)
 from app.web.centers import bp as centers_bp
 
 
 def init_app(app: Flask) -> None:
     csrf.init_app(app)
+    forms.init_app(app)
     for blueprint in (
         auth.bp,
         main.bp,

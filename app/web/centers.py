@@ -191,7 +191,7 @@ def new() -> http.ResponseValue:
     except ServiceError as exc:
         flash(exc.message, "error")
         return _form_page(
-            "admin/centers/new.html", exc.status, form=forms.typed(), invalid=exc.field
+            "admin/centers/new.html", exc.status, form=forms.sent(), invalid=exc.field
         )
     count = len(center.chairs)
     flash(f"Created {center.name} with {count} chair{'' if count == 1 else 's'}.", "success")
@@ -248,7 +248,7 @@ def center(center_id: int) -> http.ResponseValue:
             http.db(), http.actor(), center_id, body.center_input(), http.settings()
         )
     except ServiceError as exc:
-        return center_page(center_id, exc, form=forms.typed())
+        return center_page(center_id, exc, form=forms.sent())
     flash(f"Saved. {replan_message(totals)}", "success")
     return redirect(url_for("centers_admin.center", center_id=center_id))
 
@@ -261,7 +261,7 @@ def add_chair(center_id: int) -> http.ResponseValue:
         body = forms.parse(ChairIn)
         chair = center_service.add_chair(http.db(), http.actor(), center_id, body.chair_input())
     except ServiceError as exc:
-        return center_page(center_id, exc, new_chair=forms.typed())
+        return center_page(center_id, exc, new_chair=forms.sent())
     flash(f"Added {chair.name}.", "success")
     return redirect(url_for("centers_admin.center", center_id=center_id, _anchor="chairs"))
 
@@ -278,7 +278,7 @@ def update_chair(center_id: int, chair_id: int) -> http.ResponseValue:
             http.db(), http.actor(), chair_id, body.chair_input(), http.settings()
         )
     except ServiceError as exc:
-        return center_page(center_id, exc, chair_edit=(chair_id, forms.typed()))
+        return center_page(center_id, exc, chair_edit=(chair_id, forms.sent()))
     flash(f"{chair.name} saved. {replan_message(totals)}", "success")
     return redirect(url_for("centers_admin.center", center_id=center_id, _anchor="chairs"))
 

@@ -1,5 +1,7 @@
 """Read HTML forms with the API's own input models, so a page and the API accept the same
-values and refuse bad ones in the same words (the field named, the limit given)."""
+values and refuse bad ones in the same words (the limit given, with its unit); show a refused
+form's problems all at once, each next to its field in the words of the field's label, and
+listed above the page with links to the fields."""
 
 from __future__ import annotations
 
@@ -7,12 +9,12 @@ import datetime as dt
 import types
 from typing import Any, TypeVar, Union, get_args, get_origin
 
-from flask import request
+from flask import Flask, g, request
 from pydantic import ValidationError
 
 from app.domain import schedule
-from app.schemas.base import Input, first_problem
-from app.services.errors import InvalidInput
+from app.schemas.base import Input, first_problem, problems_of
+from app.services.errors import InvalidInput, Problem, ServiceError
 
 M = TypeVar("M", bound=Input)
 
@@ -28,7 +30,7 @@ def _kinds(annotation: Any) -> set[Any]:
     return {annotation}
 
 
-def typed() -> dict[str, str]:
+def sent() -> dict[str, str]:
     """What was sent, to show again for correction (an unticked checkbox is absent)."""
     return {key: value[:_MAX_ECHO] for key, value in request.form.items() if key != "csrf_token"}
 
@@ -81,4 +83,92 @@ def parse(model: type[M], *, timezone: str | None = None, **given: Any) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         field, message = first_problem(exc)
-        raise InvalidInput(message, field=field) from None
+        raise InvalidInput(message, field=field, problems=problems_of(exc)) from None
+
+
+# --- showing a refused form's problems ------------------------------------------------------
+
+
+def refuse(error: ServiceError, form: str) -> None:
+    """Show `error`'s problems on the form `form` when this request renders the page again
+    (with what was typed): each next to its field, all of them listed above the page."""
+    g.refused_form = form
+    g.form_problems = error.problems
+    g.form_labels = {}
+
+
+def _problems() -> tuple[Problem, ...]:
+    return tuple(g.get("form_problems", ()))
+
+
+def _matches(problem: Problem, name: str) -> bool:
+    # "hours.0.opens_at" belongs to the field the page shows as "hours".
+    field = problem.field or ""
+    return field == name or field.startswith(f"{name}.")
+
+
+def problem(form: str, name: str) -> str | None:
+    """What is wrong with a field of a form refused in this request, or None."""
+    if g.get("refused_form") != form:
+        return None
+    texts = [p.text for p in _problems() if _matches(p, name)]
+    return "; ".join(texts) or None
+
+
+def refused(form: str) -> bool:
+    """Whether this request refused the form (the page shows it again, open)."""
+    return bool(g.get("refused_form") == form)
+
+
+def typed(form: str, name: str, default: Any = "") -> Any:
+    """What was typed into a field of the form this request refused, else `default` (the
+    value the page shows otherwise); an unticked checkbox of a refused form is False."""
+    if not refused(form):
+        return default
+    if default is True or default is False:
+        return name in request.form
+    return request.form.get(name, "")[:_MAX_ECHO]
+
+
+def note_label(form: str, name: str, label: str) -> str:
+    """Remember the label a field was shown with, for the list of problems (renders nothing)."""
+    if g.get("refused_form") == form:
+        g.form_labels[name] = label
+    return ""
+
+
+def _humane(field: str) -> str:
+    return field.split(".")[0].replace("_", " ").capitalize()
+
+
+def problem_list() -> list[dict[str, str | None]]:
+    """The refused form's problems for the list above the page: each with the label its
+    field was shown with (and a link to it), or, for a field the page does not show, its name
+    in words."""
+    form = g.get("refused_form")
+    labels: dict[str, str] = g.get("form_labels", {})
+    listed = []
+    for item in _problems():
+        name = next((n for n in labels if _matches(item, n)), None)
+        label = labels[name] if name else (_humane(item.field) if item.field else None)
+        anchor = f"{form}-{name}" if name else None
+        listed.append({"label": label, "anchor": anchor, "text": item.text})
+    return listed
+
+
+def choices(items: Any, value: str, text: str) -> list[tuple[Any, Any]]:
+    """(value, text) pairs for a select from records' attributes (`centers|choices("id",
+    "name")`)."""
+    return [(getattr(item, value), getattr(item, text)) for item in items]
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.globals.update(
+        problem=problem,
+        note_label=note_label,
+        problem_list=problem_list,
+        refused=refused,
+        typed=typed,
+    )
+    app.jinja_env.filters["choices"] = choices
+    app.jinja_env.filters["pairs"] = lambda values: [(value, value) for value in values]

@@ -37,15 +37,13 @@ def new_patient() -> http.ResponseValue:
             data = patient_service.PatientInput(**body.model_dump())
             patient = patient_service.create_patient(http.db(), http.actor(), data, http.settings())
         except ServiceError as exc:
-            flash(exc.message, "error")
+            forms.refuse(exc, "patient")
             status = exc.status
         else:
             flash(f"Registered {patient.display_name}.", "success")
             return redirect(url_for("care.patient", patient_id=patient.id))
     return (
-        render_template(
-            "care/new_patient.html", centers=centers, physicians=physicians, form=request.form
-        ),
+        render_template("care/new_patient.html", centers=centers, physicians=physicians),
         status,
     )
 
@@ -102,7 +100,7 @@ def update_details(patient_id: int) -> http.ResponseValue:
             http.settings(),
         )
     except ServiceError as exc:
-        flash(exc.message, "error")
+        forms.refuse(exc, "details")
         return patient_page(patient_id, exc.status)
     flash("Patient details saved.", "success")
     return redirect(url_for("care.patient", patient_id=patient_id))
@@ -125,7 +123,7 @@ def record_weight(patient_id: int) -> http.ResponseValue:
             today,
         )
     except ServiceError as exc:
-        flash(exc.message, "error")
+        forms.refuse(exc, "weight")
         return patient_page(patient_id, exc.status)
     flash("Weight recorded.", "success")
     return redirect(url_for("care.patient", patient_id=patient_id))
@@ -146,7 +144,7 @@ def record_assessment(patient_id: int) -> http.ResponseValue:
             after_record=evaluation_hook(http.settings()),
         )
     except ServiceError as exc:
-        flash(exc.message, "error")
+        forms.refuse(exc, "assessment")
         return patient_page(patient_id, exc.status)
     flash("Assessment recorded.", "success")
     return redirect(url_for("care.patient", patient_id=patient_id, _anchor="assessments"))
@@ -167,7 +165,7 @@ def resolve_adverse_event(patient_id: int, event_id: int) -> http.ResponseValue:
             after_record=evaluation_hook(http.settings()),
         )
     except ServiceError as exc:
-        flash(exc.message, "error")
+        forms.refuse(exc, "resolve")
         return patient_page(patient_id, exc.status)
     flash("Marked resolved.", "success")
     return redirect(url_for("care.patient", patient_id=patient_id, _anchor="adverse-events"))

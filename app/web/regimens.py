@@ -51,7 +51,7 @@ def preview_regimen(patient_id: int) -> http.ResponseValue:
             settings,
         )
     except ServiceError as exc:
-        flash(exc.message, "error")
+        forms.refuse(exc, "regimen")
         return patient_page(patient_id, exc.status)
     return _preview_page(patient_id, summary, preview)
 
@@ -74,7 +74,7 @@ def set_regimen(patient_id: int) -> http.ResponseValue:
         )
         return _preview_page(patient_id, summary, preview, exc.status)
     except ServiceError as exc:
-        flash(exc.message, "error")
+        forms.refuse(exc, "regimen")
         return patient_page(patient_id, exc.status)
     summary = plan.summary()
     flash(

@@ -171,7 +171,7 @@ def admin_closes_a_booked_day_and_retires_the_chairs(page, server: str, day: str
     sign_in(page, server, ADMIN)
     page.goto(server + "/admin/centers/1")
     closure = page.get_by_test_id("closure-form")
-    closure.get_by_label("Day").fill(day)
+    closure.get_by_label("First day").fill(day)
     closure.get_by_label("Reason").fill("Staff training")
     closure.get_by_role("button", name="Preview closure").click()
     preview = page.get_by_test_id("closure-preview")

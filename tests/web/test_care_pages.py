@@ -242,6 +242,8 @@ def test_physician_sets_a_regimen_through_the_patient_page(app, clinic, db_sessi
 
 
 def test_bad_regimen_form_re_renders_with_422_and_writes_nothing(app, clinic, db_session):
+    from tests.web.test_form_errors import seen
+
     client = logged_in(app, clinic.physician)
     patient_url = f"/patients/{clinic.patient.id}"
     fields = form_fields(text_of(client.get(patient_url)), testid="regimen-form")
@@ -254,7 +256,14 @@ def test_bad_regimen_form_re_renders_with_422_and_writes_nothing(app, clinic, db
     response = client.post(f"{patient_url}/regimens", data=fields)
     assert response.status_code == 422
     body = text_of(response)
-    assert "dose_g_per_kg: 3.0 is above the maximum of 2.0 g/kg per cycle" in body
+    shown = seen(response)
+    assert shown.errors == {"dose_g_per_kg": "3.0 is above the maximum of 2.0 g/kg per cycle"}
+    assert shown.listed == [
+        (
+            "#regimen-dose_g_per_kg",
+            "Dose (g/kg per cycle): 3.0 is above the maximum of 2.0 g/kg per cycle",
+        )
+    ]
     assert form_fields(body, testid="regimen-form")["dose_g_per_kg"] == "3"
     assert "No regimen yet." in body
     assert [count_rows(db_session, m) for m in (Regimen, Infusion, AuditEvent)] == before

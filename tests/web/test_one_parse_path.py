@@ -1,5 +1,6 @@
 """House in order: the pages read their forms with the API's input models, so a value one
-refuses the other refuses too, in the same words, and nothing is written."""
+refuses the other refuses too, in the same words (the page names the field by its label, the
+API by its name), and nothing is written."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import pytest
 
 from app.models import AuditEvent, Regimen
 from tests.conftest import csrf_of
-from tests.web.test_care_pages import clinic, count_rows, logged_in, next_monday, text_of
+from tests.web.test_care_pages import clinic, count_rows, logged_in, next_monday
+from tests.web.test_form_errors import seen
 
 __all__ = ["clinic"]
 
@@ -25,15 +27,15 @@ REGIMEN = {
 @pytest.mark.parametrize(
     ("field", "page_value", "api_value", "message"),
     [
-        ("dose_g_per_kg", "two", "two", "dose_g_per_kg: give a number (got 'two')"),
-        ("dose_g_per_kg", "11", 11, "dose_g_per_kg: must be at most 10 (got 11)"),
-        ("days_per_cycle", "2.5", 2.5, "days_per_cycle: give a whole number"),
-        ("interval_weeks", "0", 0, "interval_weeks: must be at least 1 (got 0)"),
-        ("preferred_time", "9 o'clock", "9 o'clock", "preferred_time: give a time as HH:MM"),
-        ("starts_on", "next week", "next week", "starts_on: give an ISO 8601 date"),
-        ("weight_basis", "lean", "lean", "weight_basis: one of 'actual', 'ideal' or 'adjusted'"),
-        ("reason", " ", " ", "reason: required"),
-        ("reason", "x" * 2001, "x" * 2001, "reason: at most 2000 characters"),
+        ("dose_g_per_kg", "two", "two", "give a number (got 'two')"),
+        ("dose_g_per_kg", "11", 11, "must be at most 10 g/kg (got 11)"),
+        ("days_per_cycle", "2.5", 2.5, "give a whole number (got '2.5')"),
+        ("interval_weeks", "0", 0, "must be at least 1 week (got 0)"),
+        ("preferred_time", "9 o'clock", "9 o'clock", 'give a time as HH:MM (got "9 o\'clock")'),
+        ("starts_on", "next week", "next week", "give an ISO 8601 date, e.g. 2026-12-02"),
+        ("weight_basis", "lean", "lean", "one of 'actual', 'ideal' or 'adjusted' (got 'lean')"),
+        ("reason", " ", " ", "required"),
+        ("reason", "x" * 2001, "x" * 2001, "at most 2000 characters"),
     ],
 )
 def test_a_page_and_the_api_refuse_a_regimen_in_the_same_words(
@@ -51,7 +53,9 @@ def test_a_page_and_the_api_refuse_a_regimen_in_the_same_words(
         data=values | {field: page_value, "csrf_token": csrf_of(page)},
     )
     assert answer.status_code == 422
-    assert message in text_of(answer)
+    shown = seen(answer)
+    assert shown.errors == {field: message}
+    assert shown.listed == [(f"#regimen-{field}", f"{shown.labels[f'regimen-{field}']}: {message}")]
 
     body: dict[str, object] = {k: v for k, v in values.items() if k != "weight_basis"}
     body |= {"dose_g_per_kg": 2, "days_per_cycle": 2, "interval_weeks": 4, field: api_value}
@@ -61,5 +65,6 @@ def test_a_page_and_the_api_refuse_a_regimen_in_the_same_words(
     assert api.status_code == 422
     error = api.get_json()["error"]
     assert error["field"] == field
-    assert message in error["message"]
+    # The value as JSON sent it: a number is not quoted.
+    assert error["message"] == f"{field}: {message}".replace("'2.5'", "2.5")
     assert (count_rows(db_session, Regimen), count_rows(db_session, AuditEvent)) == before
