@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
+import re
 import tomllib
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -62,6 +66,72 @@ class AuthSettings(_Section):
     session_absolute_hours: float = Field(72, gt=0, le=24 * 90)
     api_token_days: int = Field(365, ge=0, le=3650)
     password_reset_hours: float = Field(24, gt=0, le=24 * 14)
+
+
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class SmtpSettings(_Section):
+    """The clinic's mail server; off while `host` is empty."""
+
+    host: str = Field("", max_length=253)
+    port: int = Field(25, ge=1, le=65535)
+    from_address: str = Field("", max_length=254)
+    username: str = Field("", max_length=254)
+    password_env: str = Field("SMTP_PASSWORD", pattern=_ENV_NAME)
+    starttls: bool = False
+    timeout_seconds: float = Field(10, gt=0, le=120)
+    #: Read from the environment variable `password_env` names; never from config.toml.
+    password: SecretStr = Field(SecretStr(""), exclude=True, repr=False)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host)
+
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"[A-Za-z0-9._-]+", value):
+            try:
+                ipaddress.ip_address(value)
+            except ValueError as exc:
+                raise ValueError(
+                    "a host name or IP address only, e.g. mail.example.org (port is its own key)"
+                ) from exc
+        return value
+
+    @field_validator("from_address")
+    @classmethod
+    def _mailbox(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        _name, address = parseaddr(value)
+        local, _, domain = address.rpartition("@")
+        if not local or "." not in domain or any(c.isspace() for c in address):
+            raise ValueError('an e-mail address, e.g. "IVIG Clinic <ivig@example.org>"')
+        return value
+
+    @model_validator(mode="after")
+    def _usable(self) -> SmtpSettings:
+        if self.host and not self.from_address:
+            raise ValueError("from_address: needed when host is set")
+        if self.username and not self.starttls and not _is_loopback(self.host):
+            raise ValueError(
+                "username: a login to a mail server on another machine needs starttls = true "
+                "(the password would cross the network in clear text)"
+            )
+        return self
 
 
 class SchedulerSettings(_Section):
@@ -216,6 +286,7 @@ class Settings(_Section):
     steroids: SteroidSettings = SteroidSettings()
     feeds: FeedSettings = FeedSettings()
     rules: RulesSettings = RulesSettings()
+    smtp: SmtpSettings = SmtpSettings()
     #: Where the settings were read from (for messages); not a config.toml key.
     source: str = Field("defaults", exclude=True)
 
@@ -329,6 +400,12 @@ def load_settings(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config_path}: not valid TOML: {exc}") from exc
 
+    smtp_section = raw.get("smtp")
+    if isinstance(smtp_section, dict) and "password" in smtp_section:
+        raise ConfigError(
+            f"{config_path}: smtp.password: never in this file; put the password in the "
+            "environment variable that smtp.password_env names (default SMTP_PASSWORD)"
+        )
     app_section = raw.setdefault("app", {})
     for env_name, key in (
         ("DATABASE_URL", "database_url"),
@@ -362,5 +439,23 @@ def load_settings(
         )
     database_url = _absolute_sqlite(settings.app.database_url, config_path.parent)
     return settings.model_copy(
-        update={"app": settings.app.model_copy(update={"database_url": database_url})}
+        update={
+            "app": settings.app.model_copy(update={"database_url": database_url}),
+            "smtp": _smtp_password(settings.smtp, env, config_path),
+        }
     )
+
+
+def _smtp_password(
+    smtp: SmtpSettings, env: dict[str, str] | os._Environ[str], config_path: Path
+) -> SmtpSettings:
+    """Fill in the SMTP password from the environment when a login is configured."""
+    if not (smtp.configured and smtp.username):
+        return smtp
+    password = env.get(smtp.password_env, "")
+    if not password:
+        raise ConfigError(
+            f"{config_path}: smtp.password_env: smtp.username is set, so the environment "
+            f"variable {smtp.password_env} must hold the mail server password"
+        )
+    return smtp.model_copy(update={"password": SecretStr(password)})

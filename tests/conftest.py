@@ -7,10 +7,14 @@ savepoints. Tests that need committed data across connections use `fresh_databas
 from __future__ import annotations
 
 import datetime as dt
+import email
+import email.policy
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager as ContextManager
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -237,3 +241,52 @@ def bearer(db_session: so.Session) -> Callable[[User], dict[str, str]]:
         return {"Authorization": f"Bearer {plain}"}
 
     return _headers
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (just now)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+class SmtpSink:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) that keeps every message it accepts."""
+
+    host = "127.0.0.1"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        #: (envelope recipients, message) in the order they arrived.
+        self.received: list[tuple[list[str], EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        self.received.append((list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+    def section(self, **more: object) -> dict[str, object]:
+        """The [smtp] settings that send to this sink."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "from_address": "IVIG Test Clinic <ivig@test.clinic>",
+            "timeout_seconds": 5,
+            **more,
+        }
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """`smtp_sink.section()` is an [smtp] override; `smtp_sink.received` what arrived."""
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink()
+    controller = Controller(sink, hostname=sink.host, port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import url_for
 
@@ -13,8 +14,10 @@ from app.policy import Action
 from app.schemas.admin import (
     AuditPageOut,
     AuditQuery,
+    HomeCenterIn,
     PasswordChangeIn,
     ResetLinkOut,
+    ResetLinkSentOut,
     RoleIn,
     TokenCreatedOut,
     TokenCreateIn,
@@ -51,8 +54,8 @@ def users() -> Any:
 @bp.input(UserCreateIn, arg_name="body")
 @bp.output(UserOut, status_code=201)
 def create_user(body: UserCreateIn) -> Any:
-    """Create a staff account (admin)."""
-    return user_service.create_user(
+    """Create a staff account, optionally at a home center (admin)."""
+    return account_service.create_user(
         http.db(), http.actor(), settings=http.settings().auth, **body.model_dump()
     )
 
@@ -82,6 +85,15 @@ def change_role(user_id: int, body: RoleIn) -> Any:
     return account_service.change_role(http.db(), http.actor(), user_id, body.role)
 
 
+@bp.put("/users/<int:user_id>/home-center")
+@guarded(Action.MANAGE_USERS)
+@bp.input(HomeCenterIn, arg_name="body")
+@bp.output(UserOut)
+def set_home_center(user_id: int, body: HomeCenterIn) -> Any:
+    """Set the center an account works at; null: every center (admin)."""
+    return account_service.set_home_center(http.db(), http.actor(), user_id, body.home_center_id)
+
+
 @bp.post("/users/<int:user_id>/unlock")
 @guarded(Action.MANAGE_USERS)
 @bp.output(UserOut)
@@ -102,6 +114,44 @@ def reset_link(user_id: int) -> Any:
         "url": url_for("auth.reset", token=plain, _external=True),
         "expires_at": reset.expires_at,
     }
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _also_answers(responses: dict[int, str]) -> Callable[[F], F]:
+    """Document more answers beside those `guarded` lists (a second bp.doc would replace them)."""
+
+    def decorator(view: F) -> F:
+        documented = dict(getattr(view, "_spec", {}).get("responses") or {})
+        return bp.doc(responses={**documented, **responses})(view)
+
+    return decorator
+
+
+def _public_reset_url(token: str) -> str:
+    """The reset link for an e-mail: from feeds.public_base_url, else this request's host."""
+    base = http.settings().feeds.public_base_url
+    if base:
+        return base + url_for("auth.reset", token=token)
+    return url_for("auth.reset", token=token, _external=True)
+
+
+@bp.post("/users/<int:user_id>/reset-link/email")
+@_also_answers({503: "The mail server cannot be reached or refused the e-mail; no link was made"})
+@guarded(Action.MANAGE_USERS)
+@bp.output(ResetLinkSentOut, status_code=201)
+def email_reset_link(user_id: int) -> Any:
+    """E-mail a one-time password reset link to the account's own address (admin).
+
+    Only where the clinic configured a mail server ([smtp] in config.toml; 409 otherwise).
+    The link is not in the answer; older links end. If the mail server cannot take the
+    e-mail (503) no link is made and the older one still works.
+    """
+    reset = account_service.email_reset_link(
+        http.db(), http.actor(), user_id, http.settings(), _public_reset_url
+    )
+    return {"sent_to": reset.user.email, "expires_at": reset.expires_at}
 
 
 @bp.post("/me/password")

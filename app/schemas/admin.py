@@ -18,15 +18,28 @@ class UserOut(Output):
     role: RoleName
     active: bool
     last_login_at: dt.datetime | None
+    #: The center the user works at (their home page opens on it); null: every center.
+    home_center_id: int | None
 
 
 class RoleIn(Input):
     role: RoleName
 
 
+class HomeCenterIn(Input):
+    #: The center the user works at; null: every center.
+    home_center_id: int | None
+
+
 class ResetLinkOut(BaseModel):
     #: The one-time link to hand to the user; shown only in this answer.
     url: str
+    expires_at: dt.datetime
+
+
+class ResetLinkSentOut(BaseModel):
+    #: The account's own address the one-time link was e-mailed to (the link is not shown).
+    sent_to: str
     expires_at: dt.datetime
 
 
@@ -44,6 +57,8 @@ class UserCreateIn(Input):
     full_name: str = Field(min_length=1, max_length=120)
     role: RoleName
     password: str = Field(min_length=1, max_length=1024)
+    #: The center the user works at; omitted or null: every center.
+    home_center_id: int | None = None
 
 
 class TokenCreateIn(Input):

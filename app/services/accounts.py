@@ -8,6 +8,11 @@ Decisions:
   admin: nobody can lock the clinic out of its own setup.
 - A reset link is shown once (only its hash is stored), works once, within the configured
   hours, and a newer link replaces an older one. Using it ends every session of the user.
+- Where a mail server is configured the link may instead go by e-mail to the account's own
+  address. The link, its audit row and the e-mail are one unit: the e-mail is sent last,
+  before the commit, so a mail server that cannot be reached leaves no link behind (and the
+  older link stands; should the commit itself fail after the send, the e-mailed link is simply
+  refused). The link never reaches the admin's screen then.
 - Changing one's own password needs the current one and ends one's other sessions.
 - Unlocking clears the failed-login counters of the user's e-mail from every address.
 """
@@ -16,19 +21,35 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from email.message import EmailMessage
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from app import policy
-from app.config import AuthSettings
+from app.config import AuthSettings, Settings
 from app.db import utcnow
-from app.models import ApiToken, LoginSession, LoginThrottle, PasswordReset, Role, User
-from app.services import audit
+from app.models import (
+    ApiToken,
+    Center,
+    LoginSession,
+    LoginThrottle,
+    PasswordReset,
+    Role,
+    User,
+)
+from app.services import audit, mail
 from app.services import users as user_service
 from app.services.context import Actor, unit_of_work
-from app.services.errors import AuthenticationFailed, Conflict, Forbidden, InvalidInput, NotFound
+from app.services.errors import (
+    AuthenticationFailed,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
 
 
 def _count(session: so.Session, statement: sa.Update) -> int:
@@ -182,9 +203,10 @@ def create_reset_link(
     user_id: int,
     settings: AuthSettings,
     now: dt.datetime | None = None,
+    emailed: bool = False,
 ) -> tuple[str, PasswordReset]:
     """Make a one-time password reset token for an active account; the plain token is
-    returned once (older links of the user end)."""
+    returned once (older links of the user end). `emailed` says so in the audit row."""
     now = now or utcnow()
     with unit_of_work(session):
         user = _load(session, user_id)
@@ -206,15 +228,75 @@ def create_reset_link(
         )
         session.add(reset)
         session.flush()
-        audit.record(
-            session,
-            actor,
-            "user.reset_link",
-            "user",
-            user.id,
-            after={"expires_at": reset.expires_at},
-        )
+        after: dict[str, object] = {"expires_at": reset.expires_at}
+        if emailed:
+            after["emailed_to"] = user.email
+        audit.record(session, actor, "user.reset_link", "user", user.id, after=after)
     return plain, reset
+
+
+def email_reset_link(
+    session: so.Session,
+    actor: Actor,
+    user_id: int,
+    settings: Settings,
+    link_for: Callable[[str], str],
+    now: dt.datetime | None = None,
+) -> PasswordReset:
+    """E-mail a one-time password reset link to the account's own address; `link_for`
+    turns the token into the absolute URL. The link exists only if the mail server took it."""
+    mail.require_configured(settings.smtp)
+    now = now or utcnow()
+    with unit_of_work(session):
+        plain, reset = create_reset_link(session, actor, user_id, settings.auth, now, emailed=True)
+        message = _reset_message(session, actor, reset, link_for(plain), settings, now)
+        try:
+            mail.send(settings.smtp, message)
+        except Unavailable as exc:
+            raise Unavailable(
+                f"{exc.message} The reset link for {reset.user.email} was not sent and does "
+                'not work; try again, or use "Reset link" to hand one over.'
+            ) from exc
+    return reset
+
+
+def _in_words(delta: dt.timedelta) -> str:
+    """`24 hours`, `3 days`, `90 minutes`: a validity period as a person says it."""
+    minutes = max(1, round(delta.total_seconds() / 60))
+    count, unit = minutes, "minute"
+    if minutes % (24 * 60) == 0 and minutes >= 48 * 60:
+        count, unit = minutes // (24 * 60), "day"
+    elif minutes % 60 == 0:
+        count, unit = minutes // 60, "hour"
+    return f"{count} {unit}{'' if count == 1 else 's'}"
+
+
+def _reset_message(
+    session: so.Session,
+    actor: Actor,
+    reset: PasswordReset,
+    link: str,
+    settings: Settings,
+    now: dt.datetime,
+) -> EmailMessage:
+    user, clinic = reset.user, settings.app.clinic_name
+    asker = session.get(User, actor.user_id) if actor.user_id is not None else None
+    name = asker.full_name if asker is not None else actor.label
+    who = f"{name} ({asker.email})" if asker is not None else name
+    expires = reset.expires_at.astimezone(dt.UTC)
+    until = f"{expires:%H:%M} UTC on {expires:%A} {expires.day} {expires:%B %Y}"
+    body = mail.paragraphs(
+        f"Hello {user.full_name},",
+        f"{who} asked for a new password for your account at {clinic} ({user.email}). "
+        "Open this link to choose one:",
+        link,
+        f"The link works once, for {_in_words(reset.expires_at - now)}: until {until}. "
+        "A newer link replaces this one, and setting the password signs you out everywhere.",
+        f"If you did not expect this e-mail, tell {name} or your clinic's administrator. "
+        "Nobody can change your password without this link.",
+    )
+    subject = f"{clinic}: your password reset link"
+    return mail.compose(settings.smtp, user.email, subject, body, to_name=user.full_name)
 
 
 def _live_reset(session: so.Session, plain: str, now: dt.datetime) -> PasswordReset:
@@ -299,4 +381,58 @@ def change_own_password(
         keep = user_service.sha256(session_secret) if session_secret else None
         ended = _end_access(session, user.id, now, keep_session=keep)
         audit.record(session, actor, "user.password_change", "user", user.id, after=ended)
+    return user
+
+
+def _check_center(session: so.Session, center_id: int | None) -> None:
+    if center_id is not None and session.get(Center, center_id) is None:
+        raise NotFound(f"home_center_id: no center {center_id}", field="home_center_id")
+
+
+def set_home_center(session: so.Session, actor: Actor, user_id: int, center_id: int | None) -> User:
+    """Set the center an account works at (None: every center); its home page opens on it."""
+    with unit_of_work(session):
+        user = _load(session, user_id)
+        _check_center(session, center_id)
+        if user.home_center_id == center_id:
+            return user
+        before = user.home_center_id
+        user.home_center_id = center_id
+        audit.record(
+            session,
+            actor,
+            "user.home_center",
+            "user",
+            user.id,
+            before={"home_center_id": before},
+            after={"home_center_id": center_id},
+        )
+    return user
+
+
+def create_user(
+    session: so.Session,
+    actor: Actor,
+    *,
+    email: str,
+    full_name: str,
+    role: str,
+    password: str,
+    settings: AuthSettings,
+    home_center_id: int | None = None,
+) -> User:
+    """Create a staff account, at its home center when one is given (one transaction)."""
+    with unit_of_work(session):
+        _check_center(session, home_center_id)
+        user = user_service.create_user(
+            session,
+            actor,
+            email=email,
+            full_name=full_name,
+            role=role,
+            password=password,
+            settings=settings,
+        )
+        if home_center_id is not None:
+            set_home_center(session, actor, user.id, home_center_id)
     return user

@@ -2,6 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request: the field it is about (None: the whole request) and
+    what to give instead, without the field's name ("must be at most 80 kg (got 90)")."""
+
+    field: str | None
+    text: str
+
+    @classmethod
+    def of(cls, field: str | None, message: str) -> Problem:
+        """From a message that starts with its field's name ("weight_kg: ...")."""
+        prefix = f"{field}: "
+        if field and message.startswith(prefix):
+            message = message[len(prefix) :]
+        return cls(field, message)
+
 
 class ServiceError(Exception):
     """A request the service refuses; nothing has been written."""
@@ -9,10 +28,17 @@ class ServiceError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        problems: tuple[Problem, ...] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        #: Every problem found at once (a form's fields); by default this one.
+        self.problems = problems or (Problem.of(field, message),)
 
     def details(self) -> dict[str, object]:
         """Return more the client may act on, beside code, message and field."""
@@ -42,3 +68,10 @@ class Forbidden(ServiceError):
 class AuthenticationFailed(ServiceError):
     status = 401
     code = "unauthenticated"
+
+
+class Unavailable(ServiceError):
+    """A server the request needs (the mail server) cannot be reached or refused the work."""
+
+    status = 503
+    code = "unavailable"

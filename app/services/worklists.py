@@ -42,8 +42,15 @@ class CenterDay:
 
 @dataclasses.dataclass(frozen=True)
 class NurseWork:
+    #: The centers' days shown, the home center's first.
     centers: list[CenterDay]
     notices: list[Notice]
+    #: The user's home center, if they have one.
+    home_center: Center | None = None
+    #: Whether every center is shown (else only the home center).
+    all_centers: bool = True
+    #: How many centers there are besides the home center.
+    other_centers: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,12 +71,25 @@ class AdminWork:
 
 
 def nurse_work(
-    session: so.Session, user_id: int, settings: Settings, now: dt.datetime | None = None
+    session: so.Session,
+    user_id: int,
+    settings: Settings,
+    now: dt.datetime | None = None,
+    *,
+    home_center_id: int | None = None,
+    all_centers: bool = False,
 ) -> NurseWork:
-    """Today's infusions at every center, by start time, with what waits for a chair."""
+    """Today's infusions by start time, with what waits for a chair: at the home center only
+    (at every center with `all_centers`, the home center first), or at every center when there
+    is no home center."""
     now = now or utcnow()
+    centers = clinic.list_centers(session)
+    home = next((c for c in centers if c.id == home_center_id), None)
+    others = [c for c in centers if c is not home]
+    if home is not None:
+        centers = [home, *others] if all_centers else [home]
     days = []
-    for center in clinic.list_centers(session):
+    for center in centers:
         today = schedule.local_date(now, center.timezone)
         board = boards.day_board(session, center.id, today, settings)
         todays = sorted(
@@ -77,7 +97,13 @@ def nurse_work(
             key=lambda i: (i.starts_at or now, i.chair_id or 0),
         )
         days.append(CenterDay(board, todays, placements.waiting_count(session, [center.id], today)))
-    return NurseWork(days, worklist.open_notices(session, user_id))
+    return NurseWork(
+        days,
+        worklist.open_notices(session, user_id),
+        home_center=home,
+        all_centers=home is None or all_centers,
+        other_centers=len(others) if home is not None else 0,
+    )
 
 
 def physician_work(session: so.Session, user_id: int) -> PhysicianWork:

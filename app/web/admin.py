@@ -12,7 +12,7 @@ from app import http
 from app.auth import require
 from app.domain.rules import engine
 from app.policy import Action
-from app.schemas.admin import RoleIn, UserCreateIn
+from app.schemas.admin import HomeCenterIn, RoleIn, UserCreateIn
 from app.services import accounts as account_service
 from app.services import audit, clinic, suggestions
 from app.services import users as user_service
@@ -94,13 +94,13 @@ def audit_csv() -> http.ResponseValue:
 @require(Action.MANAGE_USERS)
 def users() -> http.ResponseValue:
     """List staff accounts and create new ones."""
-    form = {"email": "", "full_name": "", "role": "nurse"}
+    form = {"email": "", "full_name": "", "role": "nurse", "home_center_id": ""}
     status = 200
     if request.method == "POST":
         form = {key: request.form.get(key, "")[:254] for key in form}
         try:
             body = forms.parse(UserCreateIn)
-            user = user_service.create_user(
+            user = account_service.create_user(
                 http.db(), http.actor(), settings=http.settings().auth, **body.model_dump()
             )
         except ServiceError as exc:
@@ -121,8 +121,10 @@ def _users_page(
             "admin/users.html",
             users=users,
             locked=account_service.locked_ids(http.db(), users),
-            form=form or {"email": "", "full_name": "", "role": "nurse"},
+            form=form or {"email": "", "full_name": "", "role": "nurse", "home_center_id": ""},
+            centers=clinic.list_centers(http.db()),
             reset=reset,
+            can_email=http.settings().smtp.configured,
         ),
         status,
     )
@@ -132,11 +134,26 @@ def _users_page(
 @bp.post("/users/<int:user_id>/activate", defaults={"change": "activate"})
 @bp.post("/users/<int:user_id>/role", defaults={"change": "role"})
 @bp.post("/users/<int:user_id>/unlock", defaults={"change": "unlock"})
+@bp.post("/users/<int:user_id>/home-center", defaults={"change": "home_center"})
 @require(Action.MANAGE_USERS)
 def change_user(user_id: int, change: str) -> http.ResponseValue:
-    """Deactivate, reactivate, change the role of or unlock an account."""
+    """Deactivate, reactivate, change the role or home center of, or unlock an account."""
     try:
-        if change == "role":
+        if change == "home_center":
+            # The select's "Every center" sends an empty value: no home center.
+            picked = request.form.get("home_center_id", "").strip()
+            user = account_service.set_home_center(
+                http.db(),
+                http.actor(),
+                user_id,
+                forms.parse(HomeCenterIn).home_center_id if picked else None,
+            )
+            message = (
+                f"{user.full_name}'s home page opens on their home center."
+                if user.home_center_id is not None
+                else f"{user.full_name} has no home center: their home page shows every center."
+            )
+        elif change == "role":
             user = account_service.change_role(
                 http.db(), http.actor(), user_id, forms.parse(RoleIn).role
             )
@@ -174,6 +191,33 @@ def reset_link(user_id: int) -> http.ResponseValue:
     link = url_for("auth.reset", token=plain, _external=True)
     expires = reset.expires_at.strftime("%Y-%m-%d %H:%M UTC")
     return _users_page(reset=(f"{reset.user.full_name}: {link}", expires))
+
+
+def _public_reset_url(token: str) -> str:
+    """The reset link for an e-mail: from feeds.public_base_url, else this request's host."""
+    base = http.settings().feeds.public_base_url
+    if base:
+        return base + url_for("auth.reset", token=token)
+    return url_for("auth.reset", token=token, _external=True)
+
+
+@bp.post("/users/<int:user_id>/reset-link/email")
+@require(Action.MANAGE_USERS)
+def email_reset_link(user_id: int) -> http.ResponseValue:
+    """E-mail a one-time password reset link to the user's own address (SMTP configured)."""
+    try:
+        reset = account_service.email_reset_link(
+            http.db(), http.actor(), user_id, http.settings(), _public_reset_url
+        )
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return _users_page(status=exc.status)
+    expires = reset.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+    flash(
+        f"A reset link was e-mailed to {reset.user.email}; it works once, until {expires}.",
+        "success",
+    )
+    return redirect(url_for("admin.users"))
 
 
 @bp.route("/rules", methods=["GET", "POST"])

@@ -19,7 +19,7 @@ from app.policy import Action
 from app.schemas.centers import CenterCreateIn, CenterIn, ChairIn, ChairKind, HoursIn
 from app.services import centers as center_service
 from app.services import clinic, scheduling
-from app.services.errors import InvalidInput, NotFound, ServiceError
+from app.services.errors import InvalidInput, NotFound, Problem, ServiceError
 from app.web import forms
 
 bp = Blueprint("centers_admin", __name__, url_prefix="/admin/centers")
@@ -125,12 +125,30 @@ def _day_hours(day: int) -> HoursIn | None:
     try:
         return forms.parse(HoursIn, weekday=day, **given)
     except InvalidInput as exc:
-        name = center_service.WEEKDAYS[day]
-        raise InvalidInput(f"hours: {name} {exc.message}", field=f"{exc.field}_{day}") from None
+        # Each problem belongs to the day's own field ("opens_at_0"), as the week table names it.
+        day_name = center_service.WEEKDAYS[day]
+        problems = tuple(Problem(f"{p.field}_{day}", p.text) for p in exc.problems)
+        first = problems[0]
+        raise InvalidInput(
+            f"hours: {day_name} {exc.message}", field=first.field, problems=problems
+        ) from None
 
 
 def _hours() -> list[HoursIn]:
-    return [hours for day in range(7) if (hours := _day_hours(day)) is not None]
+    """Every open day's hours; every bad day's problems at once."""
+    hours: list[HoursIn] = []
+    problems: list[Problem] = []
+    for day in range(7):
+        try:
+            row = _day_hours(day)
+        except InvalidInput as exc:
+            problems.extend(exc.problems)
+            continue
+        if row is not None:
+            hours.append(row)
+    if problems:
+        raise InvalidInput("hours: see each day", field=problems[0].field, problems=tuple(problems))
+    return hours
 
 
 def _numbered_chairs() -> list[dict[str, str]]:
@@ -183,16 +201,14 @@ def new() -> http.ResponseValue:
     centers = clinic.list_centers(http.db())
     first = min(centers, key=lambda c: c.id).timezone if centers else DEFAULT_ZONE
     if request.method == "GET":
-        return _form_page("admin/centers/new.html", form=_blank_form(first), invalid=None)
+        return _form_page("admin/centers/new.html", form=_blank_form(first))
     try:
-        body = forms.parse(CenterCreateIn, hours=_hours(), chairs=_numbered_chairs())
+        body = forms.parse_all(CenterCreateIn, {"hours": _hours, "chairs": _numbered_chairs})
         chairs = tuple(chair.chair_input() for chair in body.chairs)
         center = center_service.create_center(http.db(), http.actor(), body.center_input(chairs))
     except ServiceError as exc:
-        flash(exc.message, "error")
-        return _form_page(
-            "admin/centers/new.html", exc.status, form=forms.sent(), invalid=exc.field
-        )
+        forms.refuse(exc, "center")
+        return _form_page("admin/centers/new.html", exc.status, form=forms.sent())
     count = len(center.chairs)
     flash(f"Created {center.name} with {count} chair{'' if count == 1 else 's'}.", "success")
     return redirect(url_for("centers_admin.center", center_id=center.id))
@@ -201,15 +217,17 @@ def new() -> http.ResponseValue:
 def center_page(
     center_id: int,
     error: ServiceError | None = None,
+    refused: str = "center",
     form: dict[str, str] | None = None,
     chair_edit: tuple[int, dict[str, str]] | None = None,
     new_chair: dict[str, str] | None = None,
     closure_form: dict[str, str] | None = None,
 ) -> http.ResponseValue:
-    """The center's page; after a refused change, the message and what was typed."""
+    """The center's page; after a refused change to one of its forms (`refused`: center,
+    closure, new-chair, chair-<id>), its problems by its fields and what was typed."""
     center = clinic.get_center(http.db(), center_id)  # an unknown center: 404, no message
     if error is not None:
-        flash(error.message, "error")
+        forms.refuse(error, refused)
     today = clock.clinic_today(center.timezone)
     chair_forms = {
         c.id: _chair_form(c.name, c.kind, c.notes or "", c.active) for c in center.chairs
@@ -223,7 +241,6 @@ def center_page(
         form=form or _center_form(center),
         chair_forms=chair_forms,
         new_chair=new_chair or _chair_form(),
-        invalid=error.field if error else None,
         today=today,
         closures=center_service.closures_to_come(http.db(), center_id),
         holidays=sorted(
@@ -243,7 +260,7 @@ def center(center_id: int) -> http.ResponseValue:
     if request.method == "GET":
         return center_page(center_id)
     try:
-        body = forms.parse(CenterIn, hours=_hours())
+        body = forms.parse_all(CenterIn, {"hours": _hours})
         _changed, totals = center_service.update_center(
             http.db(), http.actor(), center_id, body.center_input(), http.settings()
         )
@@ -261,7 +278,7 @@ def add_chair(center_id: int) -> http.ResponseValue:
         body = forms.parse(ChairIn)
         chair = center_service.add_chair(http.db(), http.actor(), center_id, body.chair_input())
     except ServiceError as exc:
-        return center_page(center_id, exc, new_chair=forms.sent())
+        return center_page(center_id, exc, "new-chair", new_chair=forms.sent())
     flash(f"Added {chair.name}.", "success")
     return redirect(url_for("centers_admin.center", center_id=center_id, _anchor="chairs"))
 
@@ -278,7 +295,7 @@ def update_chair(center_id: int, chair_id: int) -> http.ResponseValue:
             http.db(), http.actor(), chair_id, body.chair_input(), http.settings()
         )
     except ServiceError as exc:
-        return center_page(center_id, exc, chair_edit=(chair_id, forms.sent()))
+        return center_page(center_id, exc, f"chair-{chair_id}", chair_edit=(chair_id, forms.sent()))
     flash(f"{chair.name} saved. {replan_message(totals)}", "success")
     return redirect(url_for("centers_admin.center", center_id=center_id, _anchor="chairs"))
 

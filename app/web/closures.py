@@ -47,7 +47,7 @@ def preview_closure(center_id: int) -> http.ResponseValue:
             http.db(), http.actor(), center_id, body.closure_input(), http.settings()
         )
     except ServiceError as exc:
-        return center_page(center_id, exc, closure_form=forms.sent())
+        return center_page(center_id, exc, "closure", closure_form=forms.sent())
     return _preview_page(center_id, body, preview)
 
 
@@ -70,7 +70,7 @@ def add_closure(center_id: int) -> http.ResponseValue:
         flash(exc.message.split(": ", 1)[1].capitalize() + ".", "error")
         return _preview_page(center_id, forms.parse(ClosureIn), exc.preview, exc.status)
     except ServiceError as exc:
-        return center_page(center_id, exc, closure_form=forms.sent())
+        return center_page(center_id, exc, "closure", closure_form=forms.sent())
     when = center_service.describe_closure(closure)
     flash(f"Closed: {when}. {replan_message(totals)}", "success")
     return redirect(url_for("care.day_board", center_id=center_id, date=closure.closed_on))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import types
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, Union, get_args, get_origin
 
 from flask import Flask, g, request
@@ -84,6 +85,26 @@ def parse(model: type[M], *, timezone: str | None = None, **given: Any) -> M:
     except ValidationError as exc:
         field, message = first_problem(exc)
         raise InvalidInput(message, field=field, problems=problems_of(exc)) from None
+
+
+def parse_all(model: type[M], parts: Mapping[str, Callable[[], Any]], **given: Any) -> M:
+    """Like `parse`, with some fields read by the page itself (`parts`: a week of hours, a
+    number of chairs); the problems of every part and of the model are raised at once."""
+    problems: list[Problem] = []
+    for name, read in parts.items():
+        try:
+            given[name] = read()
+        except InvalidInput as exc:  # the field takes its default; the model checks the rest
+            problems.extend(exc.problems)
+    try:
+        parsed = parse(model, **given)
+    except InvalidInput as exc:
+        problems.extend(exc.problems)
+    if problems:
+        first = problems[0]
+        message = f"{first.field}: {first.text}" if first.field else first.text
+        raise InvalidInput(message, field=first.field, problems=tuple(problems))
+    return parsed
 
 
 # --- showing a refused form's problems ------------------------------------------------------

@@ -26,7 +26,14 @@ def home() -> http.ResponseValue:
     work: dict[str, object] = {}
     # Each part of the day's work is shown to whoever may act on it.
     if can(user.role, Action.RECORD_INFUSION):
-        work["nurse"] = worklists.nurse_work(session, user.id, settings, now)
+        work["nurse"] = worklists.nurse_work(
+            session,
+            user.id,
+            settings,
+            now,
+            home_center_id=user.home_center_id,
+            all_centers=request.args.get("center") == "all",
+        )
     if can(user.role, Action.DECIDE_SUGGESTION):
         work["physician"] = worklists.physician_work(session, user.id)
     if can(user.role, Action.MANAGE_CENTERS):

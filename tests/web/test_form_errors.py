@@ -118,3 +118,36 @@ def test_a_refused_new_patient_shows_every_problem_by_its_label_and_keeps_what_w
     assert page.values["family_name"] == "Okafor" and page.values["height_cm"] == "450"
     assert page.values["weight_kg"] == "heavy"
     assert db_session.scalar(sa.select(sa.func.count()).select_from(Patient)) == 0
+
+
+def test_a_refused_center_names_every_bad_day_and_field_at_once(app, db_session, make_user):
+    from app.models import Center
+    from tests.web.test_center_pages import new_center_form
+
+    admin = logged_in(app, make_user("admin"))
+    fields = new_center_form(admin) | {
+        "name": "",
+        "closes_at_0": "",
+        "opens_at_3": "25:00",
+        "nurses_4": "0",
+        "chair_count": "lots",
+    }
+    refused = admin.post("/admin/centers/new", data=fields)
+    assert refused.status_code == 422
+    page = seen(refused)
+    assert page.errors == {
+        "name": "required",
+        "closes_at_0": "required",
+        "opens_at_3": "give a time as HH:MM (got '25:00')",
+        "nurses_4": "must be at least 1 (got 0)",
+        "chair_count": "give a whole number from 0 to 200 (got 'lots')",
+    }
+    assert [text for _link, text in page.listed] == [
+        "Monday: closes at: required",
+        "Thursday: opens at: give a time as HH:MM (got '25:00')",
+        "Friday: infusion nurses on shift: must be at least 1 (got 0)",
+        "Chairs to create: give a whole number from 0 to 200 (got 'lots')",
+        "Name: required",
+    ]
+    assert page.values["opens_at_3"] == "25:00"
+    assert db_session.scalar(sa.select(sa.func.count()).select_from(Center)) == 0

@@ -1,0 +1,111 @@
+"""Plain-text e-mail through the clinic's mail server (config.toml [smtp]).
+
+Any service may send: `compose` builds the message, `send` hands it to the server. Both are
+pure of Flask and of the database. A service that sends inside its unit of work does so last,
+before the commit: when the server cannot be reached `send` raises `Unavailable`, the unit
+rolls back and nothing the e-mail speaks of stays written.
+
+Decisions:
+- One connection per message; a clinic sends a few e-mails an hour, not a stream.
+- STARTTLS verifies the server's certificate against the system's trust store; there is no
+  switch to skip that.
+- A message any of whose recipients the server refuses counts as not sent.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import textwrap
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate, make_msgid, parseaddr
+
+from app.config import SmtpSettings
+from app.services.errors import Conflict, Unavailable
+
+NOT_CONFIGURED = (
+    "smtp.host: this clinic has no mail server configured (config.toml [smtp]), so nothing "
+    "can be e-mailed"
+)
+
+
+def require_configured(settings: SmtpSettings) -> None:
+    """Refuse at once (409) when no mail server is configured."""
+    if not settings.configured:
+        raise Conflict(NOT_CONFIGURED)
+
+
+def compose(
+    settings: SmtpSettings, to: str, subject: str, body: str, to_name: str = ""
+) -> EmailMessage:
+    """Build a plain-text e-mail from the configured sender to one address."""
+    message = EmailMessage(policy=SMTP_POLICY)
+    message["From"] = settings.from_address
+    message["To"] = Address(display_name=to_name, addr_spec=to) if to_name else to
+    message["Subject"] = subject
+    message["Date"] = formatdate(usegmt=True)
+    domain = parseaddr(settings.from_address)[1].rpartition("@")[2] or None
+    message["Message-ID"] = make_msgid(domain=domain)
+    # RFC 3834: an automatic message, so vacation responders stay quiet.
+    message["Auto-Submitted"] = "auto-generated"
+    # Names may be non-ASCII; quoted-printable passes servers that lack 8BITMIME.
+    message.set_content(body, cte="7bit" if body.isascii() else "quoted-printable")
+    return message
+
+
+def paragraphs(*texts: str, width: int = 72) -> str:
+    """Join paragraphs into a plain-text body, each wrapped at `width` (links stay whole)."""
+    wrapped = (
+        textwrap.fill(text, width, break_long_words=False, break_on_hyphens=False) for text in texts
+    )
+    return "\n\n".join(wrapped) + "\n"
+
+
+def send(settings: SmtpSettings, message: EmailMessage) -> None:
+    """Hand one message to the mail server, or raise Unavailable saying why it was not sent."""
+    require_configured(settings)
+    server = f"{settings.host}:{settings.port}"
+    try:
+        with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_seconds) as smtp:
+            if settings.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.username:
+                smtp.login(settings.username, settings.password.get_secret_value())
+            refused = smtp.send_message(message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise Unavailable(_refused(server, exc.recipients)) from exc
+    except smtplib.SMTPAuthenticationError as exc:
+        raise Unavailable(
+            f"The mail server {server} refused the login of smtp.username ({_reason(exc)}); "
+            f"check the password in {settings.password_env}."
+        ) from exc
+    except smtplib.SMTPNotSupportedError as exc:
+        raise Unavailable(f"The mail server {server} cannot do what [smtp] asks: {exc}") from exc
+    except smtplib.SMTPResponseException as exc:
+        raise Unavailable(
+            f"The mail server {server} did not take the message ({exc.smtp_code} {_reason(exc)})."
+        ) from exc
+    except OSError as exc:  # refused, timed out, unknown host, TLS failure, hang-up
+        raise Unavailable(
+            f"The mail server {server} cannot be reached ({_reason(exc)}); try again later."
+        ) from exc
+    if refused:
+        raise Unavailable(_refused(server, refused))
+
+
+def _refused(server: str, refused: dict[str, tuple[int, bytes]]) -> str:
+    addresses = ", ".join(
+        f"{address} ({code})" for address, (code, _text) in sorted(refused.items())
+    )
+    return f"The mail server {server} refused the address {addresses}."
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error
+        return (text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text))[:200]
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)[:200] or type(exc).__name__
