@@ -72,7 +72,7 @@ def password() -> http.ResponseValue:
                 session_secret=session.get("sid"),
             )
         except ServiceError as exc:
-            flash(exc.message, "error")
+            forms.refuse(exc, "password")
             status = exc.status
         else:
             flash("Password changed. Your other sessions have ended.", "success")

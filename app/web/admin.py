@@ -104,7 +104,7 @@ def users() -> http.ResponseValue:
                 http.db(), http.actor(), settings=http.settings().auth, **body.model_dump()
             )
         except ServiceError as exc:
-            flash(exc.message, "error")
+            forms.refuse(exc, "user")
             status = exc.status
         else:
             flash(f"Created {user.full_name} ({user.role}).", "success")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import flash, render_template, request
+from flask import render_template, request
 
 from app import http
 from app.auth import require
@@ -27,7 +27,7 @@ def calculator() -> http.ResponseValue:
             body = forms.parse(DoseIn)
             result = regimen_service.calculate(dosing.DoseRequest(**body.model_dump()), settings)
         except ServiceError as exc:
-            flash(exc.message, "error")
+            forms.refuse(exc, "dose")
             status = exc.status
     return (
         render_template(

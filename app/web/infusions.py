@@ -120,7 +120,7 @@ def _infusion_action(infusion_id: int, action: str) -> http.ResponseValue:
                 after_record=evaluation_hook(http.settings()),
             )
     except ServiceError as exc:
-        flash(exc.message, "error")
+        forms.refuse(exc, "reaction" if action == "adverse_event" else action)
         return _infusion_page(infusion_id, exc.status)
     flash("Saved.", "success")
     return redirect(url_for("care.infusion", infusion_id=infusion_id))

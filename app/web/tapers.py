@@ -51,8 +51,10 @@ def create(patient_id: int) -> http.ResponseValue:
             http.db(), http.actor(), patient_id, data, http.settings(), today
         )
     except ServiceError as exc:
-        flash(exc.message, "error")
-        return redirect(url_for("care.patient", patient_id=patient_id, _anchor="taper"))
+        from app.web.patients import patient_page  # the patient page draws the taper form
+
+        forms.refuse(exc, "taper")
+        return patient_page(patient_id, exc.status)
     flash(f"Taper plan version {plan.version} set: {len(plan.steps)} steps.", "success")
     return redirect(url_for("care.patient", patient_id=patient_id, _anchor="taper"))
 

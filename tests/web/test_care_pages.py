@@ -164,7 +164,7 @@ def test_calculator_page_explains_a_bad_dose(app, clinic):
     response = client.post("/dosing/ivig", data=data)
     assert response.status_code == 422
     body = text_of(response)
-    assert "dose_g_per_kg: 2.5 is above the maximum of 2.0 g/kg per cycle" in body
+    assert "Dose (g/kg per cycle)</a>: 2.5 is above the maximum of 2.0 g/kg per cycle" in body
     assert 'data-testid="dose-result"' not in body
     # What was typed stays in the form for correction.
     assert form_fields_with(body, "dose_g_per_kg")["dose_g_per_kg"] == "2.5"
@@ -173,7 +173,7 @@ def test_calculator_page_explains_a_bad_dose(app, clinic):
         "/dosing/ivig", data=data | {"dose_g_per_kg": "two", "csrf_token": csrf_of(client)}
     )
     assert response.status_code == 422
-    assert "dose_g_per_kg: give a number (got 'two')" in text_of(response)
+    assert "Dose (g/kg per cycle)</a>: give a number (got 'two')" in text_of(response)
 
 
 def test_calculator_form_without_csrf_token_is_refused(app, clinic):
@@ -462,7 +462,12 @@ def test_infusion_page_shows_why_a_given_record_was_refused(app, clinic, db_sess
     response = client.post(f"{url}/given", data=fields)
     assert response.status_code == 422
     body = text_of(response)
-    assert "given_grams: 150 is outside 0-140 g" in body
+    from tests.web.test_form_errors import seen
+
+    # In the words of the field's label (not given_grams), next to it and above the page.
+    why = "150 is outside 0-140 g (the Octagam 10% maximum per day)"
+    assert seen(response).errors == {"given_grams": why}
+    assert seen(response).listed == [("#given-given_grams", f"Grams given: {why}")]
     assert '<dd data-testid="infusion-status">scheduled</dd>' in body
     assert form_fields(body, testid="given-form")["given_grams"] == "150"
 

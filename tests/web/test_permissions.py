@@ -149,7 +149,7 @@ ALLOWED_STATUS = {
     ("POST", "/patients/<int:patient_id>/regimens"): 404,
     ("POST", "/patients/<int:patient_id>/regimens/preview"): 404,
     ("GET", "/patients/<int:patient_id>/taper/print"): 404,
-    ("POST", "/patients/<int:patient_id>/tapers"): 302,
+    ("POST", "/patients/<int:patient_id>/tapers"): 404,
     ("POST", "/patients/<int:patient_id>/weights"): 404,
     ("GET", "/patients/new"): 200,
     ("POST", "/patients/new"): 422,

@@ -361,11 +361,13 @@ def test_a_bad_start_dose_on_the_plan_form_is_explained_and_writes_nothing(app, 
     response = client.post(
         f"{patient_url}/tapers", data=fields | {"start_mg": "500", "reason": "Flare"}
     )
-    assert response.status_code == 302
-    page = text_of(client.get(patient_url))
+    # The patient page again, the problem under the field and what was typed kept.
+    assert response.status_code == 422
+    page = text_of(response)
+    assert form_fields(page, testid="taper-form")["start_mg"] == "500"
     assert (
-        "start_mg: 500 mg prednisone (500 mg prednisone-equivalent) is above the maximum of "
-        "100 mg prednisone-equivalent"
+        "Start dose (mg/day)</a>: 500 mg prednisone (500 mg prednisone-equivalent) is above "
+        "the maximum of 100 mg prednisone-equivalent"
     ) in page
     assert 'role="alert"' in page
     assert "No taper plan." in page
