@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from app.models.user import EMAIL_PATTERN
-from app.schemas.base import Input, Output, RoleName
+from app.schemas.base import Input, Output, RecordId, RoleName
 
 
 class UserOut(Output):
@@ -28,7 +28,7 @@ class RoleIn(Input):
 
 class HomeCenterIn(Input):
     #: The center the user works at; null: every center.
-    home_center_id: int | None
+    home_center_id: RecordId | None
 
 
 class ResetLinkOut(BaseModel):
@@ -58,7 +58,7 @@ class UserCreateIn(Input):
     role: RoleName
     password: str = Field(min_length=1, max_length=1024)
     #: The center the user works at; omitted or null: every center.
-    home_center_id: int | None = None
+    home_center_id: RecordId | None = None
 
 
 class TokenCreateIn(Input):

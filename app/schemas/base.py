@@ -44,6 +44,11 @@ LocalTime = Annotated[
 ]
 
 
+#: A record's id as a request names it: the database's integer range (a larger number names
+#: nothing, and is refused as out of range rather than looked up).
+RecordId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
 class Input(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 

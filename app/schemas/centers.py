@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.schemas.base import Input, LocalTime, Output
+from app.schemas.base import Input, LocalTime, Output, RecordId
 from app.services import centers as center_service
 
 ChairKind = Literal["recliner", "bed", "chair"]
@@ -113,7 +113,7 @@ class ClosureIn(Input):
     closed_until: dt.date | None = Field(
         None, description="last closed day, inclusive; omit for one day"
     )
-    chair_id: int | None = Field(None, ge=1, description="one chair only; omit for the center")
+    chair_id: RecordId | None = Field(None, description="one chair only; omit for the center")
     from_time: LocalTime | None = Field(None, description="part of each day: from (local)")
     until_time: LocalTime | None = Field(None, description="part of each day: until (local)")
     reason: str = Field(min_length=1, max_length=200)

@@ -147,7 +147,33 @@ def physician_registers_and_sets_a_regimen(page, server: str, tmp_path: Path) ->
     page.get_by_role("heading", name="Okafor, James").wait_for()
     accessible(page, "patient page")
 
+    # A form with four mistakes (the reason left empty): all four at once, each under its field, in its label's
+    # words, what was typed kept.
     form = page.get_by_test_id("regimen-form")
+    form.get_by_label("Dose (g/kg per cycle)").fill("12")
+    form.get_by_label("Days per cycle").fill("0")
+    form.get_by_label("Interval (weeks)").fill("four")
+    form.get_by_role("button", name="Preview regimen").click()
+    problems = page.get_by_test_id("problems")
+    problems.wait_for()
+    assert problems.get_by_role("listitem").all_inner_texts() == [
+        "Dose (g/kg per cycle): must be at most 10 g/kg (got 12)",
+        "Days per cycle: must be at least 1 day (got 0)",
+        "Interval (weeks): give a whole number (got 'four')",
+        "Reason: required",
+    ]
+    dose = form.get_by_label("Dose (g/kg per cycle)")
+    assert dose.input_value() == "12" and dose.get_attribute("aria-invalid") == "true"
+    assert page.get_by_test_id("field-error").all_inner_texts()[0] == (
+        "must be at most 10 g/kg (got 12)"
+    )
+    accessible(page, "refused regimen form")
+    shoot(page, "form-errors", tmp_path)
+    problems.get_by_role("link", name="Interval (weeks)").click()
+    assert page.evaluate("document.activeElement.name") == "interval_weeks"
+
+    form.get_by_label("Days per cycle").fill("2")
+    form.get_by_label("Interval (weeks)").fill("4")
     form.get_by_label("Dose (g/kg per cycle)").fill("2")
     form.get_by_label("First cycle on").fill(next_monday().isoformat())
     form.get_by_label("Start time").fill("09:00")
