@@ -6,11 +6,12 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
@@ -66,6 +67,15 @@ def actor() -> Actor:
     if user is None:
         return Actor(label="anonymous", request_id=request_id())
     return Actor(label=user.email, user_id=user.id, role=user.role, request_id=request_id())
+
+
+def public_url(endpoint: str, **values: Any) -> str:
+    """An absolute link to send outside the browser (an e-mail): from feeds.public_base_url,
+    else this request's host."""
+    base = settings().feeds.public_base_url
+    if base:
+        return base + url_for(endpoint, **values)
+    return url_for(endpoint, _external=True, **values)
 
 
 def is_api_request() -> bool:

@@ -55,7 +55,7 @@ def users() -> Any:
 @bp.output(UserOut, status_code=201)
 def create_user(body: UserCreateIn) -> Any:
     """Create a staff account, optionally at a home center (admin)."""
-    return account_service.create_user(
+    return user_service.create_user(
         http.db(), http.actor(), settings=http.settings().auth, **body.model_dump()
     )
 
@@ -130,11 +130,7 @@ def _also_answers(responses: dict[int, str]) -> Callable[[F], F]:
 
 
 def _public_reset_url(token: str) -> str:
-    """The reset link for an e-mail: from feeds.public_base_url, else this request's host."""
-    base = http.settings().feeds.public_base_url
-    if base:
-        return base + url_for("auth.reset", token=token)
-    return url_for("auth.reset", token=token, _external=True)
+    return http.public_url("auth.reset", token=token)
 
 
 @bp.post("/users/<int:user_id>/reset-link/email")

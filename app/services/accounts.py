@@ -32,7 +32,6 @@ from app.config import AuthSettings, Settings
 from app.db import utcnow
 from app.models import (
     ApiToken,
-    Center,
     LoginSession,
     LoginThrottle,
     PasswordReset,
@@ -384,16 +383,11 @@ def change_own_password(
     return user
 
 
-def _check_center(session: so.Session, center_id: int | None) -> None:
-    if center_id is not None and session.get(Center, center_id) is None:
-        raise NotFound(f"home_center_id: no center {center_id}", field="home_center_id")
-
-
 def set_home_center(session: so.Session, actor: Actor, user_id: int, center_id: int | None) -> User:
     """Set the center an account works at (None: every center); its home page opens on it."""
     with unit_of_work(session):
         user = _load(session, user_id)
-        _check_center(session, center_id)
+        user_service.check_center(session, center_id)
         if user.home_center_id == center_id:
             return user
         before = user.home_center_id
@@ -407,32 +401,4 @@ def set_home_center(session: so.Session, actor: Actor, user_id: int, center_id: 
             before={"home_center_id": before},
             after={"home_center_id": center_id},
         )
-    return user
-
-
-def create_user(
-    session: so.Session,
-    actor: Actor,
-    *,
-    email: str,
-    full_name: str,
-    role: str,
-    password: str,
-    settings: AuthSettings,
-    home_center_id: int | None = None,
-) -> User:
-    """Create a staff account, at its home center when one is given (one transaction)."""
-    with unit_of_work(session):
-        _check_center(session, home_center_id)
-        user = user_service.create_user(
-            session,
-            actor,
-            email=email,
-            full_name=full_name,
-            role=role,
-            password=password,
-            settings=settings,
-        )
-        if home_center_id is not None:
-            set_home_center(session, actor, user.id, home_center_id)
     return user

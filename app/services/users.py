@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from app import policy
 from app.config import AuthSettings
 from app.db import utcnow
-from app.models import ApiToken, LoginSession, LoginThrottle, Role, User
+from app.models import ApiToken, Center, LoginSession, LoginThrottle, Role, User
 from app.models.user import EMAIL_PATTERN
 from app.services import audit
 from app.services.context import Actor, unit_of_work
@@ -48,7 +48,14 @@ def _user_view(user: User) -> dict[str, object]:
         "full_name": user.full_name,
         "role": user.role,
         "active": user.active,
+        "home_center_id": user.home_center_id,
     }
+
+
+def check_center(session: so.Session, center_id: int | None) -> None:
+    """A home center, when given, is a center."""
+    if center_id is not None and session.get(Center, center_id) is None:
+        raise NotFound(f"home_center_id: no center {center_id}", field="home_center_id")
 
 
 def email_hash(email: str) -> str:
@@ -70,8 +77,10 @@ def create_user(
     role: str,
     password: str,
     settings: AuthSettings,
+    home_center_id: int | None = None,
 ) -> User:
-    """Create a staff account with an argon2id-hashed password."""
+    """Create a staff account with an argon2id-hashed password, at its home center when one
+    is given."""
     email = normalise_email(email)
     if not _EMAIL.match(email):
         raise InvalidInput("email: not a valid email address", field="email")
@@ -88,8 +97,13 @@ def create_user(
     with unit_of_work(session):
         if session.scalar(sa.select(User.id).where(User.email == email)) is not None:
             raise Conflict(f"email: a user with {email} exists already", field="email")
+        check_center(session, home_center_id)
         user = User(
-            email=email, full_name=full_name, role=role, password_hash=hash_password(password)
+            email=email,
+            full_name=full_name,
+            role=role,
+            password_hash=hash_password(password),
+            home_center_id=home_center_id,
         )
         session.add(user)
         session.flush()

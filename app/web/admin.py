@@ -100,7 +100,7 @@ def users() -> http.ResponseValue:
         form = {key: request.form.get(key, "")[:254] for key in form}
         try:
             body = forms.parse(UserCreateIn)
-            user = account_service.create_user(
+            user = user_service.create_user(
                 http.db(), http.actor(), settings=http.settings().auth, **body.model_dump()
             )
         except ServiceError as exc:
@@ -194,11 +194,7 @@ def reset_link(user_id: int) -> http.ResponseValue:
 
 
 def _public_reset_url(token: str) -> str:
-    """The reset link for an e-mail: from feeds.public_base_url, else this request's host."""
-    base = http.settings().feeds.public_base_url
-    if base:
-        return base + url_for("auth.reset", token=token)
-    return url_for("auth.reset", token=token, _external=True)
+    return http.public_url("auth.reset", token=token)
 
 
 @bp.post("/users/<int:user_id>/reset-link/email")

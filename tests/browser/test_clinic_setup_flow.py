@@ -147,8 +147,8 @@ def physician_registers_and_sets_a_regimen(page, server: str, tmp_path: Path) ->
     page.get_by_role("heading", name="Okafor, James").wait_for()
     accessible(page, "patient page")
 
-    # A form with four mistakes (the reason left empty): all four at once, each under its field, in its label's
-    # words, what was typed kept.
+    # A form with four mistakes (the reason left empty): all four at once, each under its
+    # field, in its label's words, what was typed kept.
     form = page.get_by_test_id("regimen-form")
     form.get_by_label("Dose (g/kg per cycle)").fill("12")
     form.get_by_label("Days per cycle").fill("0")
