@@ -40,6 +40,8 @@ RECORDED = frozenset({"given", "partial", "missed"})
 GIVEN = frozenset({"given", "partial"})
 #: Statuses of infusions still to come.
 PLANNED = frozenset({"scheduled", "unbooked"})
+#: Statuses of a visit under way (the patient checked in, or the infusion started).
+UNDER_WAY = frozenset({"checked_in", "in_chair"})
 
 #: Every rule the checker knows: code -> (hard, what it protects), for messages and docs.
 RULES: Mapping[str, tuple[bool, str]] = {
@@ -122,7 +124,7 @@ class InfusionFact:
         """Return the grams this infusion puts into the patient (given, or planned)."""
         if self.status in GIVEN:
             return self.given_grams or 0.0
-        if self.status in PLANNED:
+        if self.status in PLANNED or self.status in UNDER_WAY:
             return self.planned_grams
         return 0.0
 
@@ -190,9 +192,11 @@ class _Day(Protocol):
 
 
 def cycle_has_begun(days: Iterable[_Day], now: dt.datetime, today: dt.date) -> bool:
-    """Return whether a cycle has a day recorded, started on the clock, or before today."""
+    """Return whether a cycle has a day recorded or under way, started on the clock, or
+    before today."""
     return any(
         i.status in RECORDED
+        or i.status in UNDER_WAY
         or (i.starts_at is not None and i.starts_at <= now)
         or i.planned_date < today
         for i in days

@@ -30,7 +30,7 @@ from app.domain import schedule
 from app.domain.integrity import PLANNED, cycle_has_begun
 
 #: Statuses that hold a chair (as app.models.infusion.CHAIR_HOLDING).
-_CHAIR_HOLDING = frozenset({"scheduled", "given", "partial"})
+_CHAIR_HOLDING = frozenset({"scheduled", "checked_in", "in_chair", "given", "partial"})
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from app.models.system import (
 )
 from app.models.taper import StepStatus, TaperPlan, TaperStep
 from app.models.user import ApiToken, LoginSession, LoginThrottle, PasswordReset, Role, User
+from app.models.visit import InfusionVial, LabResult, Premedication, RateStep, VitalSigns
 
 __all__ = [
     "AdverseEvent",
@@ -32,12 +33,16 @@ __all__ = [
     "Infusion",
     "InfusionAmendment",
     "InfusionStatus",
+    "InfusionVial",
+    "LabResult",
     "LoginSession",
     "LoginThrottle",
     "Notice",
     "OpeningHours",
     "PasswordReset",
     "Patient",
+    "Premedication",
+    "RateStep",
     "RateWindow",
     "Regimen",
     "Role",
@@ -48,5 +53,6 @@ __all__ = [
     "TaperPlan",
     "TaperStep",
     "User",
+    "VitalSigns",
     "WeightMeasurement",
 ]

@@ -15,11 +15,14 @@ from app.models.center import Center, Chair
 from app.models.patient import Patient
 from app.models.regimen import Regimen
 from app.models.user import User
+from app.models.visit import InfusionVial, Premedication, RateStep, VitalSigns
 
 
 class InfusionStatus(enum.StrEnum):
     SCHEDULED = "scheduled"  # booked on a chair
     UNBOOKED = "unbooked"  # planned, no chair found: a nurse must place it
+    CHECKED_IN = "checked_in"  # the patient has arrived; the pre-infusion check is under way
+    IN_CHAIR = "in_chair"  # the infusion has started
     GIVEN = "given"
     PARTIAL = "partial"
     MISSED = "missed"
@@ -27,7 +30,15 @@ class InfusionStatus(enum.StrEnum):
 
 
 #: Statuses that hold a chair (the no-double-booking rule applies to them).
-CHAIR_HOLDING = (InfusionStatus.SCHEDULED, InfusionStatus.GIVEN, InfusionStatus.PARTIAL)
+CHAIR_HOLDING = (
+    InfusionStatus.SCHEDULED,
+    InfusionStatus.CHECKED_IN,
+    InfusionStatus.IN_CHAIR,
+    InfusionStatus.GIVEN,
+    InfusionStatus.PARTIAL,
+)
+#: A visit under way: the patient is here; re-planning never moves it.
+UNDER_WAY = (InfusionStatus.CHECKED_IN, InfusionStatus.IN_CHAIR)
 #: Statuses that are final: re-planning never touches them.
 RECORDED = (InfusionStatus.GIVEN, InfusionStatus.PARTIAL, InfusionStatus.MISSED)
 _STATUS_VALUES = ", ".join(f"'{s.value}'" for s in InfusionStatus)
@@ -50,6 +61,10 @@ class Infusion(Base):
         ),
         sa.CheckConstraint("planned_grams > 0", name="planned_grams_positive"),
         sa.CheckConstraint("day_number BETWEEN 1 AND 5", name="day_number_range"),
+        sa.CheckConstraint(
+            "dose_approval IS NULL OR dose_approval IN ('waiting', 'approved')",
+            name="dose_approval_known",
+        ),
         sa.Index("ix_infusions_center_starts", "center_id", "starts_at"),
         sa.Index("ix_infusions_chair_starts", "chair_id", "starts_at"),
         sa.Index("ix_infusions_patient_date", "patient_id", "planned_date"),
@@ -91,6 +106,20 @@ class Infusion(Base):
     given_started_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
     given_ended_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
     max_rate_ml_per_kg_min: so.Mapped[float | None]
+    #: The visit: when the patient checked in, and the pre-infusion check (the day's weight,
+    #: the dose it gives, and whether a physician must approve it first).
+    checked_in_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+    day_weight_kg: so.Mapped[float | None]
+    day_grams: so.Mapped[float | None]
+    #: None: no approval needed; "waiting": the day's dose moved past the threshold;
+    #: "approved": a physician approved the day's dose.
+    dose_approval: so.Mapped[str | None] = so.mapped_column(sa.String(10))
+    dose_approved_by_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("users.id", ondelete="RESTRICT")
+    )
+    dose_approved_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+    #: Why the nurse went on past a soft stop of the check (no recent creatinine, say).
+    check_override_reason: so.Mapped[str | None] = so.mapped_column(sa.Text)
     #: Why it was cancelled, missed or only partly given.
     status_reason: so.Mapped[str | None] = so.mapped_column(sa.Text)
     recorded_by_id: so.Mapped[int | None] = so.mapped_column(
@@ -119,6 +148,18 @@ class Infusion(Base):
     )
     amendments: so.Mapped[list[InfusionAmendment]] = so.relationship(
         back_populates="infusion", order_by="InfusionAmendment.id"
+    )
+    vials: so.Mapped[list[InfusionVial]] = so.relationship(
+        back_populates="infusion", order_by="InfusionVial.id"
+    )
+    premedications: so.Mapped[list[Premedication]] = so.relationship(
+        back_populates="infusion", order_by="Premedication.given_at"
+    )
+    rate_steps: so.Mapped[list[RateStep]] = so.relationship(
+        back_populates="infusion", order_by="RateStep.started_at"
+    )
+    vitals: so.Mapped[list[VitalSigns]] = so.relationship(
+        back_populates="infusion", order_by="VitalSigns.taken_at"
     )
 
     def mark_changed(self, now: dt.datetime, *, significant: bool) -> None:
@@ -161,12 +202,20 @@ ADVERSE_EVENT_TYPES = (
     "hypertension",
     "hypotension",
     "anaphylaxis",
+    "chest_pain",
+    "dyspnoea",
     "thrombosis",
     "renal_injury",
     "hemolysis",
     "aseptic_meningitis",
     "other",
 )
+
+
+#: What a nurse does about a reaction at the chair.
+REACTION_ACTIONS = ("none", "slowed", "paused", "stopped", "medication")
+#: How a reaction at the chair ended.
+REACTION_OUTCOMES = ("resolved", "improving", "ongoing", "transferred")
 
 
 class AdverseEvent(Base):
@@ -182,6 +231,18 @@ class AdverseEvent(Base):
             "event_type IN ({})".format(", ".join(f"'{t}'" for t in ADVERSE_EVENT_TYPES)),
             name="event_type_known",
         ),
+        sa.CheckConstraint(
+            "action_taken IS NULL OR action_taken IN ({})".format(
+                ", ".join(f"'{a}'" for a in REACTION_ACTIONS)
+            ),
+            name="action_taken_known",
+        ),
+        sa.CheckConstraint(
+            "outcome IS NULL OR outcome IN ({})".format(
+                ", ".join(f"'{o}'" for o in REACTION_OUTCOMES)
+            ),
+            name="outcome_known",
+        ),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -196,6 +257,10 @@ class AdverseEvent(Base):
     grade: so.Mapped[int]
     serious: so.Mapped[bool]
     description: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    #: What the nurse did (REACTION_ACTIONS) and how it ended (REACTION_OUTCOMES); both
+    #: empty for an event recorded away from the chair.
+    action_taken: so.Mapped[str | None] = so.mapped_column(sa.String(20))
+    outcome: so.Mapped[str | None] = so.mapped_column(sa.String(20))
     #: None while the event is open (the rules engine holds IVIG on open serious events).
     resolved_on: so.Mapped[dt.date | None]
     #: Who marked it resolved (a physician), when, and what they noted.

@@ -46,6 +46,10 @@ class Patient(Base):
     thrombosis_risk: so.Mapped[bool] = so.mapped_column(server_default=sa.false())
     #: Risk of renal injury (kidney disease, diabetes...): lower rate cap.
     renal_risk: so.Mapped[bool] = so.mapped_column(server_default=sa.false())
+    #: Shown as a banner at every visit (the labels' contraindications: IgA deficiency with
+    #: anti-IgA antibodies, prior anaphylaxis to immunoglobulin).
+    allergies: so.Mapped[str | None] = so.mapped_column(sa.String(500))
+    iga_deficient: so.Mapped[bool] = so.mapped_column(server_default=sa.false())
     created_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
 
     home_center: so.Mapped[Center] = so.relationship()

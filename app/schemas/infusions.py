@@ -26,7 +26,9 @@ class InfusionOut(Output):
     chair_id: int | None
     starts_at: dt.datetime | None
     ends_at: dt.datetime | None
-    status: Literal["scheduled", "unbooked", "given", "partial", "missed", "cancelled"]
+    status: Literal[
+        "scheduled", "unbooked", "checked_in", "in_chair", "given", "partial", "missed", "cancelled"
+    ]
     planned_grams: float
     planned_vials: list[list[float]]
     planned_minutes: int
