@@ -25,6 +25,7 @@ from pydantic import (
 from app.domain.dosing import DosingLimits, Product, RatePlan
 from app.domain.integrity import Limits as IntegrityLimits
 from app.domain.taper import Band, TaperRules
+from app.domain.visit import Bound as VitalBoundsDomain
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "config.toml"
@@ -234,6 +235,65 @@ class FeedSettings(_Section):
         return value.rstrip("/")
 
 
+class PremedicationChoice(_Section):
+    name: str = Field(min_length=1, max_length=80)
+    dose: float = Field(gt=0, le=10_000)
+    unit: str = Field(min_length=1, max_length=10)
+    route: str = Field(min_length=1, max_length=10)
+
+
+class VitalBound(_Section):
+    low: float
+    high: float
+    unit: str = Field(min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> VitalBound:
+        if self.low >= self.high:
+            raise ValueError(f"low {self.low} must be below high {self.high}")
+        return self
+
+
+#: The vital signs a nurse records, each with its bound (config.toml [visit.vitals]).
+VITAL_NAMES = (
+    "systolic_mmhg",
+    "diastolic_mmhg",
+    "pulse_bpm",
+    "temperature_c",
+    "respiratory_rate",
+    "spo2_percent",
+)
+
+
+def _default_vitals() -> dict[str, VitalBound]:
+    return {
+        "systolic_mmhg": VitalBound(low=50, high=260, unit="mmHg"),
+        "diastolic_mmhg": VitalBound(low=20, high=160, unit="mmHg"),
+        "pulse_bpm": VitalBound(low=20, high=250, unit="/min"),
+        "temperature_c": VitalBound(low=30, high=43, unit="°C"),
+        "respiratory_rate": VitalBound(low=4, high=60, unit="/min"),
+        "spo2_percent": VitalBound(low=50, high=100, unit="%"),
+    }
+
+
+class VisitSettings(_Section):
+    dose_change_percent: float = Field(5, gt=0, le=50)
+    renal_lab_max_age_days: int = Field(30, ge=1, le=365)
+    premedications: list[PremedicationChoice] = Field(default_factory=list, max_length=50)
+    vitals: dict[str, VitalBound] = Field(default_factory=_default_vitals)
+
+    @model_validator(mode="after")
+    def _every_vital(self) -> VisitSettings:
+        missing = set(VITAL_NAMES) - set(self.vitals)
+        unknown = set(self.vitals) - set(VITAL_NAMES)
+        if missing or unknown:
+            raise ValueError(
+                f"vitals: give exactly {', '.join(VITAL_NAMES)}"
+                f" (missing {sorted(missing)}, unknown {sorted(unknown)})"
+            )
+        return self
+
+
 class RulesSettings(_Section):
     file: str = Field("", max_length=500)
 
@@ -275,6 +335,51 @@ class SteroidSettings(_Section):
         return self
 
 
+_LAB_KEY = r"^[a-z][a-z0-9_]{0,29}$"
+
+
+class LabTestSettings(_Section):
+    """One test the clinic's lab list knows: its unit, default range and typo guard."""
+
+    label: str = Field(min_length=1, max_length=40)
+    unit: str = Field(min_length=1, max_length=20)
+    #: The default reference range (either side may be open), used when a result comes
+    #: without the lab's own.
+    ref_low: float | None = Field(None, ge=0)
+    ref_high: float | None = Field(None, ge=0)
+    #: A value outside this range is refused as a typo (or a value in another unit).
+    plausible_min: float = Field(ge=0)
+    plausible_max: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LabTestSettings:
+        if self.plausible_min >= self.plausible_max:
+            raise ValueError("plausible_min must be below plausible_max")
+        if self.ref_low is not None and self.ref_high is not None and self.ref_low > self.ref_high:
+            raise ValueError("ref_low must not be above ref_high")
+        for name in ("ref_low", "ref_high"):
+            bound = getattr(self, name)
+            if bound is not None and bound > self.plausible_max:
+                raise ValueError(f"{name} must not be above plausible_max")
+        return self
+
+
+class LabsSettings(_Section):
+    #: Results per test the patient page shows (the newest); the API lists them all.
+    trend_results: int = Field(24, ge=2, le=500)
+    tests: dict[str, LabTestSettings] = Field(default_factory=dict)
+
+    @field_validator("tests")
+    @classmethod
+    def _known_keys(cls, value: dict[str, LabTestSettings]) -> dict[str, LabTestSettings]:
+        bad = [key for key in value if not re.fullmatch(_LAB_KEY, key)]
+        if bad:
+            raise ValueError(
+                f"test keys are lower-case letters, digits and _, at most 30 (got {bad})"
+            )
+        return value
+
+
 class Settings(_Section):
     app: AppSettings = AppSettings()
     auth: AuthSettings = AuthSettings()
@@ -287,6 +392,8 @@ class Settings(_Section):
     feeds: FeedSettings = FeedSettings()
     rules: RulesSettings = RulesSettings()
     smtp: SmtpSettings = SmtpSettings()
+    labs: LabsSettings = LabsSettings()
+    visit: VisitSettings = VisitSettings()
     #: Where the settings were read from (for messages); not a config.toml key.
     source: str = Field("defaults", exclude=True)
 
@@ -333,6 +440,13 @@ class Settings(_Section):
             tablet_strengths_mg={drug: tuple(sizes) for drug, sizes in s.tablets.items()},
             max_start_mg=s.max_start_mg,
         )
+
+    def vital_bounds(self) -> dict[str, VitalBoundsDomain]:
+        """Return the vital signs' possible ranges as domain values."""
+        return {
+            name: VitalBoundsDomain(bound.low, bound.high, bound.unit)
+            for name, bound in self.visit.vitals.items()
+        }
 
     def integrity_limits(self) -> IntegrityLimits:
         """Return the settings the therapy-integrity rules read, as a domain value."""

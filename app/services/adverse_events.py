@@ -12,7 +12,7 @@ import sqlalchemy.orm as so
 from app import clock
 from app.db import utcnow
 from app.models import AdverseEvent, Infusion, Patient
-from app.models.infusion import ADVERSE_EVENT_TYPES
+from app.models.infusion import ADVERSE_EVENT_TYPES, REACTION_ACTIONS, REACTION_OUTCOMES
 from app.services import audit
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
@@ -23,6 +23,10 @@ SERIOUS_TYPES = frozenset(
 )
 
 
+#: What runs in the same unit after a record (the rules engine's evaluation).
+AfterRecord = Callable[[so.Session, int, dt.date, Actor], object]
+
+
 @dataclasses.dataclass(frozen=True)
 class AdverseEventInput:
     event_type: str
@@ -30,6 +34,9 @@ class AdverseEventInput:
     occurred_on: dt.date
     serious: bool | None = None
     description: str = ""
+    #: At the chair: what the nurse did (REACTION_ACTIONS) and how it ended.
+    action_taken: str | None = None
+    outcome: str | None = None
 
 
 def record_adverse_event(
@@ -38,7 +45,7 @@ def record_adverse_event(
     infusion_id: int,
     data: AdverseEventInput,
     today: dt.date,
-    after_record: Callable[[so.Session, int, dt.date, Actor], object] | None = None,
+    after_record: AfterRecord | None = None,
 ) -> AdverseEvent:
     """Record a reaction or adverse event; `after_record` (the rules engine) runs in the unit."""
     if data.event_type not in ADVERSE_EVENT_TYPES:
@@ -51,6 +58,12 @@ def record_adverse_event(
         raise InvalidInput("occurred_on: not in the future", field="occurred_on")
     if len(data.description) > 2000:
         raise InvalidInput("description: at most 2000 characters", field="description")
+    if data.action_taken is not None and data.action_taken not in REACTION_ACTIONS:
+        raise InvalidInput(
+            f"action_taken: one of {', '.join(REACTION_ACTIONS)}", field="action_taken"
+        )
+    if data.outcome is not None and data.outcome not in REACTION_OUTCOMES:
+        raise InvalidInput(f"outcome: one of {', '.join(REACTION_OUTCOMES)}", field="outcome")
     serious = data.serious
     if serious is None:
         serious = data.event_type in SERIOUS_TYPES or data.grade >= 3
@@ -66,6 +79,8 @@ def record_adverse_event(
             grade=data.grade,
             serious=serious,
             description=data.description.strip(),
+            action_taken=data.action_taken,
+            outcome=data.outcome,
             recorded_by_id=actor.user_id,
         )
         session.add(event)

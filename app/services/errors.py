@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +50,13 @@ class ServiceError(Exception):
 class InvalidInput(ServiceError):
     status = 422
     code = "invalid"
+
+    @classmethod
+    def every(cls, problems: Sequence[Any]) -> InvalidInput:
+        """One refusal for a domain's problems (each with `field` and a message that starts
+        with it), every one of them kept for the page."""
+        found = tuple(Problem.of(p.field, p.message) for p in problems)
+        return cls("; ".join(p.message for p in problems), field=found[0].field, problems=found)
 
 
 class NotFound(ServiceError):

@@ -36,13 +36,13 @@ def infusion_view(infusion: Infusion) -> dict[str, object]:
     }
 
 
-def _load_for_change(
+def load_for_change(
     session: so.Session, infusion_id: int, expected_version: int | None
 ) -> Infusion:
     return versions.load_for_change(session, Infusion, infusion_id, expected_version, "infusion_id")
 
 
-def _require_status(infusion: Infusion, *allowed: InfusionStatus) -> None:
+def require_status(infusion: Infusion, *allowed: InfusionStatus) -> None:
     if infusion.status not in allowed:
         names = " or ".join(s.value for s in allowed)
         raise Conflict(
@@ -72,10 +72,10 @@ def record_given(
     """Record an infusion as given (or partly given, with a reason)."""
     _check_given_input(data)
     with unit_of_work(session):
-        _lock_patient_of(session, infusion_id)
+        lock_patient_of(session, infusion_id)
         integrity.guard(session, field="started_at")
-        infusion = _load_for_change(session, infusion_id, data.expected_version)
-        _require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
+        infusion = load_for_change(session, infusion_id, data.expected_version)
+        require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
         _check_given(infusion, data, settings)
         before = infusion_view(infusion)
         infusion.status = InfusionStatus.PARTIAL if data.partial else InfusionStatus.GIVEN
@@ -160,10 +160,10 @@ def set_status(
     if not reason.strip() or len(reason) > 500:
         raise InvalidInput("reason: give a reason (at most 500 characters)", field="reason")
     with unit_of_work(session):
-        _lock_patient_of(session, infusion_id)
+        lock_patient_of(session, infusion_id)
         integrity.guard(session, field="status")
-        infusion = _load_for_change(session, infusion_id, expected_version)
-        _require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
+        infusion = load_for_change(session, infusion_id, expected_version)
+        require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
         before = infusion_view(infusion)
         infusion.status = status
         infusion.status_reason = reason.strip()
@@ -192,10 +192,10 @@ def undo_cancel(
     still free and still to come (the therapy checker judges it like any booking)."""
     now = now or utcnow()
     with unit_of_work(session):
-        _lock_patient_of(session, infusion_id)
+        lock_patient_of(session, infusion_id)
         integrity.guard(session, field="status")
-        infusion = _load_for_change(session, infusion_id, expected_version)
-        _require_status(infusion, InfusionStatus.CANCELLED)
+        infusion = load_for_change(session, infusion_id, expected_version)
+        require_status(infusion, InfusionStatus.CANCELLED)
         if infusion.recorded_by_id is None:
             raise Conflict(
                 "status: only a cancellation made by a person can be undone; this one came "
@@ -231,7 +231,7 @@ def undo_cancel(
     return infusion
 
 
-def _lock_patient_of(session: so.Session, infusion_id: int) -> int:
+def lock_patient_of(session: so.Session, infusion_id: int) -> int:
     """Take the patient's therapy lock before the infusion's row lock (one order everywhere)."""
     patient_id = session.scalar(sa.select(Infusion.patient_id).where(Infusion.id == infusion_id))
     if patient_id is None:
@@ -319,10 +319,10 @@ def reschedule(
     if starts_at.tzinfo is None:
         raise InvalidInput("starts_at: give a time zone offset", field="starts_at")
     with unit_of_work(session):
-        _lock_patient_of(session, infusion_id)
+        lock_patient_of(session, infusion_id)
         integrity.guard(session, field="starts_at", actor=actor, override_reason=override_reason)
-        infusion = _load_for_change(session, infusion_id, expected_version)
-        _require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
+        infusion = load_for_change(session, infusion_id, expected_version)
+        require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
         chair = session.get(Chair, chair_id)
         if chair is None or chair.center_id != infusion.center_id or not chair.active:
             raise InvalidInput(
@@ -461,10 +461,10 @@ def amend_infusion(
         given = dataclasses.replace(given, partial=data.status == InfusionStatus.PARTIAL)
         _check_given_input(given)
     with unit_of_work(session):
-        _lock_patient_of(session, infusion_id)
+        lock_patient_of(session, infusion_id)
         integrity.guard(session, field="started_at")
-        infusion = _load_for_change(session, infusion_id, data.expected_version)
-        _require_status(infusion, *AMENDABLE)
+        infusion = load_for_change(session, infusion_id, data.expected_version)
+        require_status(infusion, *AMENDABLE)
         before = infusion_view(infusion)
         infusion.status = data.status
         if given is None:

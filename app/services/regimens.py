@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -35,8 +35,23 @@ class RegimenInput:
     override_reason: str | None = None
 
 
-def dose_request(patient: Patient, weight_kg: float, data: RegimenInput) -> dosing.DoseRequest:
-    """Build the domain's dose request from a patient and a regimen input."""
+class Prescribed(Protocol):
+    """What a dose is computed from: a regimen input, or a regimen version as saved."""
+
+    @property
+    def product(self) -> str: ...
+    @property
+    def dose_g_per_kg(self) -> float: ...
+    @property
+    def days_per_cycle(self) -> int: ...
+    @property
+    def interval_weeks(self) -> int: ...
+    @property
+    def weight_basis(self) -> str: ...
+
+
+def dose_request(patient: Patient, weight_kg: float, data: Prescribed) -> dosing.DoseRequest:
+    """Build the domain's dose request from a patient and a regimen (input or version)."""
     if patient.height_cm is None:
         raise InvalidInput("height_cm: record the patient's height first", field="height_cm")
     return dosing.DoseRequest(
