@@ -112,9 +112,11 @@ from app.api import (  # noqa: E402, F401  (register routes)
     centers,
     feeds,
     infusions,
+    labs,
     patients,
     records,
     regimens,
     suggestions,
     tapers,
+    visits,
 )

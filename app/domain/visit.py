@@ -302,8 +302,9 @@ def rate_problems(
                 "rate_ml_per_h", "rate_ml_per_h: 0 mL/h is a pause: record it as paused", "rate"
             )
         ]
-    highest = max_ml_per_kg_min * 60 * dosing_weight_kg
-    if ml_per_kg_min(rate_ml_per_h, dosing_weight_kg) > max_ml_per_kg_min + 1e-9:
+    # Pumps and the rate plan show mL/h to one decimal: the maximum is judged the same way.
+    highest = round(max_ml_per_kg_min * 60 * dosing_weight_kg, 1)
+    if rate_ml_per_h > highest + 1e-9:
         return [
             Problem(
                 "rate_ml_per_h",
