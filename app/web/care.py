@@ -21,7 +21,9 @@ from app.web import (  # noqa: E402, F401  (routes)
     boards,
     calculator,
     infusions,
+    labs,
     patients,
     placements,
     regimens,
+    visits,
 )

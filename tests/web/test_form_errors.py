@@ -42,7 +42,7 @@ class Form(HTMLParser):
                 self.values[attr["name"]] = attr["value"] or ""
             self._field = attr["name"]
         elif tag == "span" and attr.get("data-testid") == "field-error":
-            self._error = attr["id"].rsplit("-error", 1)[0].split("-", 1)[1]
+            self._error = attr["data-field"]
             self.errors[self._error] = ""
         elif tag == "div" and attr.get("data-testid") == "problems":
             self._in_list = True

@@ -1,0 +1,116 @@
+"""The visit page at the chair through the Flask test client: each step's form, the page
+showing what comes next, refused steps with their problems by their fields."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from app import clock
+from tests.conftest import csrf_of
+from tests.db.test_visits import booked, minutes  # noqa: F401  (fixture)
+from tests.web.test_care_pages import logged_in, text_of
+from tests.web.test_form_errors import seen
+
+__all__ = ["booked"]
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def local(moment: dt.datetime) -> str:
+    return moment.astimezone(NEW_YORK).strftime("%Y-%m-%dT%H:%M")
+
+
+def test_the_nurse_runs_a_visit_from_the_page(app, db_session, booked):  # noqa: F811
+    clinic, infusion = booked
+    nurse = logged_in(app, clinic.nurse)
+    url = f"/infusions/{infusion.id}/visit"
+    page = nurse.get(url)
+    assert page.status_code == 200
+    assert f"MRN {clinic.patient.mrn}" in text_of(
+        page
+    ) and 'data-testid="check-in-form"' in text_of(page)
+
+    def post(step: str, **fields: str):
+        return nurse.post(f"{url}/{step}", data={"csrf_token": csrf_of(nurse)} | fields)
+
+    version = str(infusion.version)
+    assert post("check-in", at=local(minutes(infusion, -15)), version=version).status_code == 302
+    db_session.refresh(infusion)
+    # A check with a vital sign out of range: shown under the field by its label; nothing kept.
+    refused = post(
+        "check",
+        weight_kg="100",
+        taken_at=local(minutes(infusion, -10)),
+        pulse_bpm="300",
+        version=str(infusion.version),
+    )
+    assert refused.status_code == 422
+    assert seen(refused).errors == {"pulse_bpm": "300 /min is outside 20-250 /min"}
+    assert ("#check-pulse_bpm", "Pulse (/min): 300 /min is outside 20-250 /min") in seen(
+        refused
+    ).listed
+    assert (
+        post(
+            "check",
+            weight_kg="100",
+            taken_at=local(minutes(infusion, -10)),
+            pulse_bpm="72",
+            version=str(infusion.version),
+        ).status_code
+        == 302
+    )
+    assert (
+        post(
+            "premedication",
+            name="Paracetamol (acetaminophen)",
+            dose="1000",
+            given_at=local(minutes(infusion, -5)),
+        ).status_code
+        == 302
+    )
+    clock.set_now(minutes(infusion, 240))
+    nurse = logged_in(app, clinic.nurse)  # the idle timeout ended the session meanwhile
+    db_session.refresh(infusion)
+    assert (
+        post("start", at=local(minutes(infusion, 0)), version=str(infusion.version)).status_code
+        == 302
+    )
+    page = text_of(nurse.get(url))
+    assert 'data-testid="rate-plan"' in page and "mL/h" in page
+    assert (
+        post(
+            "rate-step",
+            started_at=local(minutes(infusion, 0)),
+            rate_ml_per_h="49.4",
+            action="step",
+            pulse_bpm="70",
+        ).status_code
+        == 302
+    )
+    too_fast = post(
+        "rate-step", started_at=local(minutes(infusion, 30)), rate_ml_per_h="900", action="step"
+    )
+    assert too_fast.status_code == 422
+    assert "above the maximum of 0.04 mL/kg/min" in seen(too_fast).errors["rate_ml_per_h"]
+    db_session.refresh(infusion)
+    size, count = infusion.planned_vials[0]
+    rows = {}
+    for row, (size, count) in enumerate(infusion.planned_vials):
+        rows |= {
+            f"vials.{row}.lot_number": f"ab {row}",
+            f"vials.{row}.expires_on": "2027-01-31",
+            f"vials.{row}.vial_grams": f"{size:g}",
+            f"vials.{row}.count": str(int(count)),
+        }
+    short = dict(rows) | {"vials.0.count": str(int(infusion.planned_vials[0][1]) + 1)}
+    wrong = post(
+        "complete", ended_at=local(minutes(infusion, 230)), version=str(infusion.version), **short
+    )
+    assert wrong.status_code == 422 and "vials" in seen(wrong).errors
+    assert seen(wrong).values["vials.0.lot_number"] == "ab 0"
+    done = post(
+        "complete", ended_at=local(minutes(infusion, 230)), version=str(infusion.version), **rows
+    )
+    assert done.status_code == 302, text_of(done)
+    record = text_of(nurse.get(f"{url}/record"))
+    assert "AB0" in record and "Status: <strong>given</strong>" in record
