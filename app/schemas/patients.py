@@ -20,6 +20,8 @@ class PatientOut(Output):
     birth_date: dt.date
     home_center_id: int
     treating_physician_id: int | None
+    allergies: str | None
+    iga_deficient: bool
 
 
 class PatientList(BaseModel):
@@ -43,6 +45,8 @@ class PatientCreateIn(Input):
     treating_physician_id: int | None = None
     thrombosis_risk: bool = False
     renal_risk: bool = False
+    allergies: str | None = Field(None, max_length=500, description="shown at every visit")
+    iga_deficient: bool = False
 
 
 class WeightIn(Input):
@@ -74,3 +78,5 @@ class PatientChangesIn(Input):
     thrombosis_risk: bool | None = None
     renal_risk: bool | None = None
     treating_physician_id: int | None = Field(None, ge=1, description="responsible physician")
+    allergies: str | None = Field(None, max_length=500, description='"" clears them')
+    iga_deficient: bool | None = None

@@ -32,6 +32,9 @@ class PatientInput:
     treating_physician_id: int | None = None
     thrombosis_risk: bool = False
     renal_risk: bool = False
+    #: Shown as a banner at every visit.
+    allergies: str | None = None
+    iga_deficient: bool = False
 
 
 def _check_range(value: float, field: str, low: float, high: float, unit: str) -> None:
@@ -51,6 +54,8 @@ def patient_view(patient: Patient) -> dict[str, object]:
         "treating_physician_id": patient.treating_physician_id,
         "thrombosis_risk": patient.thrombosis_risk,
         "renal_risk": patient.renal_risk,
+        "allergies": patient.allergies,
+        "iga_deficient": patient.iga_deficient,
     }
 
 
@@ -113,7 +118,7 @@ def create_patient(
         _check_physician(session, data.treating_physician_id)
         if session.scalar(sa.select(Patient.id).where(Patient.mrn == mrn)) is not None:
             raise Conflict(f"mrn: a patient with MRN {mrn} exists already", field="mrn")
-        values = dataclasses.asdict(data) | {"mrn": mrn}
+        values = dataclasses.asdict(data) | {"mrn": mrn, "allergies": _allergies(data.allergies)}
         weight = values.pop("weight_kg")
         patient = Patient(**values)
         session.add(patient)
@@ -242,6 +247,17 @@ class PatientChanges:
     renal_risk: bool | None = None
     #: The physician responsible for the patient (their approvals, worklist and feed).
     treating_physician_id: int | None = None
+    #: "" clears the allergies.
+    allergies: str | None = None
+    iga_deficient: bool | None = None
+
+
+def _allergies(text: str | None) -> str | None:
+    """Allergies as kept: trimmed, at most 500 characters, nothing for none."""
+    text = (text or "").strip()
+    if len(text) > 500:
+        raise InvalidInput("allergies: at most 500 characters", field="allergies")
+    return text or None
 
 
 def update_patient(
@@ -255,7 +271,9 @@ def update_patient(
         patient = get_patient(session, patient_id)
         before = patient_view(patient)
         for name, value in dataclasses.asdict(changes).items():
-            if value is not None:
+            if name == "allergies" and value is not None:
+                patient.allergies = _allergies(value)
+            elif value is not None:
                 setattr(patient, name, value)
         after = patient_view(patient)
         if after != before:

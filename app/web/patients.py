@@ -13,6 +13,7 @@ from app.schemas.patients import PatientChangesIn, PatientCreateIn, WeightIn
 from app.services import adverse_events as adverse_event_service
 from app.services import assessments as assessment_service
 from app.services import clinic, scheduling
+from app.services import labs as lab_service
 from app.services import patients as patient_service
 from app.services import subscriptions as subscription_service
 from app.services import suggestions as suggestion_service
@@ -62,6 +63,9 @@ def patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
             t=taper_view,
             feeds=subscription_service.list_for(http.db(), patient_id=patient_id),
             assessments=assessment_service.list_assessments(http.db(), patient_id),
+            labs=lab_service.trend(
+                http.db(), patient_id, settings.labs, settings.labs.trend_results
+            ),
             suggestions=suggestion_service.for_patient(http.db(), patient_id),
             adverse_events=adverse_event_service.adverse_events_of(http.db(), patient_id),
             score_names=assessment_service.SCORE_NAMES,
@@ -96,7 +100,12 @@ def update_details(patient_id: int) -> http.ResponseValue:
             http.db(),
             http.actor(),
             patient_id,
-            patient_service.PatientChanges(**forms.parse(PatientChangesIn).model_dump()),
+            patient_service.PatientChanges(
+                # The details form shows the allergies: an emptied field clears them.
+                **forms.parse(
+                    PatientChangesIn, allergies=request.form.get("allergies", "")[:600]
+                ).model_dump()
+            ),
             http.settings(),
         )
     except ServiceError as exc:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
+
 from app import clock
+from app.models import AuditEvent
 from tests.conftest import csrf_of
-from tests.db.test_visits import booked, minutes  # noqa: F401  (fixture)
+from tests.db.test_visits import booked, minutes
 from tests.web.test_care_pages import logged_in, text_of
 from tests.web.test_form_errors import seen
 
@@ -20,7 +23,7 @@ def local(moment: dt.datetime) -> str:
     return moment.astimezone(NEW_YORK).strftime("%Y-%m-%dT%H:%M")
 
 
-def test_the_nurse_runs_a_visit_from_the_page(app, db_session, booked):  # noqa: F811
+def test_the_nurse_runs_a_visit_from_the_page(app, db_session, booked):
     clinic, infusion = booked
     nurse = logged_in(app, clinic.nurse)
     url = f"/infusions/{infusion.id}/visit"
@@ -114,3 +117,28 @@ def test_the_nurse_runs_a_visit_from_the_page(app, db_session, booked):  # noqa:
     assert done.status_code == 302, text_of(done)
     record = text_of(nurse.get(f"{url}/record"))
     assert "AB0" in record and "Status: <strong>given</strong>" in record
+
+
+def test_allergies_and_iga_deficiency_are_kept_and_shown_at_the_visit(app, db_session, booked):
+    clinic, infusion = booked
+    nurse = logged_in(app, clinic.nurse)
+    fields = {
+        "csrf_token": csrf_of(nurse),
+        "height_cm": "175",
+        "allergies": "Penicillin (rash)",
+        "iga_deficient": "on",
+    }
+    assert nurse.post(f"/patients/{clinic.patient.id}/details", data=fields).status_code == 302
+    visit = text_of(nurse.get(f"/infusions/{infusion.id}/visit"))
+    assert "Penicillin (rash)" in visit and 'data-testid="iga"' in visit
+    cleared = fields | {"allergies": "", "iga_deficient": ""}
+    cleared.pop("iga_deficient")
+    assert nurse.post(f"/patients/{clinic.patient.id}/details", data=cleared).status_code == 302
+    db_session.refresh(clinic.patient)
+    assert clinic.patient.allergies is None and clinic.patient.iga_deficient is False
+    events = db_session.scalars(
+        sa.select(AuditEvent.after)
+        .where(AuditEvent.action == "patient.update")
+        .order_by(AuditEvent.id)
+    ).all()
+    assert [e["allergies"] for e in events] == ["Penicillin (rash)", None]
