@@ -60,6 +60,8 @@ class PhysicianWork:
     notices: list[Notice]
     #: Whether the lists are the physician's own patients or, having none, everyone's.
     own_patients: bool
+    #: Visits whose day's dose (from the day's weight) waits for a physician's approval.
+    dose_approvals: list[Infusion] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +116,27 @@ def physician_work(session: so.Session, user_id: int) -> PhysicianWork:
     own = bool(mine or steps) or _has_patients(session, user_id)
     if not own:
         mine, steps = suggestion_service.queue(session, None), tapers.due_queue(session)
-    return PhysicianWork(mine, steps, worklist.open_notices(session, user_id), own)
+    return PhysicianWork(
+        mine,
+        steps,
+        worklist.open_notices(session, user_id),
+        own,
+        _dose_approvals(session, user_id if own else None),
+    )
+
+
+def _dose_approvals(session: so.Session, physician_id: int | None) -> list[Infusion]:
+    """Visits waiting for a physician to approve the day's dose, oldest check first."""
+    statement = (
+        sa.select(Infusion)
+        .join(Patient, Patient.id == Infusion.patient_id)
+        .where(Infusion.dose_approval == "waiting")
+        .options(so.contains_eager(Infusion.patient))
+        .order_by(Infusion.checked_in_at, Infusion.id)
+    )
+    if physician_id is not None:
+        statement = statement.where(Patient.treating_physician_id == physician_id)
+    return list(session.scalars(statement))
 
 
 def _has_patients(session: so.Session, user_id: int) -> bool:

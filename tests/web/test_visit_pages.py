@@ -142,3 +142,45 @@ def test_allergies_and_iga_deficiency_are_kept_and_shown_at_the_visit(app, db_se
         .order_by(AuditEvent.id)
     ).all()
     assert [e["allergies"] for e in events] == ["Penicillin (rash)", None]
+
+
+def test_a_dose_past_the_threshold_waits_in_the_physicians_worklist(
+    app, db_session, settings, booked
+):
+    from app.services import visits
+
+    clinic, infusion = booked
+    clinic.patient.treating_physician_id = clinic.physician.id
+    db_session.commit()
+    visits.check_in(db_session, clinic.nursing, infusion.id, minutes(infusion, -15), settings)
+    visits.record_check(
+        db_session,
+        clinic.nursing,
+        infusion.id,
+        120.0,
+        visits.Vitals(pulse_bpm=70),
+        minutes(infusion, -10),
+        settings,
+    )
+    nurse_view = text_of(logged_in(app, clinic.nurse).get(f"/infusions/{infusion.id}/visit"))
+    assert (
+        "waits for a physician's approval" in nurse_view
+        and 'data-testid="approve-dose-form"' not in nurse_view
+    )
+    doctor = logged_in(app, clinic.physician)
+    home = text_of(doctor.get("/"))
+    assert '<strong data-testid="dose-approval-count">1</strong>' in home
+    assert (
+        f"/infusions/{infusion.id}/visit" in home and f"booked {infusion.planned_grams:g} g" in home
+    )
+    db_session.refresh(infusion)
+    approved = doctor.post(
+        f"/infusions/{infusion.id}/visit/approve-dose",
+        data={"csrf_token": csrf_of(doctor), "version": str(infusion.version)},
+    )
+    assert approved.status_code == 302
+    assert '<strong data-testid="dose-approval-count">0</strong>' in text_of(doctor.get("/"))
+    db_session.refresh(infusion)
+    assert (
+        infusion.dose_approval == "approved" and infusion.dose_approved_by_id == clinic.physician.id
+    )
