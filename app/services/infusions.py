@@ -163,7 +163,10 @@ def set_status(
         lock_patient_of(session, infusion_id)
         integrity.guard(session, field="status")
         infusion = load_for_change(session, infusion_id, expected_version)
-        require_status(infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED)
+        # A patient who came may still be sent home before the infusion starts.
+        require_status(
+            infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED, InfusionStatus.CHECKED_IN
+        )
         before = infusion_view(infusion)
         infusion.status = status
         infusion.status_reason = reason.strip()

@@ -296,3 +296,20 @@ def test_a_visit_under_way_holds_its_chair_through_a_re_plan(db_session, setting
     db_session.expire_all()
     kept = db_session.get(Infusion, infusion.id)
     assert kept.status == InfusionStatus.CHECKED_IN and kept.starts_at == infusion.starts_at
+
+
+def test_a_patient_checked_in_may_be_sent_home_but_not_once_started(db_session, settings, booked):
+    from app.services import infusions
+
+    clinic, infusion = booked
+    visits.check_in(db_session, clinic.nursing, infusion.id, minutes(infusion, -15), settings)
+    infusions.set_status(
+        db_session,
+        clinic.nursing,
+        infusion.id,
+        InfusionStatus.MISSED,
+        "Fever at arrival: sent home",
+    )
+    assert infusion.status == InfusionStatus.MISSED
+    with pytest.raises(Conflict):
+        visits.start(db_session, clinic.nursing, infusion.id, minutes(infusion, -1), settings)
