@@ -19,6 +19,7 @@ from app.models import (
     AuditEvent,
     AuditLink,
     Infusion,
+    LabResult,
     Regimen,
     Suggestion,
     TaperPlan,
@@ -262,6 +263,7 @@ def _of_patient(patient_id: int) -> sa.ColumnElement[bool]:
                 ("assessment", Assessment),
                 ("suggestion", Suggestion),
                 ("adverse_event", AdverseEvent),
+                ("lab_result", LabResult),
                 ("taper_plan", TaperPlan),
             )
         ),

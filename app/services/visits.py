@@ -35,8 +35,8 @@ from app.models import (
     VitalSigns,
     WeightMeasurement,
 )
-from app.models.visit import RATE_ACTIONS, LabResult
-from app.services import adverse_events, audit, integrity, regimens
+from app.models.visit import RATE_ACTIONS
+from app.services import adverse_events, audit, integrity, labs, regimens
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.infusions import infusion_view, load_for_change, lock_patient_of, require_status
@@ -254,14 +254,10 @@ def renal_check(session: so.Session, infusion: Infusion, settings: Settings) -> 
     """Whether the patient's kidney function was checked recently enough to start."""
     patient = session.get(Patient, infusion.patient_id)
     assert patient is not None
-    latest = session.scalar(
-        sa.select(sa.func.max(LabResult.taken_on)).where(
-            LabResult.patient_id == patient.id, LabResult.test.in_(RENAL_TESTS)
-        )
-    )
+    latest = labs.latest(session, patient.id, RENAL_TESTS)
     return visit.renal_check(
         patient.renal_risk or patient.thrombosis_risk,
-        latest,
+        latest.taken_on if latest else None,
         infusion.planned_date,
         settings.visit.renal_lab_max_age_days,
     )
