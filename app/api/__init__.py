@@ -114,6 +114,7 @@ from app.api import (  # noqa: E402, F401  (register routes)
     infusions,
     labs,
     patients,
+    recalls,
     records,
     regimens,
     suggestions,

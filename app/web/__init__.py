@@ -15,6 +15,7 @@ from app.web import (
     feeds,
     forms,
     main,
+    recalls,
     suggestions,
     tapers,
     worklist,
@@ -36,6 +37,7 @@ def init_app(app: Flask) -> None:
         feeds.bp,
         suggestions.bp,
         worklist.bp,
+        recalls.bp,
     ):
         app.register_blueprint(blueprint)
 

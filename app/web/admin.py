@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app import http
 from app.auth import require
+from app.csvout import csv_response
 from app.domain.rules import engine
 from app.policy import Action
 from app.schemas.admin import HomeCenterIn, RoleIn, UserCreateIn
@@ -81,13 +80,7 @@ def audit_trail() -> http.ResponseValue:
 @require(Action.VIEW_AUDIT)
 def audit_csv() -> http.ResponseValue:
     """The filtered audit trail as CSV, a row per changed field."""
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(audit.export_rows(http.db(), _audit_filter()))
-    return Response(
-        buffer.getvalue(),
-        mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="audit-trail.csv"'},
-    )
+    return csv_response(audit.export_rows(http.db(), _audit_filter()), "audit-trail.csv")
 
 
 @bp.route("/users", methods=["GET", "POST"])
