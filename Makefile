@@ -63,6 +63,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.recall
+	$(BIN)/python -m bench.board
 
 # The production stack under load (PostgreSQL at BENCH_DB, default the local server).
 bench-writers: $(STAMP)

@@ -7,7 +7,7 @@ so every rule here can be tested without an app, a database or a config file.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -25,6 +25,8 @@ _CM_PER_INCH = 2.54
 
 # Float hygiene only: no clinical meaning.
 _EPS = 1e-9
+#: The multiplication sign between a vial size and its count (U+00D7, not the letter x).
+_TIMES = "\u00d7"
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,24 @@ def round_to_vials(
         waste_g=max(0.0, rounded_g - target_g),
         within_tolerance=abs(deviation) <= tolerance_percent + _EPS,
     )
+
+
+def describe_vials(vials: Iterable[Sequence[float]], total_g: float | None = None) -> str:
+    """Write a vial breakdown with its units, as every page shows it.
+
+    `vials` is [[vial size g, count], ...] (a planned infusion's planned_vials, a rounding's
+    vials): each size in grams, times its count when more than one, "30 g \u00d7 2 + 20 g + 2 g";
+    with `total_g`, the total first: "82 g = 30 g \u00d7 2 + 20 g + 2 g".
+    """
+    parts = [
+        f"{size:g} g" if count == 1 else f"{size:g} g {_TIMES} {count:g}"
+        for size, count in vials
+        if count
+    ]
+    breakdown = " + ".join(parts)
+    if total_g is None:
+        return breakdown
+    return f"{total_g:g} g = {breakdown}" if breakdown else f"{total_g:g} g"
 
 
 def plan_infusion_day(

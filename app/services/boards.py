@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from app.config import Settings
-from app.models import Center, Chair, Infusion, InfusionStatus
-from app.services import clinic, scheduling
+from app.domain import schedule
+from app.models import Center, Chair, Infusion, InfusionStatus, Patient
+from app.services import clinic, placements, scheduling
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,11 +28,49 @@ class DayBoard:
     chairs: list[Chair]
     by_chair: dict[int, list[Infusion]]
     unbooked: list[Infusion]
+    #: Cancelled that day: they hold no chair, so another booking may take their place.
+    cancelled: list[Infusion] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class BoardNow:
+    """A day board as the chairside tablet shows it: where "now" is, and what waits."""
+
+    board: DayBoard
+    #: The center's date now.
+    today: dt.date
+    #: The center's wall-clock time now, on today's board only (None on any other day).
+    now_local: dt.time | None
+    #: Days waiting for a chair at the center from today on (the placement queue's length).
+    waiting: int
 
 
 def day_board(session: so.Session, center_id: int, day: dt.date, settings: Settings) -> DayBoard:
     """The center's chairs and their infusions on a local date, in a fixed number of queries."""
-    return week_board(session, center_id, day, settings, days=1)[0]
+    center = clinic.get_center(session, center_id)
+    return _boards(session, center, day, settings, days=1)[0]
+
+
+def board_now(
+    session: so.Session,
+    center_id: int,
+    settings: Settings,
+    now: dt.datetime,
+    day: dt.date | None = None,
+) -> BoardNow:
+    """The center's day board (today at the center unless `day` is given), the center's time
+    now when the board is today's, and how many days wait for a chair; in a fixed number of
+    queries, whatever the number of infusions."""
+    center = clinic.get_center(session, center_id)
+    today = schedule.local_date(now, center.timezone)
+    board = _boards(session, center, day or today, settings, days=1, shown_only=True)[0]
+    wall = now.astimezone(ZoneInfo(center.timezone)).time()
+    return BoardNow(
+        board=board,
+        today=today,
+        now_local=wall if board.day == today else None,
+        waiting=placements.waiting_count(session, [center.id], today),
+    )
 
 
 def week_board(
@@ -38,16 +78,53 @@ def week_board(
 ) -> list[DayBoard]:
     """Day boards for consecutive local dates, loaded with one query for the infusions."""
     center = clinic.get_center(session, center_id)
+    return _boards(session, center, first_day, settings, days)
+
+
+#: What a board block shows of an infusion and its patient (the rest of the row, and the
+#: visit's documentation, stay in the database: reading them cost time the board never used).
+_SHOWN = (
+    so.load_only(
+        Infusion.patient_id,
+        Infusion.cycle_number,
+        Infusion.day_number,
+        Infusion.planned_date,
+        Infusion.center_id,
+        Infusion.chair_id,
+        Infusion.starts_at,
+        Infusion.ends_at,
+        Infusion.status,
+        Infusion.planned_grams,
+        Infusion.planned_vials,
+        raiseload=True,
+    ),
+    so.joinedload(Infusion.patient).load_only(
+        Patient.family_name, Patient.given_name, Patient.mrn, Patient.birth_date, raiseload=True
+    ),
+    so.raiseload("*"),
+)
+
+
+def _boards(
+    session: so.Session,
+    center: Center,
+    first_day: dt.date,
+    settings: Settings,
+    days: int,
+    shown_only: bool = False,
+) -> list[DayBoard]:
     last_day = first_day + dt.timedelta(days=days - 1)
     closed = scheduling.closures_of(center, settings, first_day, last_day)
+    # The boards show the patient, never the regimen: loading it cost a join per row.
+    options = _SHOWN if shown_only else (so.joinedload(Infusion.patient),)
     infusions = list(
         session.scalars(
             sa.select(Infusion)
             .where(
-                Infusion.center_id == center_id,
+                Infusion.center_id == center.id,
                 Infusion.planned_date.between(first_day, last_day),
             )
-            .options(so.joinedload(Infusion.patient), so.joinedload(Infusion.regimen))
+            .options(*options)
             .order_by(Infusion.starts_at, Infusion.id)
         )
     )
@@ -73,6 +150,7 @@ def week_board(
                 chairs=list(center.chairs),
                 by_chair=by_chair,
                 unbooked=[i for i in todays if i.status == InfusionStatus.UNBOOKED],
+                cancelled=[i for i in todays if i.status == InfusionStatus.CANCELLED],
             )
         )
     return boards

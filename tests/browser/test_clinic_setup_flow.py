@@ -180,7 +180,7 @@ def physician_registers_and_sets_a_regimen(page, server: str, tmp_path: Path) ->
     form.get_by_label("Reason", exact=True).fill("Refractory DM after methotrexate")
     form.get_by_role("button", name="Preview regimen").click()
     preview = page.get_by_test_id("regimen-preview")
-    assert "82 g: 2 × 30 g + 1 × 20 g + 1 × 2 g, 295 min" in preview.inner_text()
+    assert "82 g = 30 g × 2 + 20 g + 2 g, 295 min" in preview.inner_text()
     assert "newly booked" in page.get_by_test_id("preview-summary").inner_text()
     accessible(page, "regimen preview")
     shoot(page, "regimen-preview", tmp_path)

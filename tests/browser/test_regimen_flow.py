@@ -35,7 +35,7 @@ def test_physician_sets_a_regimen_and_the_nurse_records_it_given(page, live_serv
     form.get_by_label("Reason", exact=True).fill("Refractory cutaneous DM after MTX")
     form.get_by_role("button", name="Preview regimen").click()
     preview = page.get_by_test_id("regimen-preview")
-    assert "82 g: 2 × 30 g + 1 × 20 g + 1 × 2 g, 295 min" in preview.inner_text()
+    assert "82 g = 30 g × 2 + 20 g + 2 g, 295 min" in preview.inner_text()
     preview.get_by_role("button", name="Confirm regimen").click()
     page.get_by_text(re.compile(r"Regimen version 1 set: \d+ infusions booked")).wait_for()
     regimen = page.get_by_test_id("current-regimen").inner_text()
@@ -54,7 +54,7 @@ def test_physician_sets_a_regimen_and_the_nurse_records_it_given(page, live_serv
     page.goto(live_server + day_board_href)
     slot = page.get_by_test_id("board-infusion").filter(has_text="Okafor, James").first
     slot.wait_for()
-    assert "82 g" in slot.inner_text() and "2\u00d730" in slot.inner_text()
+    assert "82 g = 30 g \u00d7 2 + 20 g + 2 g" in slot.inner_text()
     slot.click()
     given = page.get_by_test_id("given-form")
     given.get_by_label("Lot number(s)").fill("OCT-2026-117")

@@ -151,7 +151,7 @@ def test_calculator_page_shows_the_worked_example(app, clinic, db_session):
     body = text_of(response)
     assert "82.28 kg" in body
     assert "164.56 g" in body
-    assert "2 × 30 g + 1 × 20 g + 1 × 2 g" in body
+    assert "30 g × 2 + 20 g + 2 g" in body
     assert "295 min" in body
     assert 'role="alert"' not in body
     assert (count_rows(db_session, Regimen), count_rows(db_session, AuditEvent)) == before
@@ -333,7 +333,7 @@ def test_day_and_week_boards_show_the_booked_patient(app, clinic, db_session, se
     body = text_of(day)
     assert name in body
     assert "09:00–13:55" in body and "C1D1" in body
-    assert "2×30+1×20+1×2" in body
+    assert "82 g = 30 g × 2 + 20 g + 2 g" in body
     assert body.count('data-testid="board-infusion"') == 1
 
     wednesday = (starts_on + dt.timedelta(days=2)).isoformat()

@@ -1,0 +1,317 @@
+"""The day board on a chairside tablet: a 30-chair center's day of 200 documented visits.
+
+Target (issue 13): the day board request takes at most 50 ms median, in a fixed number of SQL
+queries: the same for a day of 20 visits as for one of 200, however much each visit's
+documentation holds (vials, premedication, rate steps, vital signs, adverse events), which
+the board does not show and must not load.
+
+    .venv/bin/python -m bench.board            # SQLite
+    BENCH_DB=postgresql+psycopg://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.board
+
+How it is measured: two 30-chair centers in one throwaway database, one with 20 visits on the
+day and one with 200, every visit with its documentation rows; the app's clock at 13:00 on
+that day (the board is today's, with its "now" line); a nurse logged in through the form; GET
+/centers/<id>/day through the Flask test client, so the time is the whole request (session
+check, queries, template) without a network. Queries are counted with a
+`before_cursor_execute` listener on the app's engine. Prints medians of each and the ratio of
+200 to 20.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+import sqlalchemy.orm as so
+
+from app import clock, create_app
+from app.db import recorded_statements
+from app.models import (
+    AdverseEvent,
+    Center,
+    Chair,
+    Infusion,
+    InfusionStatus,
+    InfusionVial,
+    OpeningHours,
+    Patient,
+    Premedication,
+    RateStep,
+    Regimen,
+    VitalSigns,
+)
+from app.services import users as user_service
+from app.services.context import system_actor
+from bench.common import settings_for, throwaway_database
+
+ZONE = ZoneInfo("America/New_York")
+DAY = dt.date(2027, 3, 3)  # a Wednesday
+CHAIRS = 30
+#: The app's clock while the board is looked at: four rounds done, one under way.
+NOW = dt.datetime.combine(DAY, dt.time(13), tzinfo=ZONE)
+#: A visit every 75 minutes a chair from 07:00: 60 minutes of infusion, 15 of turnover.
+EVERY = dt.timedelta(minutes=75)
+INFUSION = dt.timedelta(minutes=60)
+VIALS = [[30.0, 2], [20.0, 1], [2.0, 1]]
+GRAMS = 82.0
+TARGET_MS = 50.0
+
+
+def _state(slot: int, n: int) -> str:
+    """What a visit of this round is at 13:00: the first four done, then under way, then to
+    come; a few stopped early or missed."""
+    if slot < 4:
+        return (
+            InfusionStatus.MISSED
+            if n % 17 == 0
+            else InfusionStatus.PARTIAL
+            if n % 11 == 0
+            else InfusionStatus.GIVEN
+        )
+    return (InfusionStatus.IN_CHAIR, InfusionStatus.CHECKED_IN, InfusionStatus.SCHEDULED)[
+        min(slot - 4, 2)
+    ]
+
+
+def _center(session: so.Session, name: str, visits: int) -> Center:
+    """A 30-chair center open 07:00-19:00 with `visits` documented visits on DAY."""
+    center = Center(name=name, timezone=str(ZONE))
+    center.opening_hours = [
+        OpeningHours(weekday=d, opens_at=dt.time(7), closes_at=dt.time(19)) for d in range(5)
+    ]
+    center.chairs = [Chair(name=f"Chair {n:02d}") for n in range(1, CHAIRS + 1)]
+    session.add(center)
+    session.flush()
+    for n in range(visits):
+        patient = Patient(
+            mrn=f"{name[:1]}-{n:04d}",
+            family_name=f"Family{n:03d}",
+            given_name="Bench",
+            sex="female",
+            birth_date=dt.date(1960, 1, 1) + dt.timedelta(days=n),
+            home_center_id=center.id,
+            height_cm=165,
+        )
+        session.add(patient)
+        session.flush()
+        regimen = Regimen(
+            patient_id=patient.id,
+            version=1,
+            product="Octagam 10%",
+            dose_g_per_kg=2,
+            days_per_cycle=2,
+            interval_weeks=4,
+            weight_basis="actual",
+            starts_on=DAY,
+            preferred_time=dt.time(7),
+            center_id=center.id,
+            weight_kg=41,
+            height_cm=165,
+            dosing_weight_kg=41,
+            grams_per_day=GRAMS,
+            grams_per_cycle=2 * GRAMS,
+            minutes_per_day=60,
+            calculation={},
+            soft_stops=[],
+            reason="bench",
+        )
+        session.add(regimen)
+        session.flush()
+        slot = n // CHAIRS
+        starts = dt.datetime.combine(DAY, dt.time(7), tzinfo=ZONE) + EVERY * slot
+        status = _state(slot, n)
+        given = status in (InfusionStatus.GIVEN, InfusionStatus.PARTIAL)
+        ran = INFUSION if status == InfusionStatus.GIVEN else INFUSION / 2
+        infusion = Infusion(
+            patient_id=patient.id,
+            regimen_id=regimen.id,
+            cycle_number=1,
+            day_number=1,
+            planned_date=DAY,
+            cycle_planned_on=DAY,
+            center_id=center.id,
+            chair_id=center.chairs[n % CHAIRS].id,
+            starts_at=starts.astimezone(dt.UTC),
+            ends_at=(starts + INFUSION).astimezone(dt.UTC),
+            occupied_until=(starts + EVERY).astimezone(dt.UTC),
+            status=status,
+            planned_grams=GRAMS,
+            planned_vials=VIALS,
+            planned_minutes=60,
+            checked_in_at=(starts - dt.timedelta(minutes=20)).astimezone(dt.UTC)
+            if status != InfusionStatus.SCHEDULED
+            else None,
+            given_grams=(GRAMS if status == InfusionStatus.GIVEN else GRAMS / 2) if given else None,
+            given_started_at=starts.astimezone(dt.UTC) if given else None,
+            given_ended_at=(starts + ran).astimezone(dt.UTC) if given else None,
+            lot_numbers=f"LOT-{n:04d}" if given else None,
+        )
+        session.add(infusion)
+        session.flush()
+        _document(session, infusion, patient, starts, adverse_event=n % 5 == 0)
+    session.commit()
+    return center
+
+
+def _document(
+    session: so.Session,
+    infusion: Infusion,
+    patient: Patient,
+    starts: dt.datetime,
+    adverse_event: bool,
+) -> None:
+    """Every visit's documentation rows (the tables as full as they get: the board reads none)."""
+    session.add_all(
+        [
+            InfusionVial(
+                infusion_id=infusion.id,
+                product="Octagam 10%",
+                lot_number=f"LOT-{infusion.id:04d}",
+                expires_on=DAY + dt.timedelta(days=400),
+                vial_grams=size,
+                count=int(count),
+            )
+            for size, count in VIALS
+        ]
+        + [
+            Premedication(
+                infusion_id=infusion.id,
+                name=name,
+                dose=dose,
+                unit=unit,
+                route=route,
+                given_at=starts - dt.timedelta(minutes=15),
+            )
+            for name, dose, unit, route in (
+                ("paracetamol", 1000, "mg", "PO"),
+                ("cetirizine", 10, "mg", "PO"),
+                ("sodium chloride 0.9%", 500, "mL", "IV"),
+            )
+        ]
+        + [
+            RateStep(
+                infusion_id=infusion.id,
+                started_at=starts + dt.timedelta(minutes=minute),
+                rate_ml_per_h=rate,
+            )
+            for minute, rate in ((0, 30), (15, 60), (30, 120), (45, 240))
+        ]
+        + [
+            VitalSigns(
+                infusion_id=infusion.id,
+                taken_at=starts + dt.timedelta(minutes=minute),
+                systolic_mmhg=122,
+                diastolic_mmhg=78,
+                pulse_bpm=74,
+                temperature_c=36.7,
+                respiratory_rate=14,
+                spo2_percent=98,
+            )
+            for minute in (-10, 15, 30, 60)
+        ]
+    )
+    if adverse_event:
+        session.add(
+            AdverseEvent(
+                patient_id=patient.id,
+                infusion_id=infusion.id,
+                occurred_on=DAY,
+                event_type="headache",
+                grade=1,
+                serious=False,
+                description="mild headache at 30 minutes",
+                action_taken="slowed",
+                outcome="resolved",
+            )
+        )
+
+
+def day_board(repeat: int = 100) -> dict[str, object]:
+    """Query counts and median request times of the day board at 20 and at 200 visits."""
+    with throwaway_database() as url, clock.frozen_at(NOW):
+        app = create_app(settings_for(url))
+        state = app.extensions["ivig"]
+        session = state.session_factory()
+        few = _center(session, "Few", 20)
+        many = _center(session, "Many", 200)
+        user_service.create_user(
+            session,
+            system_actor("bench"),
+            email="nurse@bench.test",
+            full_name="Bench Nurse",
+            role="nurse",
+            password="bench-password",
+            settings=state.settings.auth,
+        )
+        paths = {
+            visits: f"/centers/{center.id}/day?date={DAY.isoformat()}"
+            for visits, center in ((20, few), (200, many))
+        }
+        session.close()
+        client = app.test_client()
+        client.get("/login")
+        with client.session_transaction() as sess:
+            csrf = sess["csrf"]
+        client.post(
+            "/login",
+            data={"email": "nurse@bench.test", "password": "bench-password", "csrf_token": csrf},
+        )
+        result: dict[str, object] = {
+            "database": os.environ.get("BENCH_DB", "sqlite").split("://")[0],
+            "chairs": CHAIRS,
+        }
+        queries = {}
+        for visits, path in paths.items():
+            client.get(path)  # warm-up: templates compiled, the login session touched
+            with recorded_statements(state.engine) as statements:
+                response = client.get(path)
+            page = response.get_data(as_text=True)
+            shown = page.count('data-testid="board-infusion"')
+            if (
+                response.status_code != 200
+                or shown != visits
+                or 'data-testid="now-line"' not in page
+            ):
+                raise SystemExit(f"the board of {visits} visits did not render ({shown} shown)")
+            queries[visits] = len(statements)
+        medians = _interleaved_medians_ms(
+            {v: lambda p=p: client.get(p) for v, p in paths.items()}, repeat
+        )
+        for visits in paths:
+            result[f"day_board_{visits}_queries"] = queries[visits]
+            result[f"day_board_{visits}_median_ms"] = medians[visits]
+        result["day_board_200_over_20_ratio"] = medians[200] / medians[20]
+        result["queries_fixed"] = queries[20] == queries[200]
+        result["target_ms"] = TARGET_MS
+        state.engine.dispose()
+        return result
+
+
+def _interleaved_medians_ms(runs: dict[int, Callable[[], object]], repeat: int) -> dict[int, float]:
+    """Median wall time of each run in milliseconds, taken in turn so a busy machine slows all
+    of them alike."""
+    samples: dict[int, list[float]] = {key: [] for key in runs}
+    for _ in range(repeat):
+        for key, run in runs.items():
+            started = time.perf_counter()
+            run()
+            samples[key].append(time.perf_counter() - started)
+    return {key: statistics.median(values) * 1000 for key, values in samples.items()}
+
+
+def main() -> None:
+    results = day_board()
+    print(
+        json.dumps(
+            {k: round(v, 2) if isinstance(v, float) else v for k, v in results.items()}, indent=2
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
