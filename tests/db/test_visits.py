@@ -313,3 +313,58 @@ def test_a_patient_checked_in_may_be_sent_home_but_not_once_started(db_session, 
     assert infusion.status == InfusionStatus.MISSED
     with pytest.raises(Conflict):
         visits.start(db_session, clinic.nursing, infusion.id, minutes(infusion, -1), settings)
+
+
+def test_an_infusion_stopped_early_keeps_the_grams_given_and_why(db_session, settings, booked):
+    clinic, infusion = booked
+    nurse = clinic.nursing
+    visits.check_in(db_session, nurse, infusion.id, minutes(infusion, -15), settings)
+    visits.record_check(
+        db_session,
+        nurse,
+        infusion.id,
+        100.0,
+        visits.Vitals(pulse_bpm=70),
+        minutes(infusion, -10),
+        settings,
+    )
+    clock.set_now(minutes(infusion, 120))
+    visits.start(db_session, nurse, infusion.id, minutes(infusion, 0), settings)
+    opened = lots(infusion, "S1")
+    with pytest.raises(InvalidInput) as refused:
+        visits.complete(
+            db_session,
+            nurse,
+            infusion.id,
+            visits.Completion(
+                minutes(infusion, 90),
+                opened,
+                stopped_early=True,
+                given_grams=infusion.planned_grams,
+            ),
+            settings,
+        )
+    assert {p.field for p in refused.value.problems} == {"reason", "given_grams"}
+    visits.complete(
+        db_session,
+        nurse,
+        infusion.id,
+        visits.Completion(
+            minutes(infusion, 90),
+            opened,
+            stopped_early=True,
+            given_grams=30,
+            reason="Chest tightness",
+        ),
+        settings,
+    )
+    db_session.expire_all()
+    stopped = db_session.get(Infusion, infusion.id)
+    assert (stopped.status, stopped.given_grams, stopped.status_reason) == (
+        InfusionStatus.PARTIAL,
+        30,
+        "Chest tightness",
+    )
+    assert sum(v.count * v.vial_grams for v in stopped.vials) == pytest.approx(
+        infusion.planned_grams
+    )
