@@ -31,23 +31,15 @@ import sqlalchemy.orm as so
 
 from app import clock, create_app
 from app.db import recorded_statements
-from app.models import (
-    AdverseEvent,
-    Center,
-    Chair,
-    Infusion,
-    InfusionStatus,
-    InfusionVial,
-    OpeningHours,
-    Patient,
-    Premedication,
-    RateStep,
-    Regimen,
-    VitalSigns,
-)
-from app.services import users as user_service
-from app.services.context import system_actor
+from app.models import Center, InfusionStatus
 from bench.common import settings_for, throwaway_database
+from bench.rows import (
+    add_nurse,
+    booked_patient,
+    center_with_chairs,
+    document_visit,
+    logged_in_client,
+)
 
 ZONE = ZoneInfo("America/New_York")
 DAY = dt.date(2027, 3, 3)  # a Wednesday
@@ -80,155 +72,45 @@ def _state(slot: int, n: int) -> str:
 
 def _center(session: so.Session, name: str, visits: int) -> Center:
     """A 30-chair center open 07:00-19:00 with `visits` documented visits on DAY."""
-    center = Center(name=name, timezone=str(ZONE))
-    center.opening_hours = [
-        OpeningHours(weekday=d, opens_at=dt.time(7), closes_at=dt.time(19)) for d in range(5)
-    ]
-    center.chairs = [Chair(name=f"Chair {n:02d}") for n in range(1, CHAIRS + 1)]
-    session.add(center)
-    session.flush()
+    center = center_with_chairs(session, name, chairs=CHAIRS, timezone=str(ZONE))
     for n in range(visits):
-        patient = Patient(
-            mrn=f"{name[:1]}-{n:04d}",
-            family_name=f"Family{n:03d}",
-            given_name="Bench",
-            sex="female",
-            birth_date=dt.date(1960, 1, 1) + dt.timedelta(days=n),
-            home_center_id=center.id,
-            height_cm=165,
-        )
-        session.add(patient)
-        session.flush()
-        regimen = Regimen(
-            patient_id=patient.id,
-            version=1,
-            product="Octagam 10%",
-            dose_g_per_kg=2,
-            days_per_cycle=2,
-            interval_weeks=4,
-            weight_basis="actual",
-            starts_on=DAY,
-            preferred_time=dt.time(7),
-            center_id=center.id,
-            weight_kg=41,
-            height_cm=165,
-            dosing_weight_kg=41,
-            grams_per_day=GRAMS,
-            grams_per_cycle=2 * GRAMS,
-            minutes_per_day=60,
-            calculation={},
-            soft_stops=[],
-            reason="bench",
-        )
-        session.add(regimen)
-        session.flush()
         slot = n // CHAIRS
         starts = dt.datetime.combine(DAY, dt.time(7), tzinfo=ZONE) + EVERY * slot
         status = _state(slot, n)
         given = status in (InfusionStatus.GIVEN, InfusionStatus.PARTIAL)
-        ran = INFUSION if status == InfusionStatus.GIVEN else INFUSION / 2
-        infusion = Infusion(
-            patient_id=patient.id,
-            regimen_id=regimen.id,
-            cycle_number=1,
-            day_number=1,
-            planned_date=DAY,
-            cycle_planned_on=DAY,
-            center_id=center.id,
+        whole = status == InfusionStatus.GIVEN
+        infusion = booked_patient(
+            session,
+            center,
+            mrn=f"{name[:1]}-{n:04d}",
+            family_name=f"Family{n:03d}",
+            birth_date=dt.date(1960, 1, 1) + dt.timedelta(days=n),
+            day=DAY,
+            starts_at=starts,
             chair_id=center.chairs[n % CHAIRS].id,
-            starts_at=starts.astimezone(dt.UTC),
-            ends_at=(starts + INFUSION).astimezone(dt.UTC),
-            occupied_until=(starts + EVERY).astimezone(dt.UTC),
+            grams=GRAMS,
+            minutes=60,
+            turnover_minutes=15,
+            vials=VIALS,
             status=status,
-            planned_grams=GRAMS,
-            planned_vials=VIALS,
-            planned_minutes=60,
-            checked_in_at=(starts - dt.timedelta(minutes=20)).astimezone(dt.UTC)
+            checked_in_at=starts - dt.timedelta(minutes=20)
             if status != InfusionStatus.SCHEDULED
             else None,
-            given_grams=(GRAMS if status == InfusionStatus.GIVEN else GRAMS / 2) if given else None,
-            given_started_at=starts.astimezone(dt.UTC) if given else None,
-            given_ended_at=(starts + ran).astimezone(dt.UTC) if given else None,
+            given_grams=(GRAMS if whole else GRAMS / 2) if given else None,
+            given_for=(INFUSION if whole else INFUSION / 2) if given else None,
             lot_numbers=f"LOT-{n:04d}" if given else None,
         )
-        session.add(infusion)
-        session.flush()
-        _document(session, infusion, patient, starts, adverse_event=n % 5 == 0)
+        # Documentation rows as full as they get (the board reads none of them).
+        document_visit(
+            session,
+            infusion,
+            lot_number=f"LOT-{infusion.id:04d}",
+            expires_on=DAY + dt.timedelta(days=400),
+            adverse_event=n % 5 == 0,
+            event_description="mild headache at 30 minutes",
+        )
     session.commit()
     return center
-
-
-def _document(
-    session: so.Session,
-    infusion: Infusion,
-    patient: Patient,
-    starts: dt.datetime,
-    adverse_event: bool,
-) -> None:
-    """Every visit's documentation rows (the tables as full as they get: the board reads none)."""
-    session.add_all(
-        [
-            InfusionVial(
-                infusion_id=infusion.id,
-                product="Octagam 10%",
-                lot_number=f"LOT-{infusion.id:04d}",
-                expires_on=DAY + dt.timedelta(days=400),
-                vial_grams=size,
-                count=int(count),
-            )
-            for size, count in VIALS
-        ]
-        + [
-            Premedication(
-                infusion_id=infusion.id,
-                name=name,
-                dose=dose,
-                unit=unit,
-                route=route,
-                given_at=starts - dt.timedelta(minutes=15),
-            )
-            for name, dose, unit, route in (
-                ("paracetamol", 1000, "mg", "PO"),
-                ("cetirizine", 10, "mg", "PO"),
-                ("sodium chloride 0.9%", 500, "mL", "IV"),
-            )
-        ]
-        + [
-            RateStep(
-                infusion_id=infusion.id,
-                started_at=starts + dt.timedelta(minutes=minute),
-                rate_ml_per_h=rate,
-            )
-            for minute, rate in ((0, 30), (15, 60), (30, 120), (45, 240))
-        ]
-        + [
-            VitalSigns(
-                infusion_id=infusion.id,
-                taken_at=starts + dt.timedelta(minutes=minute),
-                systolic_mmhg=122,
-                diastolic_mmhg=78,
-                pulse_bpm=74,
-                temperature_c=36.7,
-                respiratory_rate=14,
-                spo2_percent=98,
-            )
-            for minute in (-10, 15, 30, 60)
-        ]
-    )
-    if adverse_event:
-        session.add(
-            AdverseEvent(
-                patient_id=patient.id,
-                infusion_id=infusion.id,
-                occurred_on=DAY,
-                event_type="headache",
-                grade=1,
-                serious=False,
-                description="mild headache at 30 minutes",
-                action_taken="slowed",
-                outcome="resolved",
-            )
-        )
 
 
 def day_board(repeat: int = 100) -> dict[str, object]:
@@ -239,28 +121,13 @@ def day_board(repeat: int = 100) -> dict[str, object]:
         session = state.session_factory()
         few = _center(session, "Few", 20)
         many = _center(session, "Many", 200)
-        user_service.create_user(
-            session,
-            system_actor("bench"),
-            email="nurse@bench.test",
-            full_name="Bench Nurse",
-            role="nurse",
-            password="bench-password",
-            settings=state.settings.auth,
-        )
+        add_nurse(session, state.settings.auth)
         paths = {
             visits: f"/centers/{center.id}/day?date={DAY.isoformat()}"
             for visits, center in ((20, few), (200, many))
         }
         session.close()
-        client = app.test_client()
-        client.get("/login")
-        with client.session_transaction() as sess:
-            csrf = sess["csrf"]
-        client.post(
-            "/login",
-            data={"email": "nurse@bench.test", "password": "bench-password", "csrf_token": csrf},
-        )
+        client = logged_in_client(app)
         result: dict[str, object] = {
             "database": os.environ.get("BENCH_DB", "sqlite").split("://")[0],
             "chairs": CHAIRS,

@@ -15,80 +15,39 @@ import sqlalchemy as sa
 from app import create_app
 from app.db import recorded_statements
 from app.domain import schedule
-from app.models import Center, Chair, Infusion, OpeningHours, Patient, Regimen
+from app.models import Center, Patient
 from app.services import regimens as regimen_service
 from app.services import scheduling
-from app.services import users as user_service
-from app.services.context import Actor, system_actor
+from app.services.context import Actor
 from bench.common import median_ms, settings_for, throwaway_database
+from bench.rows import add_nurse, booked_patient, center_with_chairs, logged_in_client
 
 ZONE = ZoneInfo("America/New_York")
 DAY = dt.date(2027, 3, 3)  # a Wednesday
 
 
 def _busy_center(session: sa.orm.Session, chairs: int, infusions: int) -> Center:
-    center = Center(name="Bench Center", timezone="America/New_York")
-    center.opening_hours = [
-        OpeningHours(weekday=d, opens_at=dt.time(7), closes_at=dt.time(19)) for d in range(5)
-    ]
-    center.chairs = [Chair(name=f"Chair {n:02d}") for n in range(1, chairs + 1)]
-    session.add(center)
-    session.flush()
+    center = center_with_chairs(session, "Bench Center", chairs=chairs, timezone="America/New_York")
     for n in range(infusions):
         chair = center.chairs[n % chairs]
         slot = n // chairs
         starts = dt.datetime.combine(DAY, dt.time(7), tzinfo=ZONE) + dt.timedelta(minutes=75 * slot)
-        patient = Patient(
+        booked_patient(
+            session,
+            center,
             mrn=f"B-{n:04d}",
             family_name=f"Family{n}",
-            given_name="Bench",
-            sex="female",
             birth_date=dt.date(1970, 1, 1),
-            home_center_id=center.id,
-            height_cm=165,
-        )
-        session.add(patient)
-        session.flush()
-        regimen = Regimen(
-            patient_id=patient.id,
-            version=1,
-            product="Octagam 10%",
+            day=DAY,
+            starts_at=starts,
+            chair_id=chair.id,
+            grams=24,
+            minutes=60,
+            turnover_minutes=15,
+            vials=[[20, 1], [2, 2]],
             dose_g_per_kg=0.4,
             days_per_cycle=1,
-            interval_weeks=4,
-            weight_basis="actual",
-            starts_on=DAY,
-            preferred_time=dt.time(7),
-            center_id=center.id,
             weight_kg=60,
-            height_cm=165,
-            dosing_weight_kg=60,
-            grams_per_day=24,
-            grams_per_cycle=24,
-            minutes_per_day=60,
-            calculation={},
-            soft_stops=[],
-            reason="bench",
-        )
-        session.add(regimen)
-        session.flush()
-        session.add(
-            Infusion(
-                patient_id=patient.id,
-                regimen_id=regimen.id,
-                cycle_number=1,
-                day_number=1,
-                planned_date=DAY,
-                cycle_planned_on=DAY,
-                center_id=center.id,
-                chair_id=chair.id,
-                starts_at=starts.astimezone(dt.UTC),
-                ends_at=(starts + dt.timedelta(minutes=60)).astimezone(dt.UTC),
-                occupied_until=(starts + dt.timedelta(minutes=75)).astimezone(dt.UTC),
-                planned_grams=24,
-                planned_vials=[[20, 1], [2, 2]],
-                planned_minutes=60,
-            )
         )
     session.commit()
     return center
@@ -100,24 +59,9 @@ def day_board(repeat: int = 200) -> dict[str, float]:
         state = app.extensions["ivig"]
         session = state.session_factory()
         center = _busy_center(session, chairs=30, infusions=200)
-        user_service.create_user(
-            session,
-            system_actor("bench"),
-            email="nurse@bench.test",
-            full_name="Bench Nurse",
-            role="nurse",
-            password="bench-password",
-            settings=state.settings.auth,
-        )
+        add_nurse(session, state.settings.auth)
         session.close()
-        client = app.test_client()
-        client.get("/login")
-        with client.session_transaction() as sess:
-            csrf = sess["csrf"]
-        client.post(
-            "/login",
-            data={"email": "nurse@bench.test", "password": "bench-password", "csrf_token": csrf},
-        )
+        client = logged_in_client(app)
         path = f"/centers/{center.id}/day?date={DAY.isoformat()}"
         with recorded_statements(state.engine) as statements:
             response = client.get(path)
@@ -193,7 +137,7 @@ def year_of_infusions(repeat: int = 100) -> dict[str, float]:
 
         def plan_and_book() -> None:
             cycles = schedule.plan_cycles(DAY, 4, 2, DAY + dt.timedelta(days=365), calendar, 3)
-            schedule.book_cycles(
+            schedule.book_plan(
                 cycles,
                 2,
                 calendar,

@@ -13,18 +13,8 @@ import pytest
 import sqlalchemy.orm as so
 
 from app.domain.dosing import describe_vials
-from app.models import (
-    AdverseEvent,
-    Center,
-    Infusion,
-    InfusionStatus,
-    InfusionVial,
-    Patient,
-    Premedication,
-    RateStep,
-    Regimen,
-    VitalSigns,
-)
+from app.models import Center, Infusion, InfusionStatus
+from bench.rows import Vitals, booked_patient, document_visit
 from tests.db.clinic_fixtures import NEW_YORK, make_center
 from tests.web.test_care_pages import logged_in, text_of
 
@@ -61,138 +51,49 @@ def visits(
     chairs = center.chairs
     made = []
     for n in range(count):
-        patient = Patient(
-            mrn=f"{center.name[:2].upper()}-{next(_mrns):03d}",
-            family_name=f"Family{n:03d}",
-            given_name="Tab",
-            sex="female",
-            birth_date=dt.date(1960, 1, 1) + dt.timedelta(days=n),
-            home_center_id=center.id,
-            height_cm=165,
-        )
-        session.add(patient)
-        session.flush()
-        regimen = Regimen(
-            patient_id=patient.id,
-            version=1,
-            product="Octagam 10%",
-            dose_g_per_kg=2,
-            days_per_cycle=2,
-            interval_weeks=4,
-            weight_basis="actual",
-            starts_on=day,
-            preferred_time=dt.time(8),
-            center_id=center.id,
-            weight_kg=41,
-            height_cm=165,
-            dosing_weight_kg=41,
-            grams_per_day=82,
-            grams_per_cycle=164,
-            minutes_per_day=50,
-            calculation={},
-            soft_stops=[],
-            reason="tablet test",
-        )
-        session.add(regimen)
-        session.flush()
         status = statuses[n % len(statuses)]
         starts = dt.datetime.combine(day, dt.time(8), tzinfo=NEW_YORK) + dt.timedelta(
             hours=n // len(chairs)
         )
         on_chair = status != InfusionStatus.UNBOOKED
-        infusion = Infusion(
-            patient_id=patient.id,
-            regimen_id=regimen.id,
-            cycle_number=1,
-            day_number=1,
-            planned_date=day,
-            cycle_planned_on=day,
-            center_id=center.id,
+        infusion = booked_patient(
+            session,
+            center,
+            mrn=f"{center.name[:2].upper()}-{next(_mrns):03d}",
+            family_name=f"Family{n:03d}",
+            given_name="Tab",
+            birth_date=dt.date(1960, 1, 1) + dt.timedelta(days=n),
+            day=day,
+            starts_at=starts if on_chair else None,
             chair_id=chairs[n % len(chairs)].id if on_chair else None,
-            starts_at=starts.astimezone(dt.UTC) if on_chair else None,
-            ends_at=(starts + dt.timedelta(minutes=50)).astimezone(dt.UTC) if on_chair else None,
-            occupied_until=(starts + dt.timedelta(minutes=60)).astimezone(dt.UTC)
-            if on_chair
-            else None,
+            grams=82,
+            minutes=50,
+            turnover_minutes=10,
+            vials=[[30, 2], [20, 1], [2, 1]],
             status=status,
+            preferred_time=dt.time(8),
+            reason="tablet test",
             given_grams={"given": 82, "partial": 50}.get(status),
-            given_started_at=starts.astimezone(dt.UTC) if status in GIVEN else None,
-            given_ended_at=(starts + dt.timedelta(minutes=GIVEN[status])).astimezone(dt.UTC)
-            if status in GIVEN
-            else None,
-            planned_grams=82,
-            planned_vials=[[30, 2], [20, 1], [2, 1]],
-            planned_minutes=50,
+            given_for=dt.timedelta(minutes=GIVEN[status]) if status in GIVEN else None,
         )
-        session.add(infusion)
-        session.flush()
         if documented:
-            document(session, infusion, starts, with_event=n % 3 == 0)
+            # What a nurse writes at the chair (a visit waiting for a chair too, at its hour).
+            document_visit(
+                session,
+                infusion,
+                lot_number=f"L{infusion.id}",
+                expires_on=DAY + dt.timedelta(days=300),
+                started_at=starts,
+                premedications=(("paracetamol", 1000, "mg", "PO"), ("cetirizine", 10, "mg", "PO")),
+                premedicated_before=dt.timedelta(minutes=30),
+                rate_steps=((0, 60), (15, 120), (30, 240)),
+                vitals=Vitals(120, 80, 72, 36.8),
+                vitals_at=(0, 15, 45),
+                adverse_event=n % 3 == 0,
+            )
         made.append(infusion)
     session.flush()
     return made
-
-
-def document(
-    session: so.Session, infusion: Infusion, starts: dt.datetime, with_event: bool
-) -> None:
-    """What a nurse writes at the chair: vials, premedication, rate steps, vital signs."""
-    session.add_all(
-        [
-            InfusionVial(
-                infusion_id=infusion.id,
-                product="Octagam 10%",
-                lot_number=f"L{infusion.id}",
-                expires_on=DAY + dt.timedelta(days=300),
-                vial_grams=size,
-                count=int(count),
-            )
-            for size, count in infusion.planned_vials
-        ]
-        + [
-            Premedication(
-                infusion_id=infusion.id,
-                name=name,
-                dose=dose,
-                unit=unit,
-                route="PO",
-                given_at=starts - dt.timedelta(minutes=30),
-            )
-            for name, dose, unit in (("paracetamol", 1000, "mg"), ("cetirizine", 10, "mg"))
-        ]
-        + [
-            RateStep(
-                infusion_id=infusion.id,
-                started_at=starts + dt.timedelta(minutes=m),
-                rate_ml_per_h=r,
-            )
-            for m, r in ((0, 60), (15, 120), (30, 240))
-        ]
-        + [
-            VitalSigns(
-                infusion_id=infusion.id,
-                taken_at=starts + dt.timedelta(minutes=m),
-                systolic_mmhg=120,
-                diastolic_mmhg=80,
-                pulse_bpm=72,
-                temperature_c=36.8,
-            )
-            for m in (0, 15, 45)
-        ]
-    )
-    if with_event:
-        session.add(
-            AdverseEvent(
-                patient_id=infusion.patient_id,
-                infusion_id=infusion.id,
-                occurred_on=DAY,
-                event_type="headache",
-                grade=1,
-                serious=False,
-                action_taken="slowed",
-                outcome="resolved",
-            )
-        )
 
 
 def slots(page: str) -> list[str]:
