@@ -9,6 +9,7 @@ from app.api import bp, guarded
 from app.models import Infusion
 from app.policy import Action
 from app.schemas.visits import (
+    ApproveDoseIn,
     CheckIn,
     CheckInIn,
     CompleteIn,
@@ -16,7 +17,6 @@ from app.schemas.visits import (
     RateStepIn,
     ReactionIn,
     StartIn,
-    VersionIn,
     VisitOut,
     VitalsTakenIn,
 )
@@ -92,11 +92,14 @@ def check(infusion_id: int, body: CheckIn) -> Any:
 
 @bp.post("/infusions/<int:infusion_id>/approve-dose")
 @guarded(Action.SET_REGIMEN)
-@bp.input(VersionIn, arg_name="body")
+@bp.input(ApproveDoseIn, arg_name="body")
 @bp.output(VisitOut)
-def approve_dose(infusion_id: int, body: VersionIn) -> Any:
-    """A physician approves the dose the day's weight gave (physician)."""
-    visits.approve_day_dose(http.db(), http.actor(), infusion_id, body.version)
+def approve_dose(infusion_id: int, body: ApproveDoseIn) -> Any:
+    """A physician approves the dose the day's weight gave, or keeps the booked dose for
+    today (physician; the version seen is required)."""
+    visits.approve_day_dose(
+        http.db(), http.actor(), infusion_id, body.version, keep_booked=body.keep_booked
+    )
     return visit_record(infusion_id)
 
 

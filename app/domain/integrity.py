@@ -109,6 +109,8 @@ class InfusionFact:
     starts_at: dt.datetime | None = None
     ends_at: dt.datetime | None = None
     chair_id: int | None = None
+    #: A visit under way: the dose the day's check set (once approved when it had to be).
+    day_grams: float | None = None
     given_started_at: dt.datetime | None = None
     given_ended_at: dt.datetime | None = None
     #: Soft rules a physician overrode for this infusion.
@@ -124,7 +126,9 @@ class InfusionFact:
         """Return the grams this infusion puts into the patient (given, or planned)."""
         if self.status in GIVEN:
             return self.given_grams or 0.0
-        if self.status in PLANNED or self.status in UNDER_WAY:
+        if self.status in UNDER_WAY:
+            return self.day_grams if self.day_grams is not None else self.planned_grams
+        if self.status in PLANNED:
             return self.planned_grams
         return 0.0
 

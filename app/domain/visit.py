@@ -62,9 +62,12 @@ def time_problems(
     not_before: dt.datetime | None = None,
     before_what: str = "",
 ) -> list[Problem]:
-    """A moment at the chair: not in the future, not before the step it follows."""
+    """A moment at the chair: with its offset, not in the future, not before the step it
+    follows."""
     if at.utcoffset() is None:
-        raise ValueError(f"{field} must be timezone-aware")
+        return [
+            Problem(field, f"{field}: give the time with its offset, e.g. 09:30Z", "naive_time")
+        ]
     problems = []
     if at > now + skew:
         problems.append(Problem(field, f"{field}: {at:%H:%M} is in the future", "future_time"))
@@ -104,6 +107,30 @@ def day_dose(planned_grams: float, day_grams: float, threshold_percent: float) -
         change_percent=round(change, 1),
         needs_approval=abs(change) > threshold_percent + 1e-9,
     )
+
+
+def visit_grams(planned_grams: float, day_grams: float | None, approval: str | None) -> float:
+    """The grams a visit gives: the day's dose once the check set it (and a physician approved
+    it when it had to be), else the booked dose."""
+    if day_grams is None or approval == "waiting":
+        return planned_grams
+    return day_grams
+
+
+def on_the_booked_day(
+    field: str, at: dt.datetime, booked_on: dt.date, local_day: dt.date
+) -> list[Problem]:
+    """A visit is checked in and started on its booked day (the center's date)."""
+    if local_day == booked_on:
+        return []
+    return [
+        Problem(
+            field,
+            f"{field}: the visit is booked on {booked_on}, not {local_day}; move it to that day "
+            "first",
+            "visit_day",
+        )
+    ]
 
 
 @dataclass(frozen=True)

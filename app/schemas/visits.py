@@ -47,6 +47,11 @@ class VersionIn(Input):
     version: int | None = Field(None, ge=1)
 
 
+class ApproveDoseIn(Input):
+    version: int = Field(ge=1, description="the visit's version the physician saw")
+    keep_booked: bool = Field(False, description="give the booked dose today instead")
+
+
 class StartIn(Input):
     at: dt.datetime
     override_reason: str | None = Field(

@@ -168,6 +168,10 @@ def set_status(
             infusion, InfusionStatus.SCHEDULED, InfusionStatus.UNBOOKED, InfusionStatus.CHECKED_IN
         )
         before = infusion_view(infusion)
+        if infusion.status == InfusionStatus.CHECKED_IN:
+            # The day's check was for a visit that is not happening.
+            infusion.day_weight_kg = infusion.day_grams = infusion.dose_approval = None
+            infusion.dose_approved_by_id = infusion.dose_approved_at = None
         infusion.status = status
         infusion.status_reason = reason.strip()
         infusion.recorded_by_id = actor.user_id

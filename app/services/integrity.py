@@ -25,7 +25,7 @@ import sqlalchemy.orm as so
 from app import policy
 from app.config import Settings
 from app.db import utcnow
-from app.domain import integrity, schedule
+from app.domain import integrity, schedule, visit
 from app.models import Center, Infusion, Patient, Regimen
 from app.services import audit
 from app.services.context import Actor
@@ -135,6 +135,8 @@ _COLUMNS = (
     Infusion.starts_at,
     Infusion.ends_at,
     Infusion.chair_id,
+    Infusion.day_grams,
+    Infusion.dose_approval,
     Infusion.given_started_at,
     Infusion.given_ended_at,
     Infusion.waived_rules,
@@ -184,6 +186,11 @@ def load_facts(session: so.Session, patient_id: int, settings: Settings) -> Pati
             starts_at=row.starts_at,
             ends_at=row.ends_at,
             chair_id=row.chair_id,
+            day_grams=(
+                visit.visit_grams(row.planned_grams, row.day_grams, row.dose_approval)
+                if row.day_grams is not None
+                else None
+            ),
             given_started_at=row.given_started_at,
             given_ended_at=row.given_ended_at,
             waived=frozenset(row.waived_rules or ()),

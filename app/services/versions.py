@@ -16,7 +16,8 @@ def load_for_change(
     session: so.Session, model: type[M], row_id: int, expected_version: int | None, field: str
 ) -> M:
     """Lock a row for update; unknown -> 404, a version other than the client saw -> 409."""
-    row: Any = session.get(model, row_id, with_for_update=True)
+    # The locked row is what counts, not a copy the session read before the lock.
+    row: Any = session.get(model, row_id, with_for_update=True, populate_existing=True)
     if row is None:
         label = field.removesuffix("_id").replace("_", " ")
         raise NotFound(f"{field}: no {label} {row_id}", field=field)

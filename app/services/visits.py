@@ -23,7 +23,7 @@ import sqlalchemy.orm as so
 
 from app.config import Settings
 from app.db import utcnow
-from app.domain import dosing, visit
+from app.domain import dosing, schedule, visit
 from app.domain.problems import Problem
 from app.models import (
     Infusion,
@@ -114,6 +114,18 @@ def _status_change(
     )
 
 
+def _booked_day(field: str, infusion: Infusion, at: dt.datetime) -> list[Problem]:
+    if at.utcoffset() is None:
+        return []  # refused by the time check already
+    local_day = schedule.local_date(at, infusion.center.timezone)
+    return visit.on_the_booked_day(field, at, infusion.planned_date, local_day)
+
+
+def visit_grams(infusion: Infusion) -> float:
+    """The grams this visit gives (the day's dose once set and approved, else the booked)."""
+    return visit.visit_grams(infusion.planned_grams, infusion.day_grams, infusion.dose_approval)
+
+
 def visit_view(infusion: Infusion) -> dict[str, object]:
     return {
         "checked_in_at": infusion.checked_in_at,
@@ -141,7 +153,10 @@ def check_in(
     with unit_of_work(session):
         infusion = _step(session, infusion_id, version, "checked_in_at")
         _transition(infusion, "check_in")
-        _refuse(visit.time_problems("checked_in_at", at, now, _skew(settings)))
+        _refuse(
+            visit.time_problems("checked_in_at", at, now, _skew(settings))
+            + _booked_day("checked_in_at", infusion, at)
+        )
         before = infusion_view(infusion)
         infusion.status = InfusionStatus.CHECKED_IN
         infusion.checked_in_at = at
@@ -228,13 +243,19 @@ def approve_day_dose(
     infusion_id: int,
     version: int | None = None,
     now: dt.datetime | None = None,
+    keep_booked: bool = False,
 ) -> Infusion:
-    """A physician approves the dose the day's weight gave (the visit may start)."""
+    """A physician approves the dose the day's weight gave, or keeps the booked dose for
+    today (`keep_booked`); the visit may start. The therapy checker judges the dose approved
+    (a day's dose that would break the cycle's limits is refused here, before the start)."""
     now = now or utcnow()
     with unit_of_work(session):
         infusion = _step(session, infusion_id, version, "dose_approval")
+        require_status(infusion, InfusionStatus.CHECKED_IN)
         if infusion.dose_approval != "waiting":
             raise Conflict("dose_approval: no day's dose waits for approval", field="dose_approval")
+        if keep_booked:
+            infusion.day_grams = infusion.planned_grams
         infusion.dose_approval = "approved"
         infusion.dose_approved_by_id = actor.user_id
         infusion.dose_approved_at = now
@@ -298,6 +319,7 @@ def start(
             visit.time_problems(
                 "started_at", at, now, _skew(settings), infusion.checked_in_at, "check-in"
             )
+            + _booked_day("started_at", infusion, at)
         )
         before = infusion_view(infusion)
         infusion.status = InfusionStatus.IN_CHAIR
@@ -323,10 +345,7 @@ def complete(
     with unit_of_work(session):
         infusion = _step(session, infusion_id, version, "ended_at")
         _transition(infusion, "stop" if data.stopped_early else "complete")
-        dose = (
-            infusion.day_grams if infusion.dose_approval == "approved" else infusion.planned_grams
-        )
-        dose = dose or infusion.planned_grams
+        dose = visit_grams(infusion)
         given = data.given_grams if data.stopped_early else dose
         problems = _completion_problems(infusion, data, given, dose, settings, now)
         _refuse(problems)
@@ -350,7 +369,9 @@ def complete(
         infusion.lot_numbers = ", ".join(
             dict.fromkeys(visit.normal_lot(v.lot_number) for v in data.vials)
         )[:200]
-        infusion.max_rate_ml_per_kg_min = _highest_rate(infusion)
+        infusion.max_rate_ml_per_kg_min = _highest_rate(
+            infusion, rate_basis(session, infusion, settings)
+        )
         infusion.status_reason = (data.reason or "").strip() or None
         infusion.recorded_by_id = actor.user_id
         _status_change(
@@ -380,6 +401,15 @@ def _completion_problems(
     problems = visit.time_problems(
         "ended_at", data.ended_at, now, _skew(settings), last_step, "the last rate step"
     )
+    if not data.stopped_early and (data.given_grams is not None or (data.reason or "").strip()):
+        problems.append(
+            Problem(
+                "stopped_early",
+                "stopped_early: grams given or a reason are for an infusion stopped early: tick "
+                f"it, or leave them empty to record the whole {dose:g} g",
+                "stopped_early",
+            )
+        )
     if data.stopped_early:
         if not (data.reason or "").strip():
             problems.append(
@@ -413,40 +443,55 @@ def _completion_problems(
     return problems
 
 
-def dosing_weight(infusion: Infusion) -> float:
-    """The dosing weight the rates are judged on (the regimen's, or the day's check's)."""
-    calculation: Mapping[str, object] = infusion.regimen.calculation
-    weight = calculation.get("dosing_weight_kg")
-    assert isinstance(weight, int | float)
-    return float(weight)
+@dataclasses.dataclass(frozen=True)
+class RateBasis:
+    """What the visit's rates are judged on: its grams, the dosing weight (the day's check's
+    when there is one), the highest rate for the patient as they are now, and the plan."""
+
+    grams: float
+    dosing_weight_kg: float
+    max_ml_per_kg_min: float
+    plan: dosing.InfusionDayPlan
 
 
-def _highest_rate(infusion: Infusion) -> float | None:
-    rates = [s.rate_ml_per_h for s in infusion.rate_steps]
-    if not rates:
-        return None
-    return round(visit.ml_per_kg_min(max(rates), dosing_weight(infusion)), 4)
-
-
-def rate_plan(
-    session: so.Session, infusion: Infusion, settings: Settings
-) -> dosing.InfusionDayPlan | None:
-    """The rate steps the day's dose runs at (mL/h and minutes per step), from the domain:
-    the regimen's plan, or the plan for the day's dose when the check changed it."""
+def rate_basis(session: so.Session, infusion: Infusion, settings: Settings) -> RateBasis | None:
+    """The visit's rate plan and limits, from the domain (None if the product is gone)."""
     product = settings.product_catalog().get(infusion.regimen.product)
     if product is None:
         return None
     patient = session.get(Patient, infusion.patient_id)
     assert patient is not None
     at_risk = patient.thrombosis_risk or patient.renal_risk
-    if infusion.day_weight_kg is not None and infusion.dose_approval != "waiting":
+    grams = visit_grams(infusion)
+    weight = _regimen_dosing_weight(infusion)
+    if infusion.day_weight_kg is not None:
         result, _compared = day_dose(session, infusion, infusion.day_weight_kg, settings)
-        return dosing.plan_infusion_day(
-            result.rounding.rounded_g, result.dosing_weight_kg, product, at_risk
-        )
-    return dosing.plan_infusion_day(
-        infusion.planned_grams, dosing_weight(infusion), product, at_risk
-    )
+        weight = result.dosing_weight_kg
+    plan = dosing.plan_infusion_day(grams, weight, product, at_risk)
+    return RateBasis(grams, weight, plan.max_rate_ml_per_kg_min, plan)
+
+
+def _regimen_dosing_weight(infusion: Infusion) -> float:
+    calculation: Mapping[str, object] = infusion.regimen.calculation
+    weight = calculation.get("dosing_weight_kg")
+    if isinstance(weight, int | float) and weight > 0:
+        return float(weight)
+    return infusion.regimen.dosing_weight_kg
+
+
+def _highest_rate(infusion: Infusion, basis: RateBasis | None) -> float | None:
+    rates = [s.rate_ml_per_h for s in infusion.rate_steps]
+    if not rates or basis is None:
+        return None
+    return round(visit.ml_per_kg_min(max(rates), basis.dosing_weight_kg), 4)
+
+
+def rate_plan(
+    session: so.Session, infusion: Infusion, settings: Settings
+) -> dosing.InfusionDayPlan | None:
+    """The rate steps the visit's dose runs at (mL/h and minutes per step), from the domain."""
+    basis = rate_basis(session, infusion, settings)
+    return basis.plan if basis else None
 
 
 # --- documentation at the chair ---------------------------------------------------------------
@@ -561,6 +606,7 @@ def record_rate_step(
             value is not None for value in dataclasses.asdict(vitals).values()
         )
         step = _rate_step(
+            session,
             infusion,
             started_at,
             rate_ml_per_h,
@@ -589,6 +635,7 @@ def record_rate_step(
 
 
 def _rate_step(
+    session: so.Session,
     infusion: Infusion,
     started_at: dt.datetime,
     rate_ml_per_h: float,
@@ -603,15 +650,19 @@ def _rate_step(
     recorded with it, refused together."""
     assert infusion.given_started_at is not None
     previous = max((s.started_at for s in infusion.rate_steps), default=infusion.given_started_at)
-    max_rate = infusion.regimen.calculation.get("infusion", {}).get("max_rate_ml_per_kg_min")
-    if not isinstance(max_rate, int | float):
-        product = settings.product_catalog()[infusion.regimen.product]
-        max_rate = product.rate_plan.max_ml_per_kg_min
+    basis = rate_basis(session, infusion, settings)
+    if basis is None:
+        raise InvalidInput(
+            f"rate_ml_per_h: the product {infusion.regimen.product!r} is no longer configured",
+            field="rate_ml_per_h",
+        )
     _refuse(
         visit.time_problems(
             "started_at", started_at, now, _skew(settings), previous, "the step before"
         )
-        + visit.rate_problems(rate_ml_per_h, dosing_weight(infusion), float(max_rate), action)
+        + visit.rate_problems(
+            rate_ml_per_h, basis.dosing_weight_kg, basis.max_ml_per_kg_min, action
+        )
         + list(also)
     )
     if note is not None and len(note) > 500:
@@ -651,6 +702,7 @@ def record_reaction(
                     field="new_rate_ml_per_h",
                 )
             step = _rate_step(
+                session,
                 infusion,
                 at or now,
                 0.0 if data.action_taken == "paused" else float(new_rate_ml_per_h or 0),
@@ -661,6 +713,16 @@ def record_reaction(
                 actor,
             )
             session.add(step)
+            _audit(
+                session,
+                actor,
+                "rate_step",
+                infusion,
+                started_at=step.started_at,
+                rate_ml_per_h=step.rate_ml_per_h,
+                action=step.action,
+                note=step.note,
+            )
         adverse_events.record_adverse_event(
             session, actor, infusion_id, data, today, after_record=after_record
         )

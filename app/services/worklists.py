@@ -130,7 +130,7 @@ def _dose_approvals(session: so.Session, physician_id: int | None) -> list[Infus
     statement = (
         sa.select(Infusion)
         .join(Patient, Patient.id == Infusion.patient_id)
-        .where(Infusion.dose_approval == "waiting")
+        .where(Infusion.dose_approval == "waiting", Infusion.status == "checked_in")
         .options(so.contains_eager(Infusion.patient))
         .order_by(Infusion.checked_in_at, Infusion.id)
     )

@@ -16,6 +16,7 @@ from app.config import VITAL_NAMES
 from app.models.infusion import ADVERSE_EVENT_TYPES, REACTION_ACTIONS, REACTION_OUTCOMES
 from app.policy import Action
 from app.schemas.visits import (
+    ApproveDoseIn,
     CheckIn,
     CheckInIn,
     CompleteIn,
@@ -23,10 +24,9 @@ from app.schemas.visits import (
     RateStepIn,
     ReactionIn,
     StartIn,
-    VersionIn,
     VitalsTakenIn,
 )
-from app.services import visits
+from app.services import labs, visits
 from app.services.errors import ServiceError
 from app.services.suggestions import evaluation_hook
 from app.web import forms
@@ -61,6 +61,8 @@ def visit_page(infusion_id: int, status: int = 200) -> http.ResponseValue:
             now_local=clock.now().astimezone(ZoneInfo(tz)).strftime("%Y-%m-%dT%H:%M"),
             plan=visits.rate_plan(session, infusion, settings),
             renal=visits.renal_check(session, infusion, settings),
+            renal_lab=labs.latest(session, infusion.patient_id, visits.RENAL_TESTS),
+            visit_grams=visits.visit_grams(infusion),
             premedications=settings.visit.premedications,
             vital_labels=VITAL_LABELS,
             event_types=ADVERSE_EVENT_TYPES,
@@ -141,8 +143,10 @@ def visit_check(infusion_id: int) -> http.ResponseValue:
 @require(Action.SET_REGIMEN)
 def visit_approve_dose(infusion_id: int) -> http.ResponseValue:
     def run(_tz: str) -> None:
-        body = forms.parse(VersionIn)
-        visits.approve_day_dose(http.db(), http.actor(), infusion_id, body.version)
+        body = forms.parse(ApproveDoseIn)
+        visits.approve_day_dose(
+            http.db(), http.actor(), infusion_id, body.version, keep_booked=body.keep_booked
+        )
 
     return _step(infusion_id, "approve", run, "Today's dose approved.")
 

@@ -368,3 +368,140 @@ def test_an_infusion_stopped_early_keeps_the_grams_given_and_why(db_session, set
     assert sum(v.count * v.vial_grams for v in stopped.vials) == pytest.approx(
         infusion.planned_grams
     )
+
+
+# --- found in review: each failed before its fix ------------------------------------------
+
+
+def checked(db_session, settings, clinic, infusion, weight: float = 100.0) -> None:
+    visits.check_in(db_session, clinic.nursing, infusion.id, minutes(infusion, -15), settings)
+    visits.record_check(
+        db_session,
+        clinic.nursing,
+        infusion.id,
+        weight,
+        visits.Vitals(pulse_bpm=70),
+        minutes(infusion, -10),
+        settings,
+    )
+
+
+def test_a_visit_is_checked_in_on_its_booked_day_only(db_session, settings, booked):
+    clinic, infusion = booked
+    later = db_session.scalars(
+        sa.select(Infusion).where(
+            Infusion.patient_id == clinic.patient.id, Infusion.day_number == 2
+        )
+    ).first()
+    with pytest.raises(InvalidInput) as refused:
+        visits.check_in(db_session, clinic.nursing, later.id, minutes(infusion, -15), settings)
+    assert refused.value.field == "checked_in_at"
+    assert f"booked on {later.planned_date}, not {MONDAY}" in refused.value.message
+
+
+def test_rates_are_judged_on_the_days_weight_and_the_patients_risk_now(
+    db_session, settings, booked
+):
+    clinic, infusion = booked
+    clinic.patient.renal_risk = True  # flagged after the regimen was set: at most 0.03
+    db_session.add(
+        LabResult(
+            patient_id=clinic.patient.id,
+            test="creatinine",
+            value=70,
+            unit="µmol/L",
+            taken_on=MONDAY,
+        )
+    )
+    db_session.commit()
+    checked(db_session, settings, clinic, infusion, weight=100.0)
+    clock.set_now(minutes(infusion, 200))
+    visits.start(db_session, clinic.nursing, infusion.id, minutes(infusion, 0), settings)
+    plan = visits.rate_plan(db_session, infusion, settings)
+    assert plan is not None and plan.max_rate_ml_per_kg_min == 0.03
+    top = max(step.rate_ml_per_hour for step in plan.steps)
+    visits.record_rate_step(
+        db_session, clinic.nursing, infusion.id, minutes(infusion, 0), top, settings
+    )
+    with pytest.raises(InvalidInput) as fast:
+        visits.record_rate_step(
+            db_session, clinic.nursing, infusion.id, minutes(infusion, 30), 197.5, settings
+        )
+    assert "above the maximum of 0.03 mL/kg/min" in fast.value.message
+
+
+def test_a_days_dose_within_the_threshold_is_the_one_given(db_session, settings, booked):
+    clinic, infusion = booked
+    checked(db_session, settings, clinic, infusion, weight=104.0)
+    assert infusion.dose_approval is None and infusion.day_grams != infusion.planned_grams
+    clock.set_now(minutes(infusion, 300))
+    visits.start(db_session, clinic.nursing, infusion.id, minutes(infusion, 0), settings)
+    plan = visits.rate_plan(db_session, infusion, settings)
+    assert plan is not None and plan.grams == infusion.day_grams
+    # The day's dose in whole vials, as the domain rounded it.
+    result, _compared = visits.day_dose(db_session, infusion, 104.0, settings)
+    vials = [
+        VialUse("Octagam 10%", "D1", MONDAY + dt.timedelta(days=90), size, int(count))
+        for size, count in result.rounding.vials
+    ]
+    visits.complete(
+        db_session,
+        clinic.nursing,
+        infusion.id,
+        visits.Completion(minutes(infusion, 290), tuple(vials)),
+        settings,
+    )
+    assert infusion.given_grams == infusion.day_grams
+
+
+def test_grams_or_a_reason_without_stopped_early_is_refused(db_session, settings, booked):
+    clinic, infusion = booked
+    checked(db_session, settings, clinic, infusion)
+    clock.set_now(minutes(infusion, 200))
+    visits.start(db_session, clinic.nursing, infusion.id, minutes(infusion, 0), settings)
+    with pytest.raises(InvalidInput) as refused:
+        visits.complete(
+            db_session,
+            clinic.nursing,
+            infusion.id,
+            visits.Completion(
+                minutes(infusion, 190),
+                lots(infusion, "A1"),
+                given_grams=30,
+                reason="Chest tightness",
+            ),
+            settings,
+        )
+    assert refused.value.field == "stopped_early"
+
+
+def test_a_patient_sent_home_leaves_no_dose_waiting(db_session, settings, booked):
+    from app.services import infusions
+
+    clinic, infusion = booked
+    checked(db_session, settings, clinic, infusion, weight=120.0)
+    assert infusion.dose_approval == "waiting"
+    infusions.set_status(
+        db_session, clinic.nursing, infusion.id, InfusionStatus.CANCELLED, "Sent home"
+    )
+    assert (infusion.dose_approval, infusion.day_grams) == (None, None)
+    with pytest.raises(Conflict):
+        visits.approve_day_dose(db_session, clinic.doctor, infusion.id)
+
+
+def test_a_higher_days_dose_that_breaks_the_cycles_limit_is_refused_at_approval(
+    db_session, settings, booked
+):
+    from app.services.integrity import TherapyRuleBroken
+
+    clinic, infusion = booked
+    checked(db_session, settings, clinic, infusion, weight=130.0)
+    assert infusion.dose_approval == "waiting"
+    with pytest.raises(TherapyRuleBroken) as refused:
+        visits.approve_day_dose(db_session, clinic.doctor, infusion.id)
+    assert "grams_in_window" in refused.value.rules
+    db_session.rollback()
+    # The physician keeps the booked dose for today instead; the visit goes on.
+    visits.approve_day_dose(db_session, clinic.doctor, infusion.id, keep_booked=True)
+    visits.start(db_session, clinic.nursing, infusion.id, minutes(infusion, -1), settings)
+    assert visits.visit_grams(infusion) == infusion.planned_grams

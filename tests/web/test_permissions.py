@@ -40,7 +40,7 @@ ALLOWED_STATUS = {
     ("GET", "/api/v1/infusions/<int:infusion_id>/visit"): 404,
     ("POST", "/api/v1/infusions/<int:infusion_id>/check-in"): 422,
     ("POST", "/api/v1/infusions/<int:infusion_id>/check"): 422,
-    ("POST", "/api/v1/infusions/<int:infusion_id>/approve-dose"): 404,
+    ("POST", "/api/v1/infusions/<int:infusion_id>/approve-dose"): 422,
     ("POST", "/api/v1/infusions/<int:infusion_id>/start"): 422,
     ("POST", "/api/v1/infusions/<int:infusion_id>/premedications"): 422,
     ("POST", "/api/v1/infusions/<int:infusion_id>/rate-steps"): 422,

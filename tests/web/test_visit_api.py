@@ -130,7 +130,18 @@ def test_bad_visit_input_names_the_field_and_the_limit(app, db_session, bearer, 
     assert db_session.scalar(sa.select(sa.func.count()).select_from(InfusionVial)) == 0
     # The check-in, and its API token's creation before it, are all that was written.
     assert db_session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == before + 1
-    physician = api.post(base + "/approve-dose", json={}, headers=bearer(clinic.physician))
+    unseen = api.post(base + "/approve-dose", json={}, headers=bearer(clinic.physician))
+    assert unseen.status_code == 422 and unseen.json["error"]["field"] == "version"
+    db_session.refresh(infusion)
+    physician = api.post(
+        base + "/approve-dose", json={"version": infusion.version}, headers=bearer(clinic.physician)
+    )
     assert physician.status_code == 409 and physician.json["error"]["field"] == "dose_approval"
+    # A time without its offset is a 422 naming the field, not a server error.
+    naive = api.post(
+        base + "/vitals", json={"taken_at": "2026-10-05T09:45:00", "pulse_bpm": 70}, headers=headers
+    )
+    assert naive.status_code == 422 and naive.json["error"]["field"] == "taken_at"
+    assert "give the time with its offset" in naive.json["error"]["message"]
     nurse_approves = api.post(base + "/approve-dose", json={}, headers=headers)
     assert nurse_approves.status_code == 403
