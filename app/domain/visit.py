@@ -345,6 +345,20 @@ def rate_problems(
     return []
 
 
+def slower_problems(rate_ml_per_h: float, running: float | None, action: str) -> list[Problem]:
+    """Slowing runs slower than the rate running (when one is recorded)."""
+    if action != "slowed" or running is None or rate_ml_per_h < running:
+        return []
+    return [
+        Problem(
+            "rate_ml_per_h",
+            f"rate_ml_per_h: slowed means below the {_fmt(running)} mL/h running "
+            f"(got {_fmt(rate_ml_per_h)} mL/h)",
+            "not_slower",
+        )
+    ]
+
+
 def refuse(problems: Sequence[Problem]) -> None:
     """Raise VisitRejected when there is any problem."""
     if problems:

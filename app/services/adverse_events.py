@@ -39,6 +39,21 @@ class AdverseEventInput:
     outcome: str | None = None
 
 
+def open_serious(session: so.Session, patient_id: int) -> list[AdverseEvent]:
+    """The patient's serious adverse events not yet resolved (they hold IVIG), oldest first."""
+    return list(
+        session.scalars(
+            sa.select(AdverseEvent)
+            .where(
+                AdverseEvent.patient_id == patient_id,
+                AdverseEvent.serious.is_(True),
+                AdverseEvent.resolved_on.is_(None),
+            )
+            .order_by(AdverseEvent.occurred_on, AdverseEvent.id)
+        )
+    )
+
+
 def record_adverse_event(
     session: so.Session,
     actor: Actor,

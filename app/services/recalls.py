@@ -166,7 +166,10 @@ def _named_in_text(session: so.Session, lot: str, seen: set[int]) -> list[Recipi
     ).all()
     found = []
     for row in rows:
-        named = {visit.normal_lot(part) for part in re.split(r"[,;/]", row.lot_numbers or "")}
+        text = row.lot_numbers or ""
+        # "A1, B2" or "A1 B2": each part a lot; the whole text without spaces one too.
+        parts = re.split(r"[,;/]", text) + re.split(r"[,;/\s]+", text)
+        named = {visit.normal_lot(part) for part in parts}
         if lot not in named or row.id in seen:
             continue
         found.append(

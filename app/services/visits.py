@@ -471,6 +471,13 @@ def rate_basis(session: so.Session, infusion: Infusion, settings: Settings) -> R
     return RateBasis(grams, weight, plan.max_rate_ml_per_kg_min, plan)
 
 
+def _running_rate(infusion: Infusion) -> float | None:
+    """The rate of the last step recorded, if any."""
+    if not infusion.rate_steps:
+        return None
+    return max(infusion.rate_steps, key=lambda s: s.started_at).rate_ml_per_h
+
+
 def _regimen_dosing_weight(infusion: Infusion) -> float:
     calculation: Mapping[str, object] = infusion.regimen.calculation
     weight = calculation.get("dosing_weight_kg")
@@ -663,6 +670,7 @@ def _rate_step(
         + visit.rate_problems(
             rate_ml_per_h, basis.dosing_weight_kg, basis.max_ml_per_kg_min, action
         )
+        + visit.slower_problems(rate_ml_per_h, _running_rate(infusion), action)
         + list(also)
     )
     if note is not None and len(note) > 500:

@@ -26,7 +26,7 @@ from app.schemas.visits import (
     StartIn,
     VitalsTakenIn,
 )
-from app.services import labs, visits
+from app.services import adverse_events, labs, visits
 from app.services.errors import ServiceError
 from app.services.suggestions import evaluation_hook
 from app.web import forms
@@ -62,6 +62,7 @@ def visit_page(infusion_id: int, status: int = 200) -> http.ResponseValue:
             plan=visits.rate_plan(session, infusion, settings),
             renal=visits.renal_check(session, infusion, settings),
             renal_lab=labs.latest(session, infusion.patient_id, visits.RENAL_TESTS),
+            open_serious=adverse_events.open_serious(session, infusion.patient_id),
             visit_grams=visits.visit_grams(infusion),
             premedications=settings.visit.premedications,
             vital_labels=VITAL_LABELS,

@@ -112,3 +112,11 @@ def test_a_rate_above_the_maximum_is_refused_in_the_pumps_precision():
     assert visit.rate_problems(0, 82.28, 0.04, "paused") == []
     assert fields(visit.rate_problems(10, 82.28, 0.04, "paused")) == ["rate_ml_per_h"]
     assert fields(visit.rate_problems(0, 82.28, 0.04, "step")) == ["rate_ml_per_h"]
+
+
+def test_slowing_runs_slower_than_the_rate_running():
+    assert visit.slower_problems(50, 98.7, "slowed") == []
+    [same] = visit.slower_problems(98.7, 98.7, "slowed")
+    assert "slowed means below the 98.7 mL/h running" in same.message
+    assert visit.slower_problems(150, 98.7, "step") == []
+    assert visit.slower_problems(50, None, "slowed") == []

@@ -417,9 +417,11 @@ def test_a_lot_named_only_on_the_short_record_form_is_found_too(db_session, sett
     from app import clock
 
     with clock.frozen_at(first.ends_at + dt.timedelta(hours=1)):
-        give(db_session, clinic.nursing, first, settings, lot="OLD-1, b 22")
+        give(db_session, clinic.nursing, first, settings, lot="OLD-1, b 22; C33 D44")
     [found] = recalls.recipients(db_session, "B22")
     assert (found.infusion_id, found.expires_on, found.grams) == (first.id, None, None)
     assert found.vials_text == "lot named in the record only (no vial details)"
     assert recalls.recipients(db_session, "B2") == []  # a part of a lot names no lot
     assert [r.infusion_id for r in recalls.recipients(db_session, "old-1")] == [first.id]
+    # Lots written with only a space between them are each found too.
+    assert [r.infusion_id for r in recalls.recipients(db_session, "c33")] == [first.id]

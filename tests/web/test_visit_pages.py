@@ -184,3 +184,27 @@ def test_a_dose_past_the_threshold_waits_in_the_physicians_worklist(
     assert (
         infusion.dose_approval == "approved" and infusion.dose_approved_by_id == clinic.physician.id
     )
+
+
+def test_an_open_serious_reaction_from_an_earlier_day_is_a_banner_at_the_visit(
+    app,
+    db_session,
+    booked,
+):
+    from app.models import AdverseEvent
+
+    clinic, infusion = booked
+    db_session.add(
+        AdverseEvent(
+            patient_id=clinic.patient.id,
+            occurred_on=infusion.planned_date - dt.timedelta(days=28),
+            event_type="thrombosis",
+            grade=3,
+            serious=True,
+            description="DVT left leg",
+        )
+    )
+    db_session.commit()
+    page = text_of(logged_in(app, clinic.nurse).get(f"/infusions/{infusion.id}/visit"))
+    assert 'data-testid="open-serious"' in page
+    assert "thrombosis, grade 3" in page and "DVT left leg" in page
