@@ -172,7 +172,7 @@ def vitals(infusion_id: int, body: VitalsTakenIn) -> Any:
 def reaction(infusion_id: int, body: ReactionIn) -> Any:
     """A reaction at the chair; slowing or pausing for it is recorded as a rate step."""
     session = http.db()
-    timezone = visits.find_visit(session, infusion_id).center.timezone
+    timezone = visits.timezone_of(session, infusion_id)
     today = clock.clinic_today(timezone)
     visits.record_reaction(
         session,

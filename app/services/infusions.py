@@ -505,7 +505,19 @@ def amend_infusion(
     return infusion
 
 
-def get_infusion(session: so.Session, infusion_id: int) -> Infusion:
+def get_infusion(session: so.Session, infusion_id: int, *, visit: bool = False) -> Infusion:
+    """An infusion with its patient, place, regimen, reactions and corrections; with `visit`,
+    its visit's documentation too (vials, premedication, rate steps, vital signs)."""
+    documentation = (
+        (
+            so.selectinload(Infusion.vials),
+            so.selectinload(Infusion.premedications),
+            so.selectinload(Infusion.rate_steps),
+            so.selectinload(Infusion.vitals),
+        )
+        if visit
+        else ()
+    )
     infusion = session.scalar(
         sa.select(Infusion)
         .where(Infusion.id == infusion_id)
@@ -516,6 +528,7 @@ def get_infusion(session: so.Session, infusion_id: int) -> Infusion:
             so.joinedload(Infusion.regimen),
             so.selectinload(Infusion.adverse_events),
             so.selectinload(Infusion.amendments),
+            *documentation,
         )
     )
     if infusion is None:

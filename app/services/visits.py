@@ -26,6 +26,7 @@ from app.db import utcnow
 from app.domain import dosing, schedule, visit
 from app.domain.problems import Problem
 from app.models import (
+    Center,
     Infusion,
     InfusionStatus,
     InfusionVial,
@@ -39,7 +40,13 @@ from app.models.visit import RATE_ACTIONS
 from app.services import adverse_events, audit, integrity, labs, regimens
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
-from app.services.infusions import infusion_view, load_for_change, lock_patient_of, require_status
+from app.services.infusions import (
+    get_infusion,
+    infusion_view,
+    load_for_change,
+    lock_patient_of,
+    require_status,
+)
 
 #: Lab tests that show kidney function for the pre-infusion check.
 RENAL_TESTS = ("creatinine", "egfr")
@@ -738,21 +745,16 @@ def record_reaction(
 
 def find_visit(session: so.Session, infusion_id: int) -> Infusion:
     """An infusion with its visit's documentation, in a fixed number of queries."""
-    infusion = session.scalar(
-        sa.select(Infusion)
+    return get_infusion(session, infusion_id, visit=True)
+
+
+def timezone_of(session: so.Session, infusion_id: int) -> str:
+    """The time zone of the center an infusion is booked at (one query)."""
+    zone = session.scalar(
+        sa.select(Center.timezone)
+        .join(Infusion, Infusion.center_id == Center.id)
         .where(Infusion.id == infusion_id)
-        .options(
-            so.joinedload(Infusion.patient),
-            so.joinedload(Infusion.regimen),
-            so.joinedload(Infusion.center),
-            so.joinedload(Infusion.chair),
-            so.selectinload(Infusion.vials),
-            so.selectinload(Infusion.premedications),
-            so.selectinload(Infusion.rate_steps),
-            so.selectinload(Infusion.vitals),
-            so.selectinload(Infusion.adverse_events),
-        )
     )
-    if infusion is None:
+    if zone is None:
         raise NotFound(f"infusion_id: no infusion {infusion_id}", field="infusion_id")
-    return infusion
+    return zone

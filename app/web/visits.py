@@ -99,7 +99,7 @@ def _step(
     infusion_id: int, form: str, run: Callable[[str], object], done: str
 ) -> http.ResponseValue:
     """Run one step of the visit; refused, the page again with the form's problems."""
-    tz = visits.find_visit(http.db(), infusion_id).center.timezone
+    tz = visits.timezone_of(http.db(), infusion_id)
     try:
         run(tz)
     except ServiceError as exc:
