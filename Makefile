@@ -22,12 +22,25 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(STAMP)
 
+# `make run MAIL=1` also starts a local SMTP sink (aiosmtpd on 127.0.0.1:$(MAIL_PORT)) that
+# prints every e-mail the app sends (change notices, reminders, tasks, reset links).
+MAIL ?=
+MAIL_PORT ?= 8025
+ifneq ($(MAIL),)
+run: export SMTP_HOST := 127.0.0.1
+run: export SMTP_PORT := $(MAIL_PORT)
+run: export SMTP_FROM := IVIG Demo Clinic <ivig@demo.clinic>
+endif
+
 run: $(STAMP)
 	$(BIN)/alembic upgrade head
 	$(BIN)/flask --app wsgi demo load
 	@echo "Web app: http://$(HOST):$(PORT)  (scheduler runs beside it; Ctrl-C stops both)"
-	@$(BIN)/python -m scheduler & sched=$$!; \
-	  trap 'kill $$sched 2>/dev/null; wait $$sched 2>/dev/null' EXIT INT TERM; \
+	@if [ -n "$(MAIL)" ]; then echo "Mail sink: 127.0.0.1:$(MAIL_PORT), e-mails print here"; \
+	  $(BIN)/python -m aiosmtpd -n -l 127.0.0.1:$(MAIL_PORT) -c aiosmtpd.handlers.Debugging stdout & \
+	  fi; \
+	  $(BIN)/python -m scheduler & sched=$$!; \
+	  trap 'kill $$sched 2>/dev/null; wait $$sched 2>/dev/null; kill $$(jobs -p) 2>/dev/null' EXIT INT TERM; \
 	  $(BIN)/flask --app wsgi run --host $(HOST) --port $(PORT)
 
 # Debian's chromium for the browser tests (Playwright drives it; nothing is downloaded at run time).

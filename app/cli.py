@@ -1,4 +1,4 @@
-"""Command line: `flask --app wsgi users create ...`, `tokens create ...`, `demo load`."""
+"""Command line: `flask --app wsgi users create ...`, `tokens create ...`, `demo load`, `jobs`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ rules_cli = AppGroup("rules", help="The decision-support rules.")
 integrity_cli = AppGroup("integrity", help="Therapy integrity: booked schedules vs therapy.")
 audit_cli = AppGroup("audit", help="The audit trail and its hash chain.")
 db_cli = AppGroup("db", help="Database roles (PostgreSQL).")
+jobs_cli = AppGroup("jobs", help="The scheduler's periodic jobs.")
 
 
 def _fail(exc: ServiceError) -> None:
@@ -274,6 +275,55 @@ def grant_app_role(role: str) -> None:
     click.echo(f"{role}: may read and write care data; audit_events and audit_chain append-only")
 
 
+@jobs_cli.command("list")
+def list_jobs() -> None:
+    """Print each job: name, schedule, next run (UTC) and how its last run ended."""
+    from app.services import jobruns
+    from app.web.admin import next_runs
+    from scheduler import jobs
+
+    settings = http.settings()
+    session = http.state().session_factory()
+    try:
+        upcoming = next_runs(session, settings)
+        runs = jobruns.recent_runs(session, list(jobs.JOBS), per_job=1)
+    finally:
+        session.close()
+    for job in jobs.JOBS.values():
+        at = upcoming.get(job.name)
+        last = runs.get(job.name) or []
+        click.echo(
+            f"{job.name}\t{job.describe(settings)}"
+            f"\tnext {at.isoformat(timespec='seconds') if at else '-'}"
+            f"\tlast {last[0].status if last else 'never ran'}"
+        )
+
+
+@jobs_cli.command("run")
+@click.argument("name")
+def run_job(name: str) -> None:
+    """Run one job now and print how it ended; exit 1 if it failed, 2 if there is no such job."""
+    from scheduler import jobs
+
+    if name not in jobs.JOBS:
+        raise click.BadParameter(
+            f"no job {name!r}; jobs: {', '.join(sorted(jobs.JOBS))}", param_hint="NAME"
+        )
+    session = http.state().session_factory()
+    try:
+        run = jobs.run_in(session, http.settings(), name, process="cli")
+        status, counts, error = run.status, dict(run.counts or {}), run.error
+    finally:
+        session.close()
+    shown = ", ".join(f"{key}: {value}" for key, value in counts.items())
+    click.echo(f"{name}: {status}" + (f" ({shown})" if shown else ""))
+    if status == "failed":
+        lines = [line for line in (error or "").splitlines() if line.strip()]
+        raise click.ClickException(lines[-1].strip() if lines else "no error recorded")
+    if status != "ok" and error:
+        click.echo(error)
+
+
 def init_app(app: Flask) -> None:
     for group in (
         users_cli,
@@ -284,5 +334,6 @@ def init_app(app: Flask) -> None:
         integrity_cli,
         audit_cli,
         db_cli,
+        jobs_cli,
     ):
         app.cli.add_command(group)

@@ -140,6 +140,10 @@ class SchedulerSettings(_Section):
     heartbeat_seconds: int = Field(60, ge=5, le=3600)
     misfire_grace_seconds: int = Field(900, ge=1, le=24 * 3600)
     horizon_hour: int = Field(2, ge=0, le=23)
+    reminder_sweep_minutes: int = Field(5, ge=1, le=24 * 60)
+    daily_hour: int = Field(3, ge=0, le=23)
+    batch_size: int = Field(200, ge=1, le=10_000)
+    job_history_days: int = Field(30, ge=1, le=3650)
 
     @field_validator("timezone")
     @classmethod
@@ -149,6 +153,38 @@ class SchedulerSettings(_Section):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError("must be an IANA time zone such as Europe/Berlin") from exc
         return value
+
+
+#: Assessment fields a course review may require.
+REVIEW_MEASURES = ("cdasi_activity", "cdasi_damage", "mmt8", "physician_global", "patient_global")
+
+
+class ReviewSettings(_Section):
+    first_before_cycle: int = Field(3, ge=2, le=24)
+    every_months: int = Field(6, ge=1, le=24)
+    at_least_every_months: int = Field(12, ge=1, le=24)
+    required_measures: tuple[str, ...] = ("cdasi_activity", "mmt8", "physician_global")
+    task_days_before: int = Field(14, ge=0, le=90)
+    renewal_days_before: int = Field(28, ge=0, le=365)
+
+    @field_validator("required_measures")
+    @classmethod
+    def _known_measures(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(REVIEW_MEASURES))
+        if unknown:
+            raise ValueError(f"unknown measure(s) {unknown}; known: {list(REVIEW_MEASURES)}")
+        return value
+
+    @property
+    def interval_months(self) -> int:
+        """Months between reviews: every_months, never longer than at_least_every_months."""
+        return min(self.every_months, self.at_least_every_months)
+
+
+class NoticeSettings(_Section):
+    change_hours: int = Field(48, ge=1, le=24 * 14)
+    day_before_hour: int = Field(10, ge=0, le=23)
+    suggestion_expiry_days: int = Field(30, ge=1, le=365)
 
 
 class AuditSettings(_Section):
@@ -394,6 +430,8 @@ class Settings(_Section):
     smtp: SmtpSettings = SmtpSettings()
     labs: LabsSettings = LabsSettings()
     visit: VisitSettings = VisitSettings()
+    reviews: ReviewSettings = ReviewSettings()
+    notices: NoticeSettings = NoticeSettings()
     #: Where the settings were read from (for messages); not a config.toml key.
     source: str = Field("defaults", exclude=True)
 
@@ -499,6 +537,27 @@ def _absolute_sqlite(url: str, base: Path) -> str:
     return prefix + str((base / path).resolve())
 
 
+#: Environment variables that replace a key: (variable, section, key).
+_ENVIRONMENT = (
+    ("DATABASE_URL", "app", "database_url"),
+    ("SECRET_KEY", "app", "secret_key"),
+    ("IVIG_MODE", "app", "mode"),
+    ("SMTP_HOST", "smtp", "host"),
+    ("SMTP_PORT", "smtp", "port"),
+    ("SMTP_FROM", "smtp", "from_address"),
+)
+
+
+def _environment(raw: dict[str, Any], env: dict[str, str] | os._Environ[str]) -> None:
+    """Apply the environment overrides (the config file's header lists them)."""
+    for env_name, section, key in _ENVIRONMENT:
+        value = env.get(env_name)
+        if value:
+            target = raw.setdefault(section, {})
+            if isinstance(target, dict):
+                target[key] = value
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
@@ -520,14 +579,7 @@ def load_settings(
             f"{config_path}: smtp.password: never in this file; put the password in the "
             "environment variable that smtp.password_env names (default SMTP_PASSWORD)"
         )
-    app_section = raw.setdefault("app", {})
-    for env_name, key in (
-        ("DATABASE_URL", "database_url"),
-        ("SECRET_KEY", "secret_key"),
-        ("IVIG_MODE", "mode"),
-    ):
-        if env.get(env_name):
-            app_section[key] = env[env_name]
+    _environment(raw, env)
     for section, values in (overrides or {}).items():
         raw.setdefault(section, {}).update(values)
 

@@ -26,6 +26,7 @@ class Action(enum.StrEnum):
     OVERRIDE_RULE = "integrity.override"
     RESOLVE_ADVERSE_EVENT = "adverse_event.resolve"
     AMEND_INFUSION = "infusion.amend"
+    REVIEW_COURSE = "course.review"
     CHANGE_OWN_PASSWORD = "password.change_own"  # noqa: S105 (an action name)
 
 
@@ -53,6 +54,8 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.OVERRIDE_RULE: frozenset({Role.PHYSICIAN}),
     Action.RESOLVE_ADVERSE_EVENT: frozenset({Role.PHYSICIAN}),
     Action.AMEND_INFUSION: frozenset({Role.NURSE, Role.PHYSICIAN}),
+    # Course reviews and authorisations (DOMAIN.md: a physician's decision to go on).
+    Action.REVIEW_COURSE: frozenset({Role.PHYSICIAN}),
 }
 
 

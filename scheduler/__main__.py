@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import signal
 import sys
 from types import FrameType
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from app.config import ConfigError, Settings, load_settings
 from app.db import make_engine
@@ -45,27 +50,47 @@ def build_scheduler(
         name="scheduler heartbeat",
         replace_existing=True,
     )
-    scheduler.add_job(
-        jobs.extend_horizons,
-        "cron",
-        hour=settings.scheduler.horizon_hour,
-        minute=17,
-        args=[url],
-        id="extend_horizons",
-        name="book cycles that came inside the horizon",
-        replace_existing=True,
-    )
-    scheduler.add_job(
-        jobs.evaluate_rules,
-        "cron",
-        hour=settings.scheduler.horizon_hour,
-        minute=47,
-        args=[url],
-        id="evaluate_rules",
-        name="evaluate the rules for every patient",
-        replace_existing=True,
-    )
+    for job in jobs.JOBS.values():
+        kind, trigger_args = job.trigger(settings)
+        scheduler.add_job(
+            jobs.run,
+            kind,
+            args=[url, job.name],
+            id=job.name,
+            name=job.title,
+            replace_existing=True,
+            **trigger_args,
+        )
     return scheduler
+
+
+def next_run_times(
+    settings: Settings, connection: sa.Connection, now: dt.datetime
+) -> dict[str, dt.datetime | None]:
+    """When each job runs next: as the running scheduler stored it, else from its trigger
+    (read on the caller's connection: on SQLite a second one would wait for its lock)."""
+    stored: dict[str, dt.datetime | None] = {}
+    if sa.inspect(connection).has_table("apscheduler_jobs"):
+        for name, epoch in connection.execute(
+            sa.text("SELECT id, next_run_time FROM apscheduler_jobs")
+        ):
+            stored[name] = dt.datetime.fromtimestamp(epoch, dt.UTC) if epoch else None
+    zone = ZoneInfo(settings.scheduler.timezone)
+    found: dict[str, dt.datetime | None] = {}
+    for job in jobs.JOBS.values():
+        if job.name in stored:
+            found[job.name] = stored[job.name]
+            continue
+        kind, args = job.trigger(settings)
+        trigger: BaseTrigger = (
+            # A scheduler starting now first fires one interval later.
+            IntervalTrigger(timezone=zone, start_date=now + dt.timedelta(**args), **args)
+            if kind == "interval"
+            else CronTrigger(timezone=zone, **args)
+        )
+        fire = trigger.get_next_fire_time(None, now.astimezone(zone))
+        found[job.name] = fire.astimezone(dt.UTC) if fire else None
+    return found
 
 
 def main() -> int:

@@ -117,6 +117,7 @@ from app.api import (  # noqa: E402, F401  (register routes)
     recalls,
     records,
     regimens,
+    reviews,
     suggestions,
     tapers,
     visits,

@@ -59,6 +59,7 @@ RULES: Mapping[str, tuple[bool, str]] = {
     "consecutive_open_days": (False, "a future cycle runs on consecutive open days"),
     "shift_window": (False, "a future cycle starts within the shift window of its plan"),
     "cycle_interval": (False, "cycles start at least the interval (less tolerance) apart"),
+    "authorised": (False, "no cycle starts after the course's authorisation ends"),
 }
 SOFT_RULES = frozenset(code for code, (hard, _text) in RULES.items() if not hard)
 
@@ -75,6 +76,19 @@ class Limits:
     grams_tolerance_percent: float
     #: Times recorded this far ahead of the clock are still "now" (clock skew at the chair).
     clock_skew: dt.timedelta = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class CourseLimits:
+    """The course's authorisation as the booking rules see it (app.domain.reviews).
+
+    A cycle starting after the authorisation's end is a soft stop: a physician may book it
+    with a reason. (A review overdue is a soft stop where cycles are decided, not here: when a
+    physician sets a regimen, and at the chair; the horizon waits for it.)
+    """
+
+    #: The last day the course is authorised (None: no authorisation scheme).
+    authorised_until: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -359,6 +373,17 @@ def _check_bookings(cycle: _Cycle, calendar: CenterCalendar, ctx: _Context) -> N
             )
 
 
+def _check_course(cycle: _Cycle, course: CourseLimits, ctx: _Context) -> None:
+    first = cycle.days[0]
+    if course.authorised_until is not None and first.planned_date > course.authorised_until:
+        ctx.add(
+            "authorised",
+            f"cycle {cycle.number} starts after the authorisation ended "
+            f"({course.authorised_until})",
+            (first,),
+        )
+
+
 def _check_intervals(cycles: Sequence[_Cycle], ctx: _Context) -> None:
     # A cycle starts on its first day, missed or not: recording a no-show never moves it. A
     # cycle missed entirely gave nothing and does not count.
@@ -461,6 +486,7 @@ def check(
     calendars: Mapping[int, CenterCalendar],
     now: dt.datetime,
     limits: Limits,
+    course: CourseLimits | None = None,
 ) -> list[Violation]:
     """Return every rule one patient's infusions break, hard ones first; empty when sound."""
     if now.utcoffset() is None:
@@ -475,6 +501,8 @@ def check(
         _check_dose(cycle, ctx)
         if not cycle.begun:
             _check_future_cycle(cycle, ordered, ctx)
+            if course is not None:
+                _check_course(cycle, course, ctx)
     _check_intervals(cycles, ctx)
     _check_grams(live, ctx)
     _check_records(live, ctx)

@@ -814,3 +814,15 @@ def book_plan(
         bookings.extend(booked)
         last_day, last_start = days[-1], days[0]
     return BookedPlan(bookings, not_kept)
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """Return the same day `months` later (clamped to the month's end)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for last in (31, 30, 29, 28):
+        try:
+            return dt.date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")

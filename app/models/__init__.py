@@ -5,13 +5,15 @@ from app.models.assessment import Assessment, Suggestion
 from app.models.audit import AuditEvent, AuditLink
 from app.models.center import Center, Chair, Closure, OpeningHours
 from app.models.infusion import AdverseEvent, Infusion, InfusionAmendment, InfusionStatus
-from app.models.notice import Notice
+from app.models.notice import Notice, Reminder
 from app.models.patient import Patient, WeightMeasurement
 from app.models.regimen import Regimen
+from app.models.review import Authorisation, CourseReview
 from app.models.subscription import Subscription
 from app.models.system import (
     ContentRevision,
     IdempotentRequest,
+    JobRun,
     RateWindow,
     SchedulerHeartbeat,
 )
@@ -25,15 +27,18 @@ __all__ = [
     "Assessment",
     "AuditEvent",
     "AuditLink",
+    "Authorisation",
     "Center",
     "Chair",
     "Closure",
     "ContentRevision",
+    "CourseReview",
     "IdempotentRequest",
     "Infusion",
     "InfusionAmendment",
     "InfusionStatus",
     "InfusionVial",
+    "JobRun",
     "LabResult",
     "LoginSession",
     "LoginThrottle",
@@ -45,6 +50,7 @@ __all__ = [
     "RateStep",
     "RateWindow",
     "Regimen",
+    "Reminder",
     "Role",
     "SchedulerHeartbeat",
     "StepStatus",

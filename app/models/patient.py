@@ -50,6 +50,11 @@ class Patient(Base):
     #: anti-IgA antibodies, prior anaphylaxis to immunoglobulin).
     allergies: so.Mapped[str | None] = so.mapped_column(sa.String(500))
     iga_deficient: so.Mapped[bool] = so.mapped_column(server_default=sa.false())
+    #: Where change notices and day-before reminders go (at the patient feed's privacy level:
+    #: no drug, no dose), only while `contact_consent` is recorded.
+    contact_email: so.Mapped[str | None] = so.mapped_column(sa.String(254))
+    #: When the patient agreed to be e-mailed (None: no e-mail is sent).
+    contact_consent_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
     created_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
 
     home_center: so.Mapped[Center] = so.relationship()

@@ -59,3 +59,32 @@ class IdempotentRequest(Base):
     body: so.Mapped[bytes | None] = so.mapped_column(sa.LargeBinary)
     content_type: so.Mapped[str | None] = so.mapped_column(sa.String(100))
     created_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), index=True)
+
+
+JOB_RUN_STATUSES = ("running", "ok", "failed", "skipped", "interrupted")
+
+
+class JobRun(Base):
+    """One run of a scheduler job: what it did, or why it failed (the admin's jobs page)."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        sa.Index("ix_job_runs_job_started", "job", "started_at"),
+        sa.CheckConstraint(
+            "status IN ({})".format(", ".join(f"'{s}'" for s in JOB_RUN_STATUSES)),
+            name="status_known",
+        ),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    job: so.Mapped[str] = so.mapped_column(sa.String(60))
+    started_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime())
+    finished_at: so.Mapped[dt.datetime | None] = so.mapped_column(UTCDateTime())
+    #: running, ok, failed, skipped (another process held the job), interrupted (killed).
+    status: so.Mapped[str] = so.mapped_column(sa.String(12))
+    #: What the run did, e.g. {"sent": 12, "batches": 1}.
+    counts: so.Mapped[dict[str, int]] = so.mapped_column(sa.JSON, default=dict)
+    #: The traceback of a failed run (its last lines).
+    error: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    #: host:pid of the process that ran it; "cli" runs say so.
+    process: so.Mapped[str] = so.mapped_column(sa.String(120))

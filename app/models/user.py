@@ -50,6 +50,9 @@ class User(Base):
         sa.ForeignKey("centers.id", ondelete="SET NULL")
     )
     created_at: so.Mapped[dt.datetime] = so.mapped_column(UTCDateTime(), default=utcnow)
+    #: Kinds of e-mail the user chose to receive (None: the defaults of their role,
+    #: app.services.reminders.DEFAULT_KINDS); the in-app worklist shows every task regardless.
+    mail_kinds: so.Mapped[list[str] | None] = so.mapped_column(sa.JSON)
 
     @property
     def initials(self) -> str:

@@ -80,3 +80,9 @@ class PatientChangesIn(Input):
     treating_physician_id: int | None = Field(None, ge=1, description="responsible physician")
     allergies: str | None = Field(None, max_length=500, description='"" clears them')
     iga_deficient: bool | None = None
+    contact_email: str | None = Field(
+        None, max_length=254, description='where change notices go; "" clears it'
+    )
+    contact_consent: bool | None = Field(
+        None, description="the patient agrees to be e-mailed (notices, reminders)"
+    )

@@ -16,6 +16,11 @@ class NoticeOut(Output):
     kind: str
     message: str
     created_at: dt.datetime
+    #: When it should be done by (a review point), if it has a date.
+    due_at: dt.datetime | None
+    #: A task for a role at a center (any of them may mark it done), else the user's own.
+    role: str | None
+    center_id: int | None
     done_at: dt.datetime | None
 
 

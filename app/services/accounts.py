@@ -402,3 +402,31 @@ def set_home_center(session: so.Session, actor: Actor, user_id: int, center_id: 
             after={"home_center_id": center_id},
         )
     return user
+
+
+def set_mail_kinds(session: so.Session, actor: Actor, kinds: Sequence[str]) -> User:
+    """Choose which kinds of e-mail one receives (the worklist shows every task anyway)."""
+    from app.services import reminders
+
+    unknown = sorted(set(kinds) - set(reminders.USER_KINDS))
+    if unknown:
+        raise InvalidInput(
+            f"kinds: unknown {', '.join(unknown)}; known: {', '.join(reminders.USER_KINDS)}",
+            field="kinds",
+        )
+    if actor.user_id is None:
+        raise Forbidden("only a signed-in user chooses their e-mail")
+    with unit_of_work(session):
+        user = _load(session, actor.user_id)
+        before = sorted(user.mail_kinds) if user.mail_kinds is not None else None
+        user.mail_kinds = sorted(set(kinds))
+        audit.record(
+            session,
+            actor,
+            "user.mail_kinds",
+            "user",
+            user.id,
+            before={"mail_kinds": before},
+            after={"mail_kinds": user.mail_kinds},
+        )
+    return user

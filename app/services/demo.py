@@ -19,7 +19,7 @@ from app.models import (
     User,
 )
 from app.services import centers as center_service
-from app.services import patients, regimens, tapers
+from app.services import patients, regimens, reviews, tapers
 from app.services import users as user_service
 from app.services.context import Actor, system_actor, unit_of_work
 from app.services.errors import Forbidden
@@ -115,7 +115,44 @@ def load_demo_data(session: so.Session, settings: Settings) -> list[DemoLogin]:
                 )
     _demo_taper(session, settings, physician_id)
     _demo_responder(session, settings, physician_id)
+    _demo_starting(session, settings, physician_id)
+    # The review job's tasks now, not at the scheduler's next daily run.
+    reviews.sweep_due(session, settings, clock.now())
     return list(DEMO_LOGINS)
+
+
+def _demo_starting(session: so.Session, settings: Settings, physician_id: int | None) -> None:
+    """A course that starts on the next open day, the patient e-mailed with consent: moving
+    that infusion sends a change notice (`make run MAIL=1` prints it)."""
+    patient = session.scalar(sa.select(Patient).where(Patient.mrn == "DEMO-0001"))
+    if patient is None or session.scalar(
+        sa.select(Regimen.id).where(Regimen.patient_id == patient.id)
+    ):
+        return
+    with unit_of_work(session):
+        patient.contact_email = "maria.garcia@example.org"
+        patient.contact_consent_at = clock.now()
+    today = clock.clinic_today(patient.home_center.timezone)
+    start = today + dt.timedelta(days=1)
+    while start.weekday() >= 5:  # Riverside opens Monday to Friday
+        start += dt.timedelta(days=1)
+    doctor = Actor(label="system:demo", user_id=physician_id, role="physician")
+    regimens.set_regimen(
+        session,
+        doctor,
+        patient.id,
+        regimens.RegimenInput(
+            product="Octagam 10%",
+            dose_g_per_kg=2.0,
+            days_per_cycle=2,
+            interval_weeks=4,
+            weight_basis="adjusted",
+            starts_on=start,
+            preferred_time=dt.time(10),
+            reason="Demo: IVIG for refractory DM, first cycle",
+        ),
+        settings,
+    )
 
 
 def _demo_responder(session: so.Session, settings: Settings, physician_id: int | None) -> None:

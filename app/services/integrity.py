@@ -209,17 +209,36 @@ def load_facts(session: so.Session, patient_id: int, settings: Settings) -> Pati
     return PatientFacts(versions, infusions, calendars)
 
 
+CourseLimits = integrity.CourseLimits
+
+
 def check_patient(
     session: so.Session, patient_id: int, settings: Settings, now: dt.datetime | None = None
 ) -> list[integrity.Violation]:
     """Return the rules a patient's booked therapy breaks now (empty when sound)."""
+    from app.services import reviews
+
+    now = now or utcnow()
     facts = load_facts(session, patient_id, settings)
+    course = None
+    if facts.infusions:
+        zone = next(iter(facts.calendars.values())).timezone
+        starts: dict[int, dt.date] = {}
+        for infusion in facts.infusions:
+            if infusion.live:
+                first = starts.get(infusion.cycle_number)
+                if first is None or infusion.planned_date < first:
+                    starts[infusion.cycle_number] = infusion.planned_date
+        course = reviews.course_limits(
+            session, patient_id, settings, schedule.local_date(now, zone), starts
+        ).integrity
     return integrity.check(
         facts.versions,
         facts.infusions,
         facts.calendars,
-        now or utcnow(),
+        now,
         settings.integrity_limits(),
+        course,
     )
 
 

@@ -6,7 +6,8 @@ before the commit: when the server cannot be reached `send` raises `Unavailable`
 rolls back and nothing the e-mail speaks of stays written.
 
 Decisions:
-- One connection per message; a clinic sends a few e-mails an hour, not a stream.
+- `send` opens one connection per message (a password reset); the reminder sweep opens one
+  `connection` per batch and sends each message on it.
 - STARTTLS verifies the server's certificate against the system's trust store; there is no
   switch to skip that.
 - A message any of whose recipients the server refuses counts as not sent.
@@ -17,6 +18,8 @@ from __future__ import annotations
 import smtplib
 import ssl
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -65,21 +68,56 @@ def paragraphs(*texts: str, width: int = 72) -> str:
 
 def send(settings: SmtpSettings, message: EmailMessage) -> None:
     """Hand one message to the mail server, or raise Unavailable saying why it was not sent."""
+    with connection(settings) as server:
+        server.send(message)
+
+
+class Connection:
+    """One open connection to the mail server; `send` raises Unavailable per message."""
+
+    def __init__(self, settings: SmtpSettings, smtp: smtplib.SMTP) -> None:
+        self.server = f"{settings.host}:{settings.port}"
+        self.smtp = smtp
+
+    def send(self, message: EmailMessage) -> None:
+        with _reasons(self.server, None):
+            refused = self.smtp.send_message(message)
+        if refused:
+            raise Unavailable(_refused(self.server, refused))
+
+
+@contextmanager
+def connection(settings: SmtpSettings) -> Iterator[Connection]:
+    """Open one connection (STARTTLS and login as configured) for one or more messages."""
     require_configured(settings)
     server = f"{settings.host}:{settings.port}"
+    with _reasons(server, settings):
+        smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_seconds)
     try:
-        with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_seconds) as smtp:
+        with _reasons(server, settings):
             if settings.starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if settings.username:
                 smtp.login(settings.username, settings.password.get_secret_value())
-            refused = smtp.send_message(message)
+        yield Connection(settings, smtp)
+    finally:
+        with suppress(smtplib.SMTPException, OSError):
+            smtp.quit()
+        smtp.close()
+
+
+@contextmanager
+def _reasons(server: str, settings: SmtpSettings | None) -> Iterator[None]:
+    """Turn what smtplib raises into Unavailable, saying why in the clinic's words."""
+    try:
+        yield
     except smtplib.SMTPRecipientsRefused as exc:
         raise Unavailable(_refused(server, exc.recipients)) from exc
     except smtplib.SMTPAuthenticationError as exc:
+        env = settings.password_env if settings else "the password variable"
         raise Unavailable(
             f"The mail server {server} refused the login of smtp.username ({_reason(exc)}); "
-            f"check the password in {settings.password_env}."
+            f"check the password in {env}."
         ) from exc
     except smtplib.SMTPNotSupportedError as exc:
         raise Unavailable(f"The mail server {server} cannot do what [smtp] asks: {exc}") from exc
@@ -87,12 +125,10 @@ def send(settings: SmtpSettings, message: EmailMessage) -> None:
         raise Unavailable(
             f"The mail server {server} did not take the message ({exc.smtp_code} {_reason(exc)})."
         ) from exc
-    except OSError as exc:  # refused, timed out, unknown host, TLS failure, hang-up
+    except (smtplib.SMTPException, OSError) as exc:  # refused, timed out, TLS failure, hang-up
         raise Unavailable(
             f"The mail server {server} cannot be reached ({_reason(exc)}); try again later."
         ) from exc
-    if refused:
-        raise Unavailable(_refused(server, refused))
 
 
 def _refused(server: str, refused: dict[str, tuple[int, bytes]]) -> str:

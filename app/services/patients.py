@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from app import clock
 from app.config import Settings
+from app.db import utcnow
 from app.models import Center, Infusion, Patient, Regimen, User, WeightMeasurement
 from app.models.patient import DM_SUBTYPES
 from app.models.user import Role
@@ -56,6 +58,8 @@ def patient_view(patient: Patient) -> dict[str, object]:
         "renal_risk": patient.renal_risk,
         "allergies": patient.allergies,
         "iga_deficient": patient.iga_deficient,
+        "contact_email": patient.contact_email,
+        "contact_consent": patient.contact_consent_at is not None,
     }
 
 
@@ -250,6 +254,33 @@ class PatientChanges:
     #: "" clears the allergies.
     allergies: str | None = None
     iga_deficient: bool | None = None
+    #: "" clears it (and the consent with it).
+    contact_email: str | None = None
+    #: True records the patient's consent to e-mail now; False withdraws it.
+    contact_consent: bool | None = None
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _contact(patient: Patient, changes: PatientChanges) -> None:
+    """Set the contact e-mail and the consent to use it (consent needs an address)."""
+    if changes.contact_email is not None:
+        email = changes.contact_email.strip()
+        if email and not _EMAIL.match(email):
+            raise InvalidInput(
+                "contact_email: an e-mail address such as name@example.org", field="contact_email"
+            )
+        patient.contact_email = email or None
+    if changes.contact_consent is True and patient.contact_consent_at is None:
+        if not patient.contact_email:
+            raise InvalidInput(
+                "contact_consent: record the patient's e-mail address first",
+                field="contact_consent",
+            )
+        patient.contact_consent_at = utcnow()
+    if changes.contact_consent is False or not patient.contact_email:
+        patient.contact_consent_at = None
 
 
 def _allergies(text: str | None) -> str | None:
@@ -273,8 +304,11 @@ def update_patient(
         for name, value in dataclasses.asdict(changes).items():
             if name == "allergies" and value is not None:
                 patient.allergies = _allergies(value)
+            elif name in ("contact_email", "contact_consent"):
+                continue
             elif value is not None:
                 setattr(patient, name, value)
+        _contact(patient, changes)
         after = patient_view(patient)
         if after != before:
             audit.record(

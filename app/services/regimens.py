@@ -12,8 +12,9 @@ import sqlalchemy.orm as so
 from app.config import Settings
 from app.db import utcnow
 from app.domain import dosing, schedule
+from app.domain.problems import Problem
 from app.models import Center, Infusion, Patient, Regimen, WeightMeasurement
-from app.services import audit, integrity, previews, scheduling, versions
+from app.services import audit, integrity, previews, reviews, scheduling, versions
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 
@@ -33,6 +34,9 @@ class RegimenInput:
     preferred_time: dt.time | None = None
     center_id: int | None = None
     override_reason: str | None = None
+    #: The change is an approved suggestion: a physician's decision on the course's evidence,
+    #: so an overdue course review does not stop it (it stays due, with its task).
+    decided_suggestion: bool = False
 
 
 class Prescribed(Protocol):
@@ -178,18 +182,28 @@ def _set_regimen_once(
         # The booked schedule is checked at commit (app.services.integrity): a cycle too soon
         # after the last one is a soft rule this override may also cover.
         integrity.guard(session, field="starts_on", actor=actor, override_reason=override)
-        if soft_stops and override is None:
-            warnings = "; ".join(problem.message for problem in soft_stops)
-            raise InvalidInput(
-                f"override_reason: a physician's reason is needed to go ahead: {warnings}",
-                field="override_reason",
-            )
         center_id = data.center_id or patient.home_center_id
         center = session.get(Center, center_id)
         if center is None:
             raise InvalidInput(f"center_id: no center {center_id}", field="center_id")
         now = now or utcnow()
         today = schedule.local_date(now, center.timezone)
+        course = reviews.course_limits(session, patient_id, settings, today)
+        if course.review_overdue_since is not None and not data.decided_suggestion:
+            soft_stops.append(
+                Problem(
+                    "override_reason",
+                    f"the course review was due {course.review_overdue_since} "
+                    f"({course.review_reason}) and is not recorded",
+                    "review_overdue",
+                )
+            )
+        if soft_stops and override is None:
+            warnings = "; ".join(problem.message for problem in soft_stops)
+            raise InvalidInput(
+                f"override_reason: a physician's reason is needed to go ahead: {warnings}",
+                field="override_reason",
+            )
         regimen = Regimen(
             patient_id=patient_id,
             version=(current_version or 0) + 1,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -12,9 +14,17 @@ import sqlalchemy.orm as so
 from app.config import Settings
 from app.db import utcnow
 from app.domain import reconcile, schedule
+from app.domain.schedule import add_months
 from app.models import Center, Infusion, InfusionStatus, Notice, Patient, Regimen
 from app.models.infusion import CHAIR_HOLDING
-from app.services import integrity, worklist
+
+if TYPE_CHECKING:
+    from app.services import reviews
+from app.services import audit, integrity, worklist
+from app.services.context import system_actor, unit_of_work
+from app.services.errors import ServiceError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,6 +37,8 @@ class ReplanResult:
     unkept: list[Infusion] = field(default_factory=list)
     #: The horizon stopped before the cycle planned on this date (see reconcile).
     blocked_on: dt.date | None = None
+    #: The horizon booked nothing: the course review is overdue.
+    waiting_review: bool = False
 
     def summary(self) -> dict[str, int]:
         return {
@@ -39,18 +51,6 @@ class ReplanResult:
                 1 for i in self.created + self.moved if i.status == InfusionStatus.UNBOOKED
             ),
         }
-
-
-def add_months(day: dt.date, months: int) -> dt.date:
-    """Return the same day `months` later (clamped to the month's end)."""
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    for last in (31, 30, 29, 28):
-        try:
-            return dt.date(year, month, min(day.day, last))
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
 
 
 def public_holidays(
@@ -264,6 +264,10 @@ def replan(
         )
     )
     until = add_months(today, settings.scheduling.horizon_months)
+    authorised = _course(session, regimen.patient_id, settings, today).authorised_until
+    if authorised is not None and authorised < until:
+        # The horizon books up to the authorisation's end; the rest needs a renewal.
+        until = authorised
     window = settings.scheduling.shift_window_days
     center = session.scalars(
         sa.select(Center)
@@ -465,7 +469,52 @@ def extend_horizon(
     center = session.get(Center, regimen.center_id)
     assert center is not None
     today = schedule.local_date(now, center.timezone)
+    if _course(session, patient_id, settings, today).review_overdue_since is not None:
+        # Booking past an overdue review needs a physician's reason: the review task asks.
+        return ReplanResult(waiting_review=True)
     return replan(session, regimen, settings, today, now, extend_only=True)
+
+
+def _course(
+    session: so.Session, patient_id: int, settings: Settings, today: dt.date
+) -> reviews.CourseLimits:
+    from app.services import reviews as review_service
+
+    return review_service.course_limits(session, patient_id, settings, today)
+
+
+def extend_everyone(
+    session: so.Session, settings: Settings, now: dt.datetime | None = None
+) -> dict[str, int]:
+    """Nightly: extend every patient's horizon, each patient in their own transaction.
+
+    Safe if two schedulers run it at once: the patient's row lock (integrity.lock_patient)
+    serialises them, and a re-run books nothing new (only cycles after the last one booked).
+    One patient's refusal (a therapy rule) is logged and does not stop everyone else's roll.
+    """
+    now = now or utcnow()
+    actor = system_actor("scheduler")
+    booked = refused = waiting = 0
+    for patient_id in patients_with_regimens(session):
+        try:
+            with unit_of_work(session):
+                result = extend_horizon(session, patient_id, settings, now)
+                if result.created:
+                    audit.record(
+                        session,
+                        actor,
+                        "infusions.extend_horizon",
+                        "patient",
+                        patient_id,
+                        after=result.summary(),
+                    )
+        except ServiceError as exc:
+            log.warning("extend_horizons: patient %d not extended: %s", patient_id, exc)
+            refused += 1
+            continue
+        booked += len(result.created)
+        waiting += result.waiting_review
+    return {"booked": booked, "refused": refused, "waiting_review": waiting}
 
 
 def patients_with_regimens(session: so.Session) -> list[int]:

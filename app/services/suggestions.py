@@ -301,7 +301,7 @@ def evaluate_patient(
         )
         same = session.scalar(sa.select(Suggestion).where(Suggestion.dedupe_key == key))
         if same is not None:
-            if same.status == "expired":
+            if same.status == "expired" and not (same.decision_reason or "").startswith(UNDECIDED):
                 # What blocked it has gone (a resolved event): it stands again, and supersedes
                 # a pending one of its kind as a new suggestion would.
                 _revive(session, same, now, system)
@@ -371,6 +371,47 @@ def _supersede_others(
         older.status = "superseded" if older.kind == suggestion.kind else "expired"
         older.updated_at = now
         older.version += 1
+
+
+#: How an expiry for want of a decision begins (housekeeping): such a suggestion does not come
+#: back; new evidence makes a new one (DOMAIN.md: unapproved orders expire).
+UNDECIDED = "Not decided within"
+
+
+def expire_undecided(
+    session: so.Session, settings: Settings, now: dt.datetime, system: Actor
+) -> int:
+    """Expire pending suggestions older than the configured days, a batch per transaction."""
+    days = settings.notices.suggestion_expiry_days
+    cutoff = now - dt.timedelta(days=days)
+    expired = 0
+    while True:
+        with unit_of_work(session):
+            statement = (
+                sa.select(Suggestion)
+                .where(Suggestion.status == "pending", Suggestion.created_at < cutoff)
+                .order_by(Suggestion.id)
+                .limit(settings.scheduler.batch_size)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                statement = statement.with_for_update(skip_locked=True)
+            batch = list(session.scalars(statement))
+            for suggestion in batch:
+                suggestion.status = "expired"
+                suggestion.decision_reason = f"{UNDECIDED} {days} days"
+                suggestion.updated_at = now
+                suggestion.version += 1
+                audit.record(
+                    session,
+                    system,
+                    "suggestion.expire",
+                    "suggestion",
+                    suggestion.id,
+                    after={"status": "expired", "reason": suggestion.decision_reason},
+                )
+        if not batch:
+            return expired
+        expired += len(batch)
 
 
 def _revive(session: so.Session, suggestion: Suggestion, now: dt.datetime, system: Actor) -> None:
@@ -573,6 +614,7 @@ def _approve(
                 + (f" (changed: {reason})" if reason else ""),
                 override_reason=reason,
                 based_on_version=current.version,
+                decided_suggestion=True,
             )
             regimen, _plan = regimens.set_regimen(session, actor, patient.id, data, settings)
             suggestion.applied_regimen_id = regimen.id

@@ -37,7 +37,7 @@ from app.models import (
     WeightMeasurement,
 )
 from app.models.visit import RATE_ACTIONS
-from app.services import adverse_events, audit, integrity, labs, regimens
+from app.services import adverse_events, audit, integrity, labs, regimens, reviews
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.infusions import (
@@ -291,6 +291,13 @@ def renal_check(session: so.Session, infusion: Infusion, settings: Settings) -> 
     )
 
 
+def start_stops(session: so.Session, infusion: Infusion, settings: Settings) -> list[str]:
+    """What needs the nurse's reason before the infusion starts: no recent creatinine for a
+    patient at risk, a course review due and not recorded, an authorisation that has ended."""
+    renal = renal_check(session, infusion, settings).soft_stop
+    return ([renal] if renal else []) + list(reviews.start_stops(session, infusion, settings))
+
+
 def start(
     session: so.Session,
     actor: Actor,
@@ -315,11 +322,11 @@ def start(
                 f"{infusion.planned_grams:g} g booked) waits for a physician's approval",
                 field="dose_approval",
             )
-        renal = renal_check(session, infusion, settings)
+        stops = start_stops(session, infusion, settings)
         reason = (override_reason or "").strip()
-        if renal.soft_stop and not reason:
+        if stops and not reason:
             raise InvalidInput(
-                f"override_reason: {renal.soft_stop}; give a reason to go on",
+                f"override_reason: {'; '.join(stops)}; give a reason to go on",
                 field="override_reason",
             )
         _refuse(
@@ -331,7 +338,7 @@ def start(
         before = infusion_view(infusion)
         infusion.status = InfusionStatus.IN_CHAIR
         infusion.given_started_at = at
-        infusion.check_override_reason = (reason or None) if renal.soft_stop else None
+        infusion.check_override_reason = (reason or None) if stops else None
         infusion.recorded_by_id = actor.user_id
         _status_change(session, actor, infusion, "start", before, now)
     return infusion

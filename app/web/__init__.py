@@ -16,6 +16,7 @@ from app.web import (
     forms,
     main,
     recalls,
+    review_pack,
     suggestions,
     tapers,
     worklist,
@@ -38,6 +39,7 @@ def init_app(app: Flask) -> None:
         suggestions.bp,
         worklist.bp,
         recalls.bp,
+        review_pack.bp,
     ):
         app.register_blueprint(blueprint)
 

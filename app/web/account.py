@@ -1,4 +1,4 @@
-"""A user's own account: API tokens and password."""
+"""A user's own account: API tokens, password and the e-mail they receive."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from app.schemas.admin import PasswordChangeIn, TokenCreateIn
 from app.services import accounts as account_service
 from app.services import users as user_service
 from app.services.errors import InvalidInput, ServiceError
+from app.services.reminders import USER_KINDS, wants
 from app.web import forms
 
 bp = Blueprint("account", __name__, url_prefix="/account")
@@ -78,3 +79,32 @@ def password() -> http.ResponseValue:
             flash("Password changed. Your other sessions have ended.", "success")
             return redirect(url_for("account.password"))
     return render_template("account/password.html"), status
+
+
+@bp.route("/mail", methods=["GET", "POST"])
+@require(Action.CHANGE_OWN_PASSWORD)
+def mail() -> http.ResponseValue:
+    """Choose which e-mails to receive (change notices, tasks); the worklist shows all."""
+    user = http.current_user()
+    assert user is not None
+    status = 200
+    if request.method == "POST":
+        try:
+            account_service.set_mail_kinds(
+                http.db(), http.actor(), request.form.getlist("kinds")[: len(USER_KINDS) + 1]
+            )
+        except ServiceError as exc:
+            flash(exc.message, "error")
+            status = exc.status
+        else:
+            flash("Your e-mail choices are saved.", "success")
+            return redirect(url_for("account.mail"))
+    return (
+        render_template(
+            "account/mail.html",
+            kinds=USER_KINDS,
+            chosen={k for k in USER_KINDS if wants(user, k)},
+            configured=http.settings().smtp.configured,
+        ),
+        status,
+    )

@@ -1,22 +1,28 @@
-"""Administration: the audit trail, staff accounts and the rule simulation."""
+"""Administration: the audit trail, staff accounts, the rule simulation and scheduler jobs."""
 
 from __future__ import annotations
 
 import datetime as dt
 
+import sqlalchemy.orm as so
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app import http
 from app.auth import require
+from app.config import Settings
 from app.csvout import csv_response
+from app.db import utcnow
 from app.domain.rules import engine
+from app.models import JobRun
 from app.policy import Action
 from app.schemas.admin import HomeCenterIn, RoleIn, UserCreateIn
 from app.services import accounts as account_service
-from app.services import audit, clinic, suggestions
+from app.services import audit, clinic, jobruns, suggestions
 from app.services import users as user_service
-from app.services.errors import ServiceError
+from app.services.errors import NotFound, ServiceError
 from app.web import forms
+from scheduler import jobs as scheduler_jobs
+from scheduler.__main__ import next_run_times
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -66,14 +72,18 @@ def audit_trail() -> http.ResponseValue:
         page_size=http.settings().audit.page_size,
     )
     args = {k: v for k, v in request.args.items() if k != "page" and v}
-    centers = clinic.list_centers(http.db())
     return render_template(
         "admin/audit.html",
         result=result,
         args=args,
         changes=audit.field_changes,
-        timezone=centers[0].timezone if centers else "UTC",
+        timezone=_clinic_timezone(),
     )
+
+
+def _clinic_timezone() -> str:
+    centers = clinic.list_centers(http.db())
+    return centers[0].timezone if centers else "UTC"
 
 
 @bp.get("/audit.csv")
@@ -241,3 +251,66 @@ def rules() -> http.ResponseValue:
         ),
         status,
     )
+
+
+def next_runs(session: so.Session, settings: Settings) -> dict[str, dt.datetime | None]:
+    """When each job runs next (scheduler.__main__.next_run_times), read in this session."""
+    return next_run_times(settings, session.connection(), utcnow())
+
+
+def _duration(run: JobRun) -> str:
+    """How long a run took, "1 min 5 s" or "0.3 s"; "running" while it runs."""
+    if run.finished_at is None:
+        return "running" if run.status == "running" else "—"
+    seconds = max((run.finished_at - run.started_at).total_seconds(), 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s"
+
+
+@bp.get("/jobs")
+@require(Action.VIEW_AUDIT)
+def jobs() -> http.ResponseValue:
+    """Every scheduler job: its schedule, when it runs next, and its last runs."""
+    session, settings = http.db(), http.settings()
+    registry = scheduler_jobs.JOBS
+    runs = jobruns.recent_runs(session, list(registry), per_job=5)
+    upcoming = next_runs(session, settings)
+    statuses = [
+        jobruns.JobStatus(
+            name=job.name,
+            title=job.title,
+            schedule=job.describe(settings),
+            next_run_at=upcoming.get(job.name),
+            runs=runs.get(job.name, []),
+        )
+        for job in registry.values()
+    ]
+    return render_template(
+        "admin/jobs.html", jobs=statuses, timezone=_clinic_timezone(), duration=_duration
+    )
+
+
+@bp.post("/jobs/<name>/run")
+@require(Action.VIEW_AUDIT)
+def run_job(name: str) -> http.ResponseValue:
+    """Run one job once, now, in this request; the run is recorded like the scheduler's."""
+    if name not in scheduler_jobs.JOBS:
+        raise NotFound(f"no job {name!r}; jobs: {', '.join(sorted(scheduler_jobs.JOBS))}")
+    user = http.current_user()
+    label = f"admin:{user.email}" if user is not None else "admin"
+    run = scheduler_jobs.run_in(http.db(), http.settings(), name, process=label)
+    if run.status == "ok":
+        counts = ", ".join(f"{key}: {value}" for key, value in run.counts.items())
+        flash(f"{name} ran: ok ({counts or 'nothing to do'}).", "success")
+    elif run.status == "failed":
+        flash(f"{name} failed: {_last_line(run.error)} (the traceback is below).", "error")
+    else:
+        flash(f"{name} did not run: {run.status} ({run.error or 'no reason given'}).", "warning")
+    return redirect(url_for("admin.jobs", _anchor=f"job-{name}"))
+
+
+def _last_line(error: str | None) -> str:
+    lines = [line for line in (error or "").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no error recorded"

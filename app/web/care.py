@@ -25,5 +25,6 @@ from app.web import (  # noqa: E402, F401  (routes)
     patients,
     placements,
     regimens,
+    reviews,
     visits,
 )

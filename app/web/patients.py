@@ -6,6 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from app import clock, http
 from app.auth import require
+from app.models.review import REVIEW_DECISIONS
 from app.policy import Action
 from app.schemas.assessments import AssessmentIn
 from app.schemas.infusions import ResolveIn
@@ -15,6 +16,7 @@ from app.services import assessments as assessment_service
 from app.services import clinic, scheduling
 from app.services import labs as lab_service
 from app.services import patients as patient_service
+from app.services import reviews as review_service
 from app.services import subscriptions as subscription_service
 from app.services import suggestions as suggestion_service
 from app.services import tapers as taper_service
@@ -78,6 +80,8 @@ def patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
             default_time=settings.scheduling.default_start_time,
             today=today,
             next_cycle_on=scheduling.next_planned_start(http.db(), patient_id, today),
+            review=review_service.status(http.db(), patient_id, settings, today),
+            review_decisions=REVIEW_DECISIONS,
             form=request.form,
         ),
         status,

@@ -61,6 +61,7 @@ def visit_page(infusion_id: int, status: int = 200) -> http.ResponseValue:
             now_local=clock.now().astimezone(ZoneInfo(tz)).strftime("%Y-%m-%dT%H:%M"),
             plan=visits.rate_plan(session, infusion, settings),
             renal=visits.renal_check(session, infusion, settings),
+            stops=visits.start_stops(session, infusion, settings),
             renal_lab=labs.latest(session, infusion.patient_id, visits.RENAL_TESTS),
             open_serious=adverse_events.open_serious(session, infusion.patient_id),
             visit_grams=visits.visit_grams(infusion),

@@ -122,3 +122,35 @@ def give(
         ),
         settings,
     )
+
+
+def review_course(
+    session: so.Session,
+    clinic: Clinic,
+    settings: Settings,
+    on: dt.date,
+    decision: str = "continue",
+    scores: dict[str, float] | None = None,
+) -> object:
+    """Record the measures a course review needs, then the physician's review, on a day."""
+    from app import clock
+    from app.services import assessments, reviews
+
+    assessments.record_assessment(
+        session,
+        clinic.nursing,
+        clinic.patient.id,
+        assessments.AssessmentInput(
+            assessed_on=on,
+            scores=scores or {"cdasi_activity": 12.0, "mmt8": 74.0, "physician_global": 2.0},
+        ),
+        on,
+    )
+    with clock.frozen_at(at(on, 12)):
+        return reviews.record_review(
+            session,
+            clinic.doctor,
+            clinic.patient.id,
+            reviews.ReviewInput(decision=decision, note="" if decision == "continue" else "Plan"),
+            settings,
+        )

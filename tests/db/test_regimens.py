@@ -12,7 +12,15 @@ from app.services import infusions as infusion_service
 from app.services import regimens as regimen_service
 from app.services.context import Actor
 from app.services.errors import Conflict, InvalidInput
-from tests.db.clinic_fixtures import Clinic, at, give, make_center, make_patient, regimen_input
+from tests.db.clinic_fixtures import (
+    Clinic,
+    at,
+    give,
+    make_center,
+    make_patient,
+    regimen_input,
+    review_course,
+)
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -403,6 +411,7 @@ def test_the_horizon_rolls_forward_without_touching_what_is_booked(db_session, c
         db_session, clinic.patient.id, settings, now=at(dt.date(2026, 10, 1))
     )
     assert same_day.created == []
+    review_course(db_session, clinic, settings, dt.date(2026, 11, 27))
     later = scheduling.extend_horizon(
         db_session, clinic.patient.id, settings, now=at(dt.date(2026, 12, 1))
     )

@@ -23,7 +23,8 @@ def test_jobs_are_stored_in_the_database_with_fixed_ids(databases):
         scheduler.start(paused=True)
         jobs_by_id = {job.id: job for job in scheduler.get_jobs()}
         scheduler.shutdown()
-    assert set(jobs_by_id) == {"heartbeat", "extend_horizons", "evaluate_rules"}
+    assert set(jobs_by_id) == {"heartbeat", *jobs.JOBS}
+    assert {"extend_horizons", "evaluate_rules", "send_reminders", "review_due"} <= set(jobs.JOBS)
     job = jobs_by_id["heartbeat"]
     assert job.trigger.interval == dt.timedelta(seconds=30)
     assert job.coalesce is True and job.max_instances == 1
@@ -32,7 +33,10 @@ def test_jobs_are_stored_in_the_database_with_fixed_ids(databases):
     with engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT id FROM apscheduler_jobs")).all()
     engine.dispose()
-    assert sorted(stored) == [("evaluate_rules",), ("extend_horizons",), ("heartbeat",)]
+    assert sorted(name for (name,) in stored) == sorted(jobs_by_id)
+    sweep = jobs_by_id["send_reminders"]
+    assert sweep.trigger.interval == dt.timedelta(minutes=settings.scheduler.reminder_sweep_minutes)
+    assert sweep.args == (url, "send_reminders")
     command.check(alembic_config(url))  # the scheduler's own table is not drift
 
 

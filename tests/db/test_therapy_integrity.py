@@ -20,7 +20,14 @@ from app.services import assessments, infusions, scheduling, suggestions, tapers
 from app.services import regimens as regimen_service
 from app.services.context import unit_of_work
 from app.services.errors import ServiceError
-from tests.db.clinic_fixtures import NEW_YORK, Clinic, give, make_clinic, make_patient
+from tests.db.clinic_fixtures import (
+    NEW_YORK,
+    Clinic,
+    give,
+    make_clinic,
+    make_patient,
+    review_course,
+)
 
 MONDAY = dt.date(2027, 3, 1)
 
@@ -613,6 +620,7 @@ def test_the_horizon_stops_and_tells_the_physician_instead_of_failing(
         settings,
         override_reason="Wedding",
     )
+    review_course(db_session, clinic, settings, last.planned_date - dt.timedelta(days=20))
     tick(last.planned_date - dt.timedelta(days=2), 2)
     with unit_of_work(db_session):
         result = scheduling.extend_horizon(db_session, clinic.patient.id, settings)

@@ -94,7 +94,12 @@ def test_a_clean_plan_breaks_nothing():
 
 def test_each_rule_names_what_it_guards():
     assert set(integrity.RULES) >= {"grams_in_window", "cycle_interval", "version_in_force"}
-    assert {"consecutive_open_days", "shift_window", "cycle_interval"} == integrity.SOFT_RULES
+    assert {
+        "consecutive_open_days",
+        "shift_window",
+        "cycle_interval",
+        "authorised",
+    } == integrity.SOFT_RULES
 
 
 def test_a_cycle_day_booked_twice_is_found():

@@ -1,0 +1,103 @@
+"""The daily housekeeping job: what keeps the record current without anyone asking.
+
+- Pending suggestions nobody decided within [notices].suggestion_expiry_days expire.
+- A current regimen whose patient's latest weight differs from the regimen's by more than
+  [dosing].weight_change_review_percent puts a task on the treating physician's worklist.
+- Job runs older than [scheduler].job_history_days are deleted.
+
+Cancelled appointments leave the feeds after [feeds].cancelled_retention_days by themselves:
+each feed reads its window at every request (app.services.feeds), so no job has to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from app.config import Settings
+from app.models import Patient, Regimen, Role, WeightMeasurement
+from app.services import jobruns, scheduling, suggestions, worklist
+from app.services.context import system_actor, unit_of_work
+
+
+def run(session: so.Session, settings: Settings, now: dt.datetime) -> dict[str, int]:
+    system = system_actor("housekeeping")
+    return {
+        "suggestions_expired": suggestions.expire_undecided(session, settings, now, system),
+        "weight_flags": flag_weight_changes(session, settings, now),
+        "job_runs_pruned": jobruns.prune(session, settings, now),
+    }
+
+
+def flag_weight_changes(session: so.Session, settings: Settings, now: dt.datetime) -> int:
+    """A task for the physician of each patient whose weight moved past the threshold since
+    the current regimen was set (once per regimen and weight)."""
+    threshold = settings.dosing.weight_change_review_percent
+    flagged = 0
+    patient_ids = scheduling.patients_with_regimens(session)
+    for start in range(0, len(patient_ids), settings.scheduler.batch_size):
+        batch = patient_ids[start : start + settings.scheduler.batch_size]
+        with unit_of_work(session):
+            current = (
+                sa.select(Regimen.patient_id, sa.func.max(Regimen.version).label("version"))
+                .where(Regimen.patient_id.in_(batch))
+                .group_by(Regimen.patient_id)
+                .subquery()
+            )
+            regimens = {
+                r.patient_id: r
+                for r in session.scalars(
+                    sa.select(Regimen).join(
+                        current,
+                        sa.and_(
+                            Regimen.patient_id == current.c.patient_id,
+                            Regimen.version == current.c.version,
+                        ),
+                    )
+                )
+            }
+            latest: dict[int, WeightMeasurement] = {}
+            for measured in session.scalars(
+                sa.select(WeightMeasurement)
+                .where(WeightMeasurement.patient_id.in_(batch))
+                .order_by(
+                    WeightMeasurement.patient_id,
+                    WeightMeasurement.measured_on,
+                    WeightMeasurement.id,
+                )
+            ):
+                latest[measured.patient_id] = measured
+            patients = {
+                p.id: p for p in session.scalars(sa.select(Patient).where(Patient.id.in_(batch)))
+            }
+            tasks: list[dict[str, Any]] = []
+            for pid, regimen in regimens.items():
+                weight = latest.get(pid)
+                if weight is None or regimen.weight_kg <= 0:
+                    continue
+                change = (weight.weight_kg - regimen.weight_kg) / regimen.weight_kg * 100
+                if abs(change) <= threshold:
+                    continue
+                patient = patients[pid]
+                recipient: dict[str, Any] = (
+                    {"user_id": patient.treating_physician_id}
+                    if patient.treating_physician_id is not None
+                    else {"role": Role.PHYSICIAN.value, "center_id": patient.home_center_id}
+                )
+                tasks.append(
+                    {
+                        "key": f"weight_change:{regimen.id}:{weight.id}",
+                        "kind": "weight_change",
+                        "patient_id": pid,
+                        "message": f"{patient.display_name}: weight {weight.weight_kg:g} kg on "
+                        f"{weight.measured_on} is {change:+.0f}% from the {regimen.weight_kg:g} kg "
+                        f"regimen version {regimen.version} was set with (threshold "
+                        f"{threshold:g}%); review the dose.",
+                        **recipient,
+                    }
+                )
+            flagged += worklist.add_tasks(session, tasks, now)
+    return flagged
