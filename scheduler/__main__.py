@@ -52,6 +52,9 @@ def build_scheduler(
     )
     for job in jobs.JOBS.values():
         kind, trigger_args = job.trigger(settings)
+        # A sweep runs at once when the scheduler starts (what came due while it was down),
+        # then every interval; daily jobs keep their hour.
+        first = {"next_run_time": dt.datetime.now(dt.UTC)} if kind == "interval" else {}
         scheduler.add_job(
             jobs.run,
             kind,
@@ -60,6 +63,7 @@ def build_scheduler(
             name=job.title,
             replace_existing=True,
             **trigger_args,
+            **first,
         )
     return scheduler
 

@@ -397,3 +397,29 @@ def test_one_appointment_file_matches_the_feed_and_says_cancelled(
     created = subscribe(client, bearer, clinic.nurse, "patient", clinic.patient.id)
     in_feed = {str(e["UID"]): e for e in events(client.get(path_of(created)).get_data())}
     assert in_feed[str(gone["UID"])].to_ical() == gone.to_ical()
+
+
+def test_a_cancelled_event_leaves_the_feed_after_the_retention_without_a_stale_304(
+    client, bearer, clinic, db_session, settings
+):
+    from app.models import InfusionStatus
+    from app.services import infusions
+
+    created = subscribe(client, bearer, clinic.nurse, "patient", clinic.patient.id)
+    first = db_session.scalars(
+        sa.select(Infusion)
+        .where(Infusion.patient_id == clinic.patient.id)
+        .order_by(Infusion.planned_date)
+    ).first()
+    infusions.set_status(
+        db_session, clinic.nursing, first.id, InfusionStatus.CANCELLED, "Patient moved away"
+    )
+    shown = client.get(path_of(created))
+    uids = {str(e["UID"]): str(e["STATUS"]) for e in events(shown.get_data())}
+    assert list(uids.values()).count("CANCELLED") == 1
+    days = settings.feeds.cancelled_retention_days
+    clock.set_now(first.updated_at + dt.timedelta(days=days + 1))
+    later = client.get(path_of(created), headers={"If-None-Match": shown.headers["ETag"]})
+    assert later.status_code == 200  # the day moved: no stale 304
+    assert all(str(e["STATUS"]) != "CANCELLED" for e in events(later.get_data()))
+    assert len(events(later.get_data())) == len(uids) - 1
