@@ -96,9 +96,7 @@ def next_review(facts: CourseFacts, policy: ReviewPolicy) -> ReviewPoint | None:
     fallback = add_months(started, policy.interval_months)
     before = facts.cycle_starts.get(policy.first_before_cycle)
     if before is not None and before <= fallback:
-        return ReviewPoint(
-            before, 1, f"response review before cycle {policy.first_before_cycle} ({before})"
-        )
+        return ReviewPoint(before, 1, f"response review before cycle {policy.first_before_cycle}")
     return ReviewPoint(
         fallback,
         1,

@@ -92,7 +92,7 @@ def flag_weight_changes(session: so.Session, settings: Settings, now: dt.datetim
                         "key": f"weight_change:{regimen.id}:{weight.id}",
                         "kind": "weight_change",
                         "patient_id": pid,
-                        "message": f"{patient.display_name}: weight {weight.weight_kg:g} kg on "
+                        "message": f"Weight {weight.weight_kg:g} kg on "
                         f"{weight.measured_on} is {change:+.0f}% from the {regimen.weight_kg:g} kg "
                         f"regimen version {regimen.version} was set with (threshold "
                         f"{threshold:g}%); review the dose.",

@@ -90,6 +90,23 @@ def staff_of(session: so.Session, role: str, center_id: int | None) -> list[User
     return list(session.scalars(statement.order_by(User.id)))
 
 
+#: What a task e-mail's subject calls each kind of task.
+TASK_SUBJECTS = {
+    "review_measures": "record the course review's measures",
+    "review_due": "course review due",
+    "review_overdue": "course review overdue",
+    "authorisation_renewal": "IVIG authorisation ending",
+    "weight_change": "weight changed since the regimen was set",
+}
+
+
+def staff_label(patient: Patient) -> str:
+    """How e-mails to staff name a patient: initials and MRN (an e-mail leaves the clinic;
+    the worklist and the patient page show the name)."""
+    initials = f"{patient.given_name[:1]}{patient.family_name[:1]}".upper()
+    return f"{initials} (MRN {patient.mrn})"
+
+
 def for_tasks(session: so.Session, notices: Iterable[Notice], now: dt.datetime) -> int:
     """E-mail new tasks to their recipients who chose to receive tasks (one query per role
     and center among them; the sweep sends each recipient's tasks of a batch as one e-mail)."""
@@ -104,6 +121,8 @@ def for_tasks(session: so.Session, notices: Iterable[Notice], now: dt.datetime) 
             if group not in staff:
                 staff[group] = staff_of(session, *group)
             users = staff[group]
+        who = staff_label(notice.patient)
+        what = TASK_SUBJECTS.get(notice.kind, notice.kind.replace("_", " "))
         for user in users:
             if user.active and wants(user, "task"):
                 rows.append(
@@ -112,8 +131,8 @@ def for_tasks(session: so.Session, notices: Iterable[Notice], now: dt.datetime) 
                         "kind": "task",
                         "user_id": user.id,
                         "infusion_id": notice.infusion_id,
-                        "subject": f"Task: {notice.message[:150]}",
-                        "body": notice.message,
+                        "subject": f"Task for {who}: {what}"[:200],
+                        "body": f"{who}: {notice.message}",
                     }
                 )
     return enqueue(session, rows, now)
@@ -259,10 +278,13 @@ def notify_changes(session: so.Session, settings: Settings) -> int:
         place = center.name + (f", {center.address}" if center.address else "")
         lines = [_sentence(c, zone, place) for c in items]
         first = items[0].infusion.id
+        # The key names the appointments, so a later notice knows what it replaces.
+        named = "-".join(str(c.infusion.id) for c in items) if len(items) <= 6 else "many"
+        about = f"{txid}:{named}"
         if patient.contact_email and patient.contact_consent_at is not None:
             rows.append(
                 {
-                    "key": f"change:{txid}:patient:{patient_id}",
+                    "key": f"change:{about}:patient:{patient_id}",
                     "kind": "change_notice",
                     "patient_id": patient_id,
                     "infusion_id": first,
@@ -275,11 +297,11 @@ def notify_changes(session: so.Session, settings: Settings) -> int:
                     ),
                 }
             )
-        who = f"{patient.given_name[:1]}{patient.family_name[:1]}".upper() + f" (MRN {patient.mrn})"
+        who = staff_label(patient)
         staff_text = f"{who}: " + " ".join(lines)
         notices.append(
             {
-                "key": f"change:{txid}:center:{patient_id}",
+                "key": f"change:{about}:center:{patient_id}",
                 "kind": "change_notice",
                 "role": Role.NURSE.value,
                 "center_id": center.id,
@@ -293,7 +315,7 @@ def notify_changes(session: so.Session, settings: Settings) -> int:
             if wants(nurse, "change_notice"):
                 rows.append(
                     {
-                        "key": f"change:{txid}:user:{nurse.id}:{patient_id}",
+                        "key": f"change:{about}:user:{nurse.id}:{patient_id}",
                         "kind": "change_notice",
                         "user_id": nurse.id,
                         "infusion_id": first,
@@ -301,9 +323,46 @@ def notify_changes(session: so.Session, settings: Settings) -> int:
                         "body": mail.paragraphs(staff_text),
                     }
                 )
+    _supersede(session, [c.infusion.id for c in changes], now)
     insert_once(session, Notice, notices)
     session.info.pop(SEEN, None)
     return enqueue(session, rows, now)
+
+
+def _supersede(session: so.Session, infusion_ids: list[int], now: dt.datetime) -> None:
+    """A later change of the same appointments replaces the notices about them not yet sent
+    or done (nobody gets "new at 10:00" and "moved to 11:00" in one sweep); a notice that also
+    spoke of other appointments stays."""
+    changed = set(infusion_ids)
+
+    def covered(key: str | None) -> bool:
+        about = (key or "").split(":")
+        named = about[2] if len(about) > 2 else "many"
+        return named != "many" and {int(i) for i in named.split("-")} <= changed
+
+    for model, open_ in (
+        (Reminder, sa.and_(Reminder.sent_at.is_(None), Reminder.dropped_reason.is_(None))),
+        (Notice, Notice.done_at.is_(None)),
+    ):
+        rows = session.execute(
+            sa.select(model.id, model.key).where(
+                model.kind == "change_notice", model.infusion_id.in_(changed), open_
+            )
+        ).all()
+        ids = [row.id for row in rows if covered(row.key)]
+        if not ids:
+            continue
+        values: dict[str, Any] = (
+            {"dropped_reason": "superseded by a later change"}
+            if model is Reminder
+            else {"done_at": now}
+        )
+        session.execute(
+            sa.update(model)
+            .where(model.id.in_(ids))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
 
 # --- the day-before reminder ------------------------------------------------------------------
@@ -531,7 +590,7 @@ def _messages(session: so.Session, batch: list[Reminder], outcome: _Outcome) -> 
         target = _address(session, group[0])
         assert not isinstance(target, str)
         if len(group) == 1:
-            body = mail.paragraphs(group[0].body, _ON_WORKLIST)
+            body = mail.paragraphs(group[0].body, "It is on your worklist; mark it done there.")
             messages.append((target, group[0].subject, body, group))
             continue
         body = mail.paragraphs(*(f"- {r.body}" for r in group), _ON_WORKLIST)
@@ -554,4 +613,4 @@ def _deliver(settings: Settings, messages: list[_Message], outcome: _Outcome) ->
             outcome.messages += 1
 
 
-_ON_WORKLIST = "Each is on your worklist; mark it done there when it is."
+_ON_WORKLIST = "Each is on your worklist; mark it done there."

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -336,14 +336,16 @@ def record_review(
         )
         missing = reviews.missing_measures(review_policy(settings), _measures(assessment))
         if missing:
-            labels = ", ".join(MEASURE_LABELS[m] for m in missing)
+            labels = _and(MEASURE_LABELS[m] for m in missing)
+            them = "it" if len(missing) == 1 else "them"
             where = (
-                f"the latest assessment since {since} ({assessment.assessed_on}) lacks it"
+                f"the latest assessment since then, on {assessment.assessed_on}, lacks {them}"
                 if assessment
-                else f"there is no assessment since {since}"
+                else "there is none since then"
             )
             raise InvalidInput(
-                f"{missing[0]}: a review needs {labels}; {where}: record it first",
+                f"{missing[0]}: a review needs {labels} from an assessment after {since}; "
+                f"{where}: record {them} first",
                 field=missing[0],
             )
         review = CourseReview(
@@ -371,6 +373,11 @@ def record_review(
             after={**review_view(review), "tasks_closed": closed},
         )
     return review
+
+
+def _and(words: Iterable[str]) -> str:
+    items = list(words)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def review_view(review: CourseReview) -> dict[str, Any]:
@@ -503,7 +510,6 @@ def _tasks_for(
     zone: ZoneInfo,
 ) -> list[tuple[str, dict[str, Any]]]:
     found: list[tuple[str, dict[str, Any]]] = []
-    name = patient.display_name
     physician: dict[str, Any] = (
         {"user_id": patient.treating_physician_id}
         if patient.treating_physician_id is not None
@@ -514,7 +520,7 @@ def _tasks_for(
         due_at = dt.datetime.combine(point.due_on, dt.time(8), tzinfo=zone).astimezone(dt.UTC)
         missing = reviews.missing_measures(rules, _measures(assessment))
         if missing:
-            labels = ", ".join(MEASURE_LABELS[m] for m in missing)
+            labels = _and(MEASURE_LABELS[m] for m in missing)
             found.append(
                 (
                     "measure_tasks",
@@ -524,7 +530,7 @@ def _tasks_for(
                         "role": Role.NURSE.value,
                         "center_id": patient.home_center_id,
                         "patient_id": patient.id,
-                        "message": f"{name}: the course review "
+                        "message": "The course review "
                         + ("was" if point.overdue_on(today) else "is")
                         + f" due {point.due_on} ({point.reason}); record {labels} at the "
                         "next visit.",
@@ -540,7 +546,7 @@ def _tasks_for(
                     "key": f"review_{'overdue' if overdue else 'due'}:{patient.id}:{point.due_on}",
                     "kind": "review_overdue" if overdue else "review_due",
                     "patient_id": patient.id,
-                    "message": f"{name}: the course review "
+                    "message": "The course review "
                     + (
                         f"was due {point.due_on} and is overdue"
                         if overdue
@@ -561,7 +567,7 @@ def _tasks_for(
                     "key": f"renewal:{patient.id}:{until}",
                     "kind": RENEWAL_TASK,
                     "patient_id": patient.id,
-                    "message": f"{name}: the IVIG authorisation ends {until}; cycles after it "
+                    "message": f"The IVIG authorisation ends {until}; cycles after it "
                     "are not booked until it is renewed.",
                     "due_at": dt.datetime.combine(until, dt.time(8), tzinfo=zone).astimezone(
                         dt.UTC

@@ -47,9 +47,10 @@ def add_tasks(session: so.Session, tasks: Sequence[dict[str, Any]], now: dt.date
     rows = [{**blank, "created_at": now, **task} for task in tasks]
     ids = reminders.insert_once(session, Notice, rows)
     if ids:
-        reminders.for_tasks(
-            session, session.scalars(sa.select(Notice).where(Notice.id.in_(ids))), now
+        made = session.scalars(
+            sa.select(Notice).where(Notice.id.in_(ids)).options(so.joinedload(Notice.patient))
         )
+        reminders.for_tasks(session, made, now)
     return len(ids)
 
 

@@ -82,6 +82,7 @@ def patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
             next_cycle_on=scheduling.next_planned_start(http.db(), patient_id, today),
             review=review_service.status(http.db(), patient_id, settings, today),
             review_decisions=REVIEW_DECISIONS,
+            measure_labels=review_service.MEASURE_LABELS,
             form=request.form,
         ),
         status,

@@ -261,7 +261,12 @@ def _rows(url: str) -> tuple[int, int, list[str]]:
             sa.select(sa.func.count()).select_from(Reminder).where(Reminder.sent_at.is_not(None))
         )
         total = conn.scalar(sa.select(sa.func.count()).select_from(Reminder))
-        runs = [status for (status,) in conn.execute(sa.select(JobRun.status).order_by(JobRun.id))]
+        runs = [
+            status
+            for (status,) in conn.execute(
+                sa.select(JobRun.status).where(JobRun.job == "send_reminders").order_by(JobRun.id)
+            )
+        ]
     engine.dispose()
     return int(sent or 0), int(total or 0), runs
 
@@ -401,3 +406,32 @@ def test_a_nurses_new_tasks_of_one_sweep_arrive_as_one_email(
     assert rcpt == [course.nurse.email] and message["Subject"] == "2 new tasks on your worklist"
     assert "Record the measures (1)" in message.get_content()
     assert "Record the measures (2)" in message.get_content()
+
+
+def test_a_second_change_before_the_sweep_replaces_the_first_notice(
+    db_session, settings, course, smtp_sink
+):
+    first = day_one(db_session, course)
+    clock.set_now(at(MONDAY - dt.timedelta(days=1), 15))
+    for _ in range(2):
+        infusions.reschedule(
+            db_session,
+            course.nursing,
+            first.id,
+            first.chair_id,
+            first.starts_at + dt.timedelta(hours=1),
+            settings,
+        )
+        db_session.refresh(first)
+    mailing = make_settings(settings.app.database_url, smtp=smtp_sink.section())
+    superseded = db_session.scalars(
+        sa.select(Reminder).where(Reminder.dropped_reason == "superseded by a later change")
+    ).all()
+    assert len(superseded) == 2  # the first move's, to the patient and to the nurse
+    assert reminders.sweep(db_session, mailing, clock.now())["sent"] == 2
+    patient_mail = [m for rcpt, m in smtp_sink.received if rcpt == ["patient@example.org"]]
+    assert len(patient_mail) == 1
+    assert "is now Mon 05 Oct 2026 at 11:00" in " ".join(patient_mail[0].get_content().split())
+    open_notices = worklist.open_notices(db_session, course.nurse.id)
+    assert [n.kind for n in open_notices] == ["change_notice"]
+    assert "11:00" in open_notices[0].message

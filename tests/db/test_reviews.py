@@ -129,7 +129,7 @@ def test_the_review_job_makes_each_task_once_and_only_inside_its_window(
             reviews.sweep_due(db_session, settings, clock.now())
     (nurse_task,) = worklist.open_notices(db_session, course.nurse.id)
     assert nurse_task.kind == "review_measures" and nurse_task.role == "nurse"
-    assert "CDASI activity, MMT-8, physician global" in nurse_task.message
+    assert "record CDASI activity, MMT-8 and physician global" in nurse_task.message
     (doctor_task,) = worklist.open_notices(db_session, course.physician.id)
     assert doctor_task.kind == "review_due" and str(CYCLE_3) in doctor_task.message
     # Marked done, the nurse task is not made again for the same point; overdue, the
