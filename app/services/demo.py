@@ -136,6 +136,22 @@ def _demo_starting(session: so.Session, settings: Settings, physician_id: int | 
     start = today + dt.timedelta(days=1)
     while start.weekday() >= 5:  # Riverside opens Monday to Friday
         start += dt.timedelta(days=1)
+    _demo_regimen(
+        session, settings, physician_id, patient, start, dt.time(10), "first cycle", now=None
+    )
+
+
+def _demo_regimen(
+    session: so.Session,
+    settings: Settings,
+    physician_id: int | None,
+    patient: Patient,
+    start: dt.date,
+    at: dt.time,
+    why: str,
+    now: dt.datetime | None,
+) -> None:
+    """The demo's regimen: 2 g/kg over 2 days every 4 weeks, set by the demo physician."""
     doctor = Actor(label="system:demo", user_id=physician_id, role="physician")
     regimens.set_regimen(
         session,
@@ -148,10 +164,11 @@ def _demo_starting(session: so.Session, settings: Settings, physician_id: int | 
             interval_weeks=4,
             weight_basis="adjusted",
             starts_on=start,
-            preferred_time=dt.time(10),
-            reason="Demo: IVIG for refractory DM, first cycle",
+            preferred_time=at,
+            reason=f"Demo: refractory DM, {why}",
         ),
         settings,
+        now=now,
     )
 
 
@@ -169,22 +186,14 @@ def _demo_responder(session: so.Session, settings: Settings, physician_id: int |
     today = clock.clinic_today(patient.home_center.timezone)
     start = today - dt.timedelta(weeks=16)
     start -= dt.timedelta(days=start.weekday())  # a Monday
-    doctor = Actor(label="system:demo", user_id=physician_id, role="physician")
-    regimens.set_regimen(
+    _demo_regimen(
         session,
-        doctor,
-        patient.id,
-        regimens.RegimenInput(
-            product="Octagam 10%",
-            dose_g_per_kg=2.0,
-            days_per_cycle=2,
-            interval_weeks=4,
-            weight_basis="adjusted",
-            starts_on=start,
-            preferred_time=dt.time(9),
-            reason="Demo: refractory cutaneous DM",
-        ),
         settings,
+        physician_id,
+        patient,
+        start,
+        dt.time(9),
+        "cutaneous",
         now=dt.datetime.combine(start - dt.timedelta(days=1), dt.time(8), tzinfo=zone),
     )
     past = session.scalars(

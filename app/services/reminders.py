@@ -111,11 +111,14 @@ def for_tasks(session: so.Session, notices: Iterable[Notice], now: dt.datetime) 
     """E-mail new tasks to their recipients who chose to receive tasks (one query per role
     and center among them; the sweep sends each recipient's tasks of a batch as one e-mail)."""
     staff: dict[tuple[str, int | None], list[User]] = {}
+    people: dict[int, list[User]] = {}  # held here: the identity map keeps only what is held
     rows = []
     for notice in notices:
         if notice.user_id is not None:
-            user = session.get(User, notice.user_id)
-            users = [user] if user is not None else []
+            if notice.user_id not in people:
+                user = session.get(User, notice.user_id)
+                people[notice.user_id] = [user] if user is not None else []
+            users = people[notice.user_id]
         else:
             group = (notice.role or "", notice.center_id)
             if group not in staff:
@@ -555,16 +558,19 @@ class _Outcome:
 _Message = tuple[tuple[str, str], str, str, list[Reminder]]
 
 
-def _prefetch(session: so.Session, batch: Sequence[Reminder]) -> None:
-    """Load a batch's recipients and appointments in three queries (the identity map keeps
-    them for the session.get calls that follow)."""
+def _prefetch(session: so.Session, batch: Sequence[Reminder]) -> list[object]:
+    """Load a batch's recipients and appointments in three queries; the caller holds the
+    list while the batch runs (the identity map holds rows only while they are referenced),
+    so the session.get calls that follow find them without a query."""
+    held: list[object] = []
     for model, ids in (
         (User, {r.user_id for r in batch if r.user_id is not None}),
         (Patient, {r.patient_id for r in batch if r.patient_id is not None}),
         (Infusion, {r.infusion_id for r in batch if r.kind == "day_before" and r.infusion_id}),
     ):
         if ids:
-            list(session.scalars(sa.select(model).where(model.id.in_(ids))))
+            held.extend(session.scalars(sa.select(model).where(model.id.in_(ids))))
+    return held
 
 
 def _messages(session: so.Session, batch: list[Reminder], outcome: _Outcome) -> list[_Message]:
@@ -573,7 +579,7 @@ def _messages(session: so.Session, batch: list[Reminder], outcome: _Outcome) -> 
     e-mail listing them (a nurse gets one message for a day's review tasks, not fifty)."""
     messages: list[_Message] = []
     tasks: dict[int, list[Reminder]] = {}
-    _prefetch(session, batch)
+    held = _prefetch(session, batch)
     for reminder in batch:
         reason = _still_true(session, reminder)
         target = _address(session, reminder)
@@ -595,6 +601,7 @@ def _messages(session: so.Session, batch: list[Reminder], outcome: _Outcome) -> 
             continue
         body = mail.paragraphs(*(f"- {r.body}" for r in group), _ON_WORKLIST)
         messages.append((target, f"{len(group)} new tasks on your worklist", body, group))
+    del held
     return messages
 
 

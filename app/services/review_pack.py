@@ -305,49 +305,12 @@ def csv_rows(pack: ReviewPack) -> Iterator[list[object]]:
         review_overdue=pack.overdue,
         authorised_until=pack.authorised_until,
     )
-    for r in pack.regimens:
-        yield _row(
-            "regimen",
-            r.from_on,
-            version=r.version,
-            product=r.product,
-            dose_g_per_kg=r.dose_g_per_kg,
-            days_per_cycle=r.days_per_cycle,
-            interval_weeks=r.interval_weeks,
-            grams_per_cycle=r.grams_per_cycle,
-            reason=r.reason,
-        )
-    for a in pack.assessments:
-        yield _row(
-            "assessment",
-            a.assessed_on,
-            cdasi_activity=a.cdasi_activity,
-            cdasi_damage=a.cdasi_damage,
-            mmt8=a.mmt8,
-            ck=a.ck,
-            ck_uln=a.ck_uln,
-            physician_global=a.physician_global,
-            patient_global=a.patient_global,
-            tis=a.tis,
-        )
-    for v in pack.reviews:
-        yield _row(
-            "review",
-            v.reviewed_on,
-            cdasi_activity=v.cdasi_activity,
-            mmt8=v.mmt8,
-            physician_global=v.physician_global,
-            tis=v.tis,
-            due_on=v.due_on,
-            decision=v.decision,
-            note=v.note,
-            reviewed_by=v.reviewed_by,
-        )
-    for g in pack.authorisations:
-        yield _row(
-            "authorisation",
-            g.starts_on,
-            reference=g.reference,
-            approved_by=g.approved_by,
-            ends_on=g.ends_on,
-        )
+    for section, items, day in (
+        ("regimen", pack.regimens, "from_on"),
+        ("assessment", pack.assessments, "assessed_on"),
+        ("review", pack.reviews, "reviewed_on"),
+        ("authorisation", pack.authorisations, "starts_on"),
+    ):
+        for item in items:
+            fields = dataclasses.asdict(item)
+            yield _row(section, fields.pop(day), **fields)

@@ -154,3 +154,31 @@ def review_course(
             reviews.ReviewInput(decision=decision, note="" if decision == "continue" else "Plan"),
             settings,
         )
+
+
+def booked_course(
+    session: so.Session,
+    make_user,
+    settings: Settings,
+    starts_on: dt.date = dt.date(2026, 10, 5),
+    contact_email: str | None = None,
+) -> Clinic:
+    """The worked-example patient, treated by the clinic's physician, booked every 4 weeks
+    from `starts_on` (set a week before); with `contact_email`, e-mailed with consent and the
+    nurse at home at the center."""
+    clinic = make_clinic(session, make_user, settings)
+    clinic.patient.treating_physician_id = clinic.physician.id
+    if contact_email:
+        clinic.patient.contact_email = contact_email
+        clinic.patient.contact_consent_at = at(starts_on - dt.timedelta(days=30))
+        clinic.nurse.home_center_id = clinic.center.id
+    session.commit()
+    regimen_service.set_regimen(
+        session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(starts_on=starts_on),
+        settings,
+        now=at(starts_on - dt.timedelta(days=7)),
+    )
+    return clinic

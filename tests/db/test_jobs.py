@@ -25,30 +25,16 @@ from app.models import (
     WeightMeasurement,
 )
 from app.services import demo, patients
-from app.services import regimens as regimen_service
 from scheduler import jobs
 from tests.conftest import ROOT, make_settings
-from tests.db.clinic_fixtures import at, make_clinic, regimen_input
+from tests.db.clinic_fixtures import at, booked_course
 
 MONDAY = dt.date(2026, 10, 5)
 
 
 @pytest.fixture
 def course(db_session, make_user, settings):
-    clinic = make_clinic(db_session, make_user, settings)
-    clinic.patient.treating_physician_id = clinic.physician.id
-    clinic.patient.contact_email = "patient@example.org"
-    clinic.patient.contact_consent_at = at(MONDAY - dt.timedelta(days=30))
-    db_session.commit()
-    regimen_service.set_regimen(
-        db_session,
-        clinic.doctor,
-        clinic.patient.id,
-        regimen_input(starts_on=MONDAY),
-        settings,
-        now=at(MONDAY - dt.timedelta(days=7)),
-    )
-    yield clinic
+    yield booked_course(db_session, make_user, settings, MONDAY, "patient@example.org")
     clock.set_now(None)
 
 

@@ -23,7 +23,7 @@ from app.services import demo, infusions, reminders, worklist
 from app.services import regimens as regimen_service
 from app.services.context import unit_of_work
 from tests.conftest import ROOT, SmtpSink, make_settings
-from tests.db.clinic_fixtures import at, make_clinic, regimen_input
+from tests.db.clinic_fixtures import at, booked_course, regimen_input
 
 MONDAY = dt.date(2026, 10, 5)
 
@@ -31,20 +31,7 @@ MONDAY = dt.date(2026, 10, 5)
 @pytest.fixture
 def course(db_session, make_user, settings):
     """The worked-example patient (e-mail with consent) booked from MONDAY; a home nurse."""
-    clinic = make_clinic(db_session, make_user, settings)
-    clinic.patient.contact_email = "patient@example.org"
-    clinic.patient.contact_consent_at = at(MONDAY - dt.timedelta(days=30))
-    clinic.nurse.home_center_id = clinic.center.id
-    db_session.commit()
-    regimen_service.set_regimen(
-        db_session,
-        clinic.doctor,
-        clinic.patient.id,
-        regimen_input(starts_on=MONDAY),
-        settings,
-        now=at(MONDAY - dt.timedelta(days=7)),
-    )
-    yield clinic
+    yield booked_course(db_session, make_user, settings, MONDAY, "patient@example.org")
     clock.set_now(None)
 
 
@@ -435,3 +422,39 @@ def test_a_second_change_before_the_sweep_replaces_the_first_notice(
     open_notices = worklist.open_notices(db_session, course.nurse.id)
     assert [n.kind for n in open_notices] == ["change_notice"]
     assert "11:00" in open_notices[0].message
+
+
+def test_the_sweep_sends_a_fixed_number_of_statements_per_batch(
+    db_session, settings, course, smtp_sink, count_queries
+):
+    """As many statements for a batch of 12 reminders as for a batch of 4 (none per row)."""
+    now = at(MONDAY - dt.timedelta(days=3), 3)
+    mailing = make_settings(
+        settings.app.database_url, smtp=smtp_sink.section(), scheduler={"batch_size": 12}
+    )
+    spent = {}
+    for rows in (4, 12):
+        db_session.execute(sa.delete(Reminder))
+        reminders.enqueue(
+            db_session,
+            [
+                {
+                    "key": f"fixed:{n}",
+                    "kind": "change_notice",
+                    "subject": f"Change {n}",
+                    "body": "Body\n",
+                    **(
+                        {"patient_id": course.patient.id} if n % 2 else {"user_id": course.nurse.id}
+                    ),
+                }
+                for n in range(rows)
+            ],
+            now,
+        )
+        db_session.commit()
+        db_session.expunge_all()  # nothing already loaded: the sweep loads what it needs
+        with count_queries() as statements:
+            outcome = reminders.sweep(db_session, mailing, now)
+        assert outcome["sent"] == rows and outcome["batches"] == 1
+        spent[rows] = len(statements)
+    assert spent[4] == spent[12]

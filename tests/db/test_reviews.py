@@ -15,7 +15,7 @@ from app.services import assessments, infusions, reviews, scheduling, visits, wo
 from app.services import regimens as regimen_service
 from app.services.errors import Forbidden, InvalidInput
 from app.services.integrity import TherapyRuleBroken
-from tests.db.clinic_fixtures import at, make_clinic, regimen_input, review_course
+from tests.db.clinic_fixtures import at, booked_course, regimen_input, review_course
 
 MONDAY = dt.date(2026, 10, 5)
 CYCLE_3 = MONDAY + dt.timedelta(weeks=8)
@@ -24,18 +24,7 @@ CYCLE_3 = MONDAY + dt.timedelta(weeks=8)
 @pytest.fixture
 def course(db_session, make_user, settings):
     """The worked-example patient booked every 4 weeks from MONDAY, the physician treating."""
-    clinic = make_clinic(db_session, make_user, settings)
-    clinic.patient.treating_physician_id = clinic.physician.id
-    db_session.commit()
-    regimen_service.set_regimen(
-        db_session,
-        clinic.doctor,
-        clinic.patient.id,
-        regimen_input(starts_on=MONDAY),
-        settings,
-        now=at(MONDAY - dt.timedelta(days=7)),
-    )
-    yield clinic
+    yield booked_course(db_session, make_user, settings, MONDAY)
     clock.set_now(None)
 
 

@@ -11,9 +11,8 @@ import sqlalchemy as sa
 from app import clock
 from app.models import AuditEvent, Authorisation, CourseReview, Patient, User
 from app.services import assessments
-from app.services import regimens as regimen_service
 from tests.conftest import csrf_of
-from tests.db.clinic_fixtures import at, make_clinic, regimen_input
+from tests.db.clinic_fixtures import at, booked_course
 from tests.web.test_care_pages import form_fields, logged_in
 from tests.web.test_form_errors import seen
 
@@ -23,17 +22,7 @@ CYCLE_3 = MONDAY + dt.timedelta(weeks=8)
 
 @pytest.fixture
 def course(db_session, make_user, settings):
-    clinic = make_clinic(db_session, make_user, settings)
-    clinic.patient.treating_physician_id = clinic.physician.id
-    db_session.commit()
-    regimen_service.set_regimen(
-        db_session,
-        clinic.doctor,
-        clinic.patient.id,
-        regimen_input(starts_on=MONDAY),
-        settings,
-        now=at(MONDAY - dt.timedelta(days=7)),
-    )
+    clinic = booked_course(db_session, make_user, settings, MONDAY)
     clock.set_now(at(CYCLE_3 - dt.timedelta(days=4), 9))
     yield clinic
     clock.set_now(None)
