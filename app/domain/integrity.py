@@ -59,7 +59,7 @@ RULES: Mapping[str, tuple[bool, str]] = {
     "consecutive_open_days": (False, "a future cycle runs on consecutive open days"),
     "shift_window": (False, "a future cycle starts within the shift window of its plan"),
     "cycle_interval": (False, "cycles start at least the interval (less tolerance) apart"),
-    "authorised": (False, "no cycle starts after the course's authorisation ends"),
+    "authorised": (False, "a booked infusion day lies inside one of the course's authorisations"),
 }
 SOFT_RULES = frozenset(code for code, (hard, _text) in RULES.items() if not hard)
 
@@ -87,8 +87,8 @@ class CourseLimits:
     physician sets a regimen, and at the chair; the horizon waits for it.)
     """
 
-    #: The last day the course is authorised (None: no authorisation scheme).
-    authorised_until: dt.date | None = None
+    #: The course's authorisations as (first day, last day); empty: no authorisation scheme.
+    authorised: tuple[tuple[dt.date, dt.date], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -374,13 +374,19 @@ def _check_bookings(cycle: _Cycle, calendar: CenterCalendar, ctx: _Context) -> N
 
 
 def _check_course(cycle: _Cycle, course: CourseLimits, ctx: _Context) -> None:
-    first = cycle.days[0]
-    if course.authorised_until is not None and first.planned_date > course.authorised_until:
+    if not course.authorised:
+        return
+    outside = [
+        i
+        for i in cycle.days
+        if not any(start <= i.planned_date <= end for start, end in course.authorised)
+    ]
+    if outside:
+        days = ", ".join(f"day {i.day_number} ({i.planned_date})" for i in outside)
         ctx.add(
             "authorised",
-            f"cycle {cycle.number} starts after the authorisation ended "
-            f"({course.authorised_until})",
-            (first,),
+            f"cycle {cycle.number} {days} lies outside every authorisation",
+            outside,
         )
 
 

@@ -12,11 +12,17 @@ Decisions:
   after the course's first cycle if that cycle is not booked (a horizon blocked, a hold).
 - Each later review is due `interval_months` after the last one recorded, whenever it was
   recorded (an early review moves the next one forward, never back).
-- A review whose decision is "stop" ends the course: nothing further is due.
+- A review whose decision is "stop" ends the course: nothing further is due, the horizon
+  books nothing, and a cycle after it needs a reason (a later review that continues the
+  course lifts it).
+- A review rests on the measures of one assessment after the last review (or after the
+  course's first day: the assessment on the first day is the baseline): the latest one that
+  has every measure required.
 - A review is overdue from the day after its due date; a cycle starting on or after the due
   date without it "starts past the review" (the nurse's soft stop at the chair).
 - Authorisations: a course with none is not under an authorisation scheme (nothing to check);
-  with some, it is authorised through the latest end date.
+  with some, each infusion day must lie inside one of them (a gap between two, or a day
+  before the first begins, is not authorised).
 """
 
 from __future__ import annotations
@@ -111,11 +117,52 @@ def missing_measures(
     return tuple(m for m in policy.required_measures if measures is None or measures.get(m) is None)
 
 
-def authorised_until(facts: CourseFacts) -> dt.date | None:
-    """Return the last day the course is authorised, or None when it has no authorisation."""
+def complete_measures(
+    policy: ReviewPolicy, assessments: Sequence[Mapping[str, float | None]]
+) -> tuple[int | None, tuple[str, ...]]:
+    """Of assessments oldest first: the index of the latest with every required measure (None
+    if none has them all), and the measures none of them has."""
+    for index in range(len(assessments) - 1, -1, -1):
+        if not missing_measures(policy, assessments[index]):
+            return index, ()
+    absent = tuple(
+        m for m in policy.required_measures if all(a.get(m) is None for a in assessments)
+    )
+    if not assessments:
+        return None, policy.required_measures
+    return None, absent or missing_measures(policy, assessments[-1])
+
+
+def course_stopped_on(facts: CourseFacts) -> dt.date | None:
+    """Return the day the last review stopped the course, or None."""
+    last = _last_review(facts)
+    return last.reviewed_on if last is not None and last.decision == "stop" else None
+
+
+def authorised_on(facts: CourseFacts, day: dt.date) -> bool:
+    """Return whether a day lies inside an authorisation (always, with none on record)."""
+    return not facts.authorisations or any(
+        a.starts_on <= day <= a.ends_on for a in facts.authorisations
+    )
+
+
+def authorised_until(facts: CourseFacts, from_day: dt.date | None = None) -> dt.date | None:
+    """Return the last day of the unbroken authorisation from `from_day` (from the first day
+    authorised on or after it; without it, the latest end), or None with no authorisation."""
     if not facts.authorisations:
         return None
-    return max(a.ends_on for a in facts.authorisations)
+    if from_day is None:
+        return max(a.ends_on for a in facts.authorisations)
+    spans = sorted((a.starts_on, a.ends_on) for a in facts.authorisations)
+    ahead = [(start, end) for start, end in spans if end >= from_day]
+    if not ahead:
+        return max(end for _start, end in spans)
+    until = ahead[0][1]
+    for start, end in ahead[1:]:
+        if start > until + dt.timedelta(days=1):
+            break
+        until = max(until, end)
+    return until
 
 
 @dataclass(frozen=True)
@@ -127,22 +174,31 @@ class CycleStop:
 
 
 def cycle_stops(
-    facts: CourseFacts, policy: ReviewPolicy, starts_on: dt.date
+    facts: CourseFacts, policy: ReviewPolicy, on: dt.date, first_day: bool = True
 ) -> tuple[CycleStop, ...]:
-    """Return the soft stops of a cycle that starts on a day: a review due on or before that
-    day and not recorded, and a day past the authorisation's end."""
+    """Return the soft stops of an infusion day: on a cycle's first day, a review due on or
+    before it and not recorded, or a course the last review stopped; on any day, a day no
+    authorisation covers."""
     stops = []
     point = next_review(facts, policy)
-    if point is not None and starts_on >= point.due_on:
+    if first_day and point is not None and on >= point.due_on:
         stops.append(
             CycleStop(
                 "review_due",
                 f"the course review was due {point.due_on} ({point.reason}) and is not recorded",
             )
         )
-    until = authorised_until(facts)
-    if until is not None and starts_on > until:
+    stopped = course_stopped_on(facts)
+    if first_day and stopped is not None and on > stopped:
         stops.append(
-            CycleStop("authorisation_expired", f"the course's authorisation ended {until}")
+            CycleStop("course_stopped", f"the course review of {stopped} decided to stop IVIG")
+        )
+    if not authorised_on(facts, on):
+        until = authorised_until(facts)
+        stops.append(
+            CycleStop(
+                "authorisation_expired",
+                f"no authorisation covers {on} (the latest ends {until})",
+            )
         )
     return tuple(stops)

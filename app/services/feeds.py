@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import gc
 import hashlib
-import hmac
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,7 +27,7 @@ from app.models import (
     TaperStep,
     revisions,
 )
-from app.services import tapers
+from app.services import labels, tapers
 from app.services.errors import InvalidInput, NotFound
 
 # Neutral on purpose: feeds leave the clinic, and the product name would name the drug.
@@ -178,17 +177,10 @@ def _approval_days(
     ]
 
 
-def _short_id(patient_id: int, secret: str) -> str:
-    return hmac.new(secret.encode(), f"patient:{patient_id}".encode(), hashlib.sha256).hexdigest()[
-        :6
-    ]
-
-
 def _who(patient: Patient, detailed: bool, secret: str) -> str:
     if detailed:
         return patient.display_name
-    initials = f"{patient.given_name[:1]}{patient.family_name[:1]}".upper()
-    return f"{initials} #{_short_id(patient.id, secret)}"
+    return labels.staff_label(patient, secret)
 
 
 _STATUS: dict[str, ical.Status] = {
@@ -261,7 +253,7 @@ def feed_calendar(
                 who = (
                     f"{family}, {given}"
                     if detailed
-                    else f"{given[:1]}{family[:1]}".upper() + f" #{_short_id(pid, secret)}"
+                    else f"{labels.initials(given, family)} #{labels.short_id(pid, secret)}"
                 )
                 summary = summaries[pid] = f"Infusion: {who}"
             place = (center_name, chair_name)

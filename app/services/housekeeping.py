@@ -18,8 +18,8 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from app.config import Settings
-from app.models import Patient, Regimen, Role, WeightMeasurement
-from app.services import jobruns, scheduling, suggestions, worklist
+from app.models import Patient, Regimen, User, WeightMeasurement
+from app.services import jobruns, reviews, scheduling, suggestions, worklist
 from app.services.context import system_actor, unit_of_work
 
 
@@ -70,8 +70,14 @@ def flag_weight_changes(session: so.Session, settings: Settings, now: dt.datetim
                 )
             ):
                 latest[measured.patient_id] = measured
+            doctor = so.aliased(User)
             patients = {
-                p.id: p for p in session.scalars(sa.select(Patient).where(Patient.id.in_(batch)))
+                p.id: (p, bool(active))
+                for p, active in session.execute(
+                    sa.select(Patient, doctor.active)
+                    .outerjoin(doctor, doctor.id == Patient.treating_physician_id)
+                    .where(Patient.id.in_(batch))
+                )
             }
             tasks: list[dict[str, Any]] = []
             for pid, regimen in regimens.items():
@@ -81,12 +87,8 @@ def flag_weight_changes(session: so.Session, settings: Settings, now: dt.datetim
                 change = (weight.weight_kg - regimen.weight_kg) / regimen.weight_kg * 100
                 if abs(change) <= threshold:
                     continue
-                patient = patients[pid]
-                recipient: dict[str, Any] = (
-                    {"user_id": patient.treating_physician_id}
-                    if patient.treating_physician_id is not None
-                    else {"role": Role.PHYSICIAN.value, "center_id": patient.home_center_id}
-                )
+                patient, active = patients[pid]
+                recipient = reviews.physician_for(patient, active)
                 tasks.append(
                     {
                         "key": f"weight_change:{regimen.id}:{weight.id}",

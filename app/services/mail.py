@@ -20,6 +20,7 @@ import ssl
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -32,6 +33,29 @@ NOT_CONFIGURED = (
     "smtp.host: this clinic has no mail server configured (config.toml [smtp]), so nothing "
     "can be e-mailed"
 )
+
+
+class Unreachable(Unavailable):
+    """The mail server could not be reached at all (down, refused, timed out): nothing about
+    any one message is wrong, so it is not a refusal of that message."""
+
+
+def usable_address(text: str) -> bool:
+    """Return whether an e-mail address can be written in a message header and sent by the
+    SMTP servers clinics run (plain ASCII, one address, a dot-atom local part)."""
+    if not text.isascii() or any(c in text for c in ' ,;<>()[]\\"') or text.count("@") != 1:
+        return False
+    local, _, domain = text.partition("@")
+    if not local or ".." in text or local.startswith(".") or local.endswith("."):
+        return False
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(labels):
+        return False
+    try:
+        Address(addr_spec=text)
+    except (ValueError, IndexError, HeaderParseError):
+        return False
+    return True
 
 
 def require_configured(settings: SmtpSettings) -> None:
@@ -126,7 +150,7 @@ def _reasons(server: str, settings: SmtpSettings | None) -> Iterator[None]:
             f"The mail server {server} did not take the message ({exc.smtp_code} {_reason(exc)})."
         ) from exc
     except (smtplib.SMTPException, OSError) as exc:  # refused, timed out, TLS failure, hang-up
-        raise Unavailable(
+        raise Unreachable(
             f"The mail server {server} cannot be reached ({_reason(exc)}); try again later."
         ) from exc
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import re
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -15,7 +14,7 @@ from app.db import utcnow
 from app.models import Center, Infusion, Patient, Regimen, User, WeightMeasurement
 from app.models.patient import DM_SUBTYPES
 from app.models.user import Role
-from app.services import audit, regimens
+from app.services import audit, mail, regimens
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 
@@ -260,14 +259,11 @@ class PatientChanges:
     contact_consent: bool | None = None
 
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
 def _contact(patient: Patient, changes: PatientChanges) -> None:
     """Set the contact e-mail and the consent to use it (consent needs an address)."""
     if changes.contact_email is not None:
         email = changes.contact_email.strip()
-        if email and not _EMAIL.match(email):
+        if email and not mail.usable_address(email):
             raise InvalidInput(
                 "contact_email: an e-mail address such as name@example.org", field="contact_email"
             )

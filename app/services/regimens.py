@@ -189,15 +189,9 @@ def _set_regimen_once(
         now = now or utcnow()
         today = schedule.local_date(now, center.timezone)
         course = reviews.course_limits(session, patient_id, settings, today)
-        if course.review_overdue_since is not None and not data.decided_suggestion:
-            soft_stops.append(
-                Problem(
-                    "override_reason",
-                    f"the course review was due {course.review_overdue_since} "
-                    f"({course.review_reason}) and is not recorded",
-                    "review_overdue",
-                )
-            )
+        if course.booking_stop is not None and not data.decided_suggestion:
+            code = "course_stopped" if course.stopped_on else "review_overdue"
+            soft_stops.append(Problem("override_reason", course.booking_stop, code))
         if soft_stops and override is None:
             warnings = "; ".join(problem.message for problem in soft_stops)
             raise InvalidInput(

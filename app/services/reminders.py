@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
+from email.errors import MessageError
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,7 +35,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.domain import schedule
 from app.models import Center, Infusion, InfusionStatus, Notice, Patient, Reminder, Role, User
-from app.services import mail
+from app.services import labels, mail
 from app.services.context import unit_of_work
 from app.services.errors import Unavailable
 
@@ -100,16 +101,10 @@ TASK_SUBJECTS = {
 }
 
 
-def staff_label(patient: Patient) -> str:
-    """How e-mails to staff name a patient: initials and MRN (an e-mail leaves the clinic;
-    the worklist and the patient page show the name)."""
-    initials = f"{patient.given_name[:1]}{patient.family_name[:1]}".upper()
-    return f"{initials} (MRN {patient.mrn})"
-
-
-def for_tasks(session: so.Session, notices: Iterable[Notice], now: dt.datetime) -> int:
+def for_tasks(session: so.Session, notices: Iterable[Notice], now: dt.datetime, secret: str) -> int:
     """E-mail new tasks to their recipients who chose to receive tasks (one query per role
-    and center among them; the sweep sends each recipient's tasks of a batch as one e-mail)."""
+    and center among them; the sweep sends each recipient's tasks of a batch as one e-mail).
+    E-mails name the patient as staff feeds do (app.services.labels)."""
     staff: dict[tuple[str, int | None], list[User]] = {}
     people: dict[int, list[User]] = {}  # held here: the identity map keeps only what is held
     rows = []
@@ -124,7 +119,7 @@ def for_tasks(session: so.Session, notices: Iterable[Notice], now: dt.datetime) 
             if group not in staff:
                 staff[group] = staff_of(session, *group)
             users = staff[group]
-        who = staff_label(notice.patient)
+        who = labels.staff_label(notice.patient, secret)
         what = TASK_SUBJECTS.get(notice.kind, notice.kind.replace("_", " "))
         for user in users:
             if user.active and wants(user, "task"):
@@ -246,21 +241,34 @@ def _when(slot: _Slot, zone: ZoneInfo) -> str:
     return f"{slot.starts_at.astimezone(zone):%a %d %b %Y at %H:%M}"
 
 
-def _sentence(change: Change, zone: ZoneInfo, place: str) -> str:
-    after = change.after
+def _place(center: Center) -> str:
+    return center.name + (f", {center.address}" if center.address else "")
+
+
+def _sentence(change: Change, centers: dict[int, Center]) -> str:
+    """One appointment's change in the patient's words: the day, the time and the place."""
+    after = centers[change.after.center_id]
+    at_after = ZoneInfo(after.timezone)
     if change.what == "added":
-        return f"New appointment: {_when(after, zone)} at {place}."
+        return f"New appointment: {_when(change.after, at_after)} at {_place(after)}."
     assert change.before is not None
+    before = centers[change.before.center_id]
+    at_before = ZoneInfo(before.timezone)
     if change.what == "cancelled":
-        return f"Cancelled: the appointment on {_when(change.before, zone)} at {place}."
+        return (
+            f"Cancelled: the appointment on {_when(change.before, at_before)} at {_place(before)}."
+        )
+    where = _place(after) if before.id == after.id else f"{_place(after)} (was {before.name})"
     return (
-        f"Moved: the appointment on {_when(change.before, zone)} is now {_when(after, zone)} "
-        f"at {place}."
+        f"Moved: the appointment on {_when(change.before, at_before)} is now "
+        f"{_when(change.after, at_after)} at {where}."
     )
 
 
 def notify_changes(session: so.Session, settings: Settings) -> int:
-    """Before commit: turn this transaction's near changes into notices (one per recipient)."""
+    """Before commit: turn this transaction's near changes into notices (one per recipient):
+    to the patient (contact e-mail with consent), and to the nurses of every center the
+    changed appointments were or now are at."""
     now = utcnow()
     changes = pending_changes(session, settings, now)
     if not changes:
@@ -268,18 +276,17 @@ def notify_changes(session: so.Session, settings: Settings) -> int:
     by_patient: dict[int, list[Change]] = {}
     for change in changes:
         by_patient.setdefault(change.infusion.patient_id, []).append(change)
+    ids = {c.after.center_id for c in changes} | {c.before.center_id for c in changes if c.before}
+    centers = {c.id: c for c in session.scalars(sa.select(Center).where(Center.id.in_(ids)))}
     txid = uuid.uuid4().hex[:16]
     rows: list[dict[str, Any]] = []
     notices: list[dict[str, Any]] = []
     for patient_id, items in by_patient.items():
         items.sort(key=lambda c: (c.after.planned_date, c.infusion.day_number))
         patient = session.get(Patient, patient_id)
-        center = session.get(Center, items[0].after.center_id)
-        if patient is None or center is None:
+        if patient is None:
             continue
-        zone = ZoneInfo(center.timezone)
-        place = center.name + (f", {center.address}" if center.address else "")
-        lines = [_sentence(c, zone, place) for c in items]
+        lines = [_sentence(c, centers) for c in items]
         first = items[0].infusion.id
         # The key names the appointments, so a later notice knows what it replaces.
         named = "-".join(str(c.infusion.id) for c in items) if len(items) <= 6 else "many"
@@ -300,32 +307,37 @@ def notify_changes(session: so.Session, settings: Settings) -> int:
                     ),
                 }
             )
-        who = staff_label(patient)
+        who = labels.staff_label(patient, settings.app.secret_key)
         staff_text = f"{who}: " + " ".join(lines)
-        notices.append(
-            {
-                "key": f"change:{about}:center:{patient_id}",
-                "kind": "change_notice",
-                "role": Role.NURSE.value,
-                "center_id": center.id,
-                "patient_id": patient_id,
-                "infusion_id": first,
-                "message": staff_text,
-                "created_at": now,
-            }
+        touched = sorted(
+            {c.after.center_id for c in items} | {c.before.center_id for c in items if c.before}
         )
-        for nurse in staff_of(session, Role.NURSE, center.id):
-            if wants(nurse, "change_notice"):
-                rows.append(
-                    {
-                        "key": f"change:{about}:user:{nurse.id}:{patient_id}",
-                        "kind": "change_notice",
-                        "user_id": nurse.id,
-                        "infusion_id": first,
-                        "subject": f"Appointment change at {center.name}: {who}",
-                        "body": mail.paragraphs(staff_text),
-                    }
-                )
+        for center_id in touched:
+            center = centers[center_id]
+            notices.append(
+                {
+                    "key": f"change:{about}:center:{center_id}:{patient_id}",
+                    "kind": "change_notice",
+                    "role": Role.NURSE.value,
+                    "center_id": center_id,
+                    "patient_id": patient_id,
+                    "infusion_id": first,
+                    "message": staff_text,
+                    "created_at": now,
+                }
+            )
+            for nurse in staff_of(session, Role.NURSE, center_id):
+                if wants(nurse, "change_notice"):
+                    rows.append(
+                        {
+                            "key": f"change:{about}:user:{nurse.id}:{patient_id}",
+                            "kind": "change_notice",
+                            "user_id": nurse.id,
+                            "infusion_id": first,
+                            "subject": f"Appointment change at {center.name}: {who}",
+                            "body": mail.paragraphs(staff_text),
+                        }
+                    )
     _supersede(session, [c.infusion.id for c in changes], now)
     insert_once(session, Notice, notices)
     session.info.pop(SEEN, None)
@@ -395,7 +407,6 @@ def plan_day_before(session: so.Session, settings: Settings, now: dt.datetime) -
             )
             .order_by(Infusion.id)
         ).all()
-        place = center.name + (f", {center.address}" if center.address else "")
         for batch_start in range(0, len(rows), settings.scheduler.batch_size):
             batch = rows[batch_start : batch_start + settings.scheduler.batch_size]
             with unit_of_work(session):
@@ -409,12 +420,7 @@ def plan_day_before(session: so.Session, settings: Settings, now: dt.datetime) -
                             "infusion_id": infusion.id,
                             "subject": f"Reminder: infusion appointment tomorrow "
                             f"({settings.app.clinic_name})",
-                            "body": mail.paragraphs(
-                                f"Dear {patient.given_name},",
-                                f"A reminder of your appointment tomorrow, "
-                                f"{_when(_slot_of(infusion), zone)}, at {place}.",
-                                "Call the center if you cannot come.",
-                            ),
+                            "body": day_before_body(patient, infusion, center),
                             "due_at": due,
                         }
                         for infusion, patient in batch
@@ -422,6 +428,18 @@ def plan_day_before(session: so.Session, settings: Settings, now: dt.datetime) -
                     now,
                 )
     return {"planned": planned}
+
+
+def day_before_body(patient: Patient, infusion: Infusion, center: Center) -> str:
+    """The day-before reminder as the patient reads it: the day, the time and the place.
+    Written again when it is sent, so a time moved since it was planned reads right."""
+    place = center.name + (f", {center.address}" if center.address else "")
+    return mail.paragraphs(
+        f"Dear {patient.given_name},",
+        f"A reminder of your appointment tomorrow, "
+        f"{_when(_slot_of(infusion), ZoneInfo(center.timezone))}, at {place}.",
+        "Call the center if you cannot come.",
+    )
 
 
 # --- the sweep --------------------------------------------------------------------------------
@@ -439,6 +457,8 @@ def _address(session: so.Session, reminder: Reminder) -> tuple[str, str] | str:
     patient = session.get(Patient, reminder.patient_id)
     if patient is None or not patient.contact_email or patient.contact_consent_at is None:
         return "the patient has no contact e-mail with consent"
+    if not mail.usable_address(patient.contact_email):
+        return "the patient's contact e-mail cannot be used"
     return patient.contact_email, f"{patient.given_name} {patient.family_name}"
 
 
@@ -493,8 +513,13 @@ def sweep(session: so.Session, settings: Settings, now: dt.datetime) -> dict[str
                 else:
                     _deliver(settings, _messages(session, batch, outcome), outcome)
             except Unavailable as exc:
-                # The server is down: what this batch did not send waits for the next run.
-                outcome.fail([r for r in batch if not outcome.settled(r)], str(exc))
+                # The server is down: what this batch did not send waits for the next run
+                # (not an attempt of any message: an outage drops nothing).
+                outcome.fail(
+                    [r for r in batch if not outcome.settled(r)],
+                    str(exc),
+                    attempt=not isinstance(exc, mail.Unreachable),
+                )
                 log.warning("reminders: mail server unavailable: %s", exc)
                 outcome.apply(session, batch, counts)
                 break
@@ -510,16 +535,20 @@ class _Outcome:
     messages: int = 0
     dropped: dict[str, list[int]] = dataclasses.field(default_factory=dict)
     failed: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    #: Ids not sent because the server could not be reached (not counted as attempts).
+    waiting: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
     def drop(self, reminder: Reminder, reason: str) -> None:
         self.dropped.setdefault(reason[:200], []).append(reminder.id)
 
-    def fail(self, rows: Iterable[Reminder], error: str) -> None:
-        self.failed.setdefault(error[:500], []).extend(r.id for r in rows)
+    def fail(self, rows: Iterable[Reminder], error: str, attempt: bool = True) -> None:
+        target = self.failed if attempt else self.waiting
+        target.setdefault(error[:500], []).extend(r.id for r in rows)
 
     def settled(self, reminder: Reminder) -> bool:
         return reminder.id in self.sent or any(
-            reminder.id in ids for ids in (*self.dropped.values(), *self.failed.values())
+            reminder.id in ids
+            for ids in (*self.dropped.values(), *self.failed.values(), *self.waiting.values())
         )
 
     def apply(self, session: so.Session, batch: Sequence[Reminder], counts: dict[str, int]) -> None:
@@ -547,12 +576,14 @@ class _Outcome:
                     ),
                 )
             )
+        for error, ids in self.waiting.items():
+            session.execute(update(ids).values(last_error=error))
         for reminder in batch:
             session.expire(reminder)
         counts["sent"] += len(self.sent)
         counts["messages"] += self.messages
         counts["dropped"] += sum(len(ids) for ids in self.dropped.values())
-        counts["failed"] += sum(len(ids) for ids in self.failed.values())
+        counts["failed"] += sum(len(ids) for ids in (*self.failed.values(), *self.waiting.values()))
 
 
 _Message = tuple[tuple[str, str], str, str, list[Reminder]]
@@ -570,6 +601,9 @@ def _prefetch(session: so.Session, batch: Sequence[Reminder]) -> list[object]:
     ):
         if ids:
             held.extend(session.scalars(sa.select(model).where(model.id.in_(ids))))
+    at = {i.center_id for i in held if isinstance(i, Infusion)}
+    if at:
+        held.extend(session.scalars(sa.select(Center).where(Center.id.in_(at))))
     return held
 
 
@@ -591,7 +625,15 @@ def _messages(session: so.Session, batch: list[Reminder], outcome: _Outcome) -> 
             tasks.setdefault(reminder.user_id, []).append(reminder)
         else:
             assert not isinstance(target, str)
-            messages.append((target, reminder.subject, reminder.body, [reminder]))
+            body = reminder.body
+            if reminder.kind == "day_before":
+                infusion = session.get(Infusion, reminder.infusion_id)
+                patient = session.get(Patient, reminder.patient_id)
+                assert infusion is not None and patient is not None  # _still_true saw them
+                center = session.get(Center, infusion.center_id)
+                assert center is not None
+                body = day_before_body(patient, infusion, center)
+            messages.append((target, reminder.subject, body, [reminder]))
     for group in tasks.values():
         target = _address(session, group[0])
         assert not isinstance(target, str)
@@ -610,9 +652,16 @@ def _deliver(settings: Settings, messages: list[_Message], outcome: _Outcome) ->
         return
     with mail.connection(settings.smtp) as server:
         for (address, name), subject, body, rows in messages:
-            message = mail.compose(settings.smtp, address, subject, body, to_name=name)
+            try:
+                message = mail.compose(settings.smtp, address, subject, body, to_name=name)
+            except (ValueError, TypeError, MessageError) as exc:
+                for reminder in rows:  # a bad address or name: this one never goes
+                    outcome.drop(reminder, f"the message cannot be written: {exc}")
+                continue
             try:
                 server.send(message)
+            except mail.Unreachable:
+                raise  # the server went away: the rest of the batch waits
             except Unavailable as exc:
                 outcome.fail(rows, str(exc))
                 continue

@@ -27,6 +27,7 @@ from app.models import (
     InfusionStatus,
     Patient,
     Role,
+    User,
 )
 from app.models.review import REVIEW_DECISIONS
 from app.services import audit, integrity, scheduling, worklist
@@ -113,28 +114,52 @@ def _measures(assessment: Assessment | None) -> dict[str, float | None] | None:
     return {name: getattr(assessment, name) for name in REVIEW_MEASURES}
 
 
-def latest_measures(
-    session: so.Session, patient_ids: Sequence[int], since: dict[int, dt.date | None]
-) -> dict[int, Assessment]:
-    """Each patient's latest assessment after their last review (or the course's start)."""
-    found: dict[int, Assessment] = {}
-    for assessment in session.scalars(
+@dataclasses.dataclass(frozen=True)
+class Measures:
+    """What the next review can rest on: the latest assessment since the last review with
+    every measure required (None if none), and the measures still missing."""
+
+    assessment: Assessment | None
+    missing: tuple[str, ...]
+
+
+def measures_since(
+    session: so.Session,
+    patient_ids: Sequence[int],
+    since: dict[int, dt.date | None],
+    policy: reviews.ReviewPolicy,
+    until: dt.date | None = None,
+) -> dict[int, Measures]:
+    """Each patient's measures after their last review, or after the course's first day (the
+    assessment on it is the baseline), up to `until` (one query)."""
+    found: dict[int, list[Assessment]] = {pid: [] for pid in patient_ids}
+    statement = (
         sa.select(Assessment)
         .where(Assessment.patient_id.in_(patient_ids))
         .order_by(Assessment.patient_id, Assessment.assessed_on, Assessment.id)
-    ):
+    )
+    if until is not None:
+        statement = statement.where(Assessment.assessed_on <= until)
+    for assessment in session.scalars(statement):
         after = since.get(assessment.patient_id)
         if after is None or assessment.assessed_on > after:
-            found[assessment.patient_id] = assessment
-    return found
+            found[assessment.patient_id].append(assessment)
+    result = {}
+    for pid, assessments in found.items():
+        index, missing = reviews.complete_measures(
+            policy, [_measures(a) or {} for a in assessments]
+        )
+        result[pid] = Measures(assessments[index] if index is not None else None, missing)
+    return result
 
 
 def _since(course: reviews.CourseFacts) -> dt.date | None:
-    """Measures count from the day after the last review, or from the course's first cycle."""
+    """Measures count after the last review, or after the course's first day (the
+    assessment on that day is the baseline the response is judged against)."""
     if course.reviews:
         return max(r.reviewed_on for r in course.reviews)
     if course.cycle_starts:
-        return course.cycle_starts[min(course.cycle_starts)] - dt.timedelta(days=1)
+        return course.cycle_starts[min(course.cycle_starts)]
     return None
 
 
@@ -165,17 +190,17 @@ def status(
     course = course_of(session, patient_id)
     rules = review_policy(settings)
     point = reviews.next_review(course, rules)
-    assessment = latest_measures(session, [patient_id], {patient_id: _since(course)}).get(
+    measures = measures_since(session, [patient_id], {patient_id: _since(course)}, rules)[
         patient_id
-    )
-    until = reviews.authorised_until(course)
+    ]
+    until = reviews.authorised_until(course, today)
     horizon = schedule.add_months(today, settings.scheduling.horizon_months)
     return ReviewStatus(
         point=point,
         overdue=point is not None and point.overdue_on(today),
         stopped=reviews.course_stopped(course),
-        assessment=assessment,
-        missing=reviews.missing_measures(rules, _measures(assessment)),
+        assessment=measures.assessment,
+        missing=measures.missing,
         authorised_until=until,
         needs_renewal=until is not None and until < horizon and bool(course.cycle_starts),
         history=list(
@@ -197,30 +222,47 @@ def status(
 
 
 def start_stops(session: so.Session, infusion: Infusion, settings: Settings) -> tuple[str, ...]:
-    """Why the first day of a cycle needs a reason to start: a review due and not recorded,
-    or an authorisation that has ended (nothing for the other days of a cycle)."""
-    if infusion.day_number != 1:
-        return ()
+    """Why an infusion day needs a reason to start: on a cycle's first day a review due and
+    not recorded, or a course stopped; on any day, no authorisation covering it."""
     course = course_of(session, infusion.patient_id)
     return tuple(
         stop.message
-        for stop in reviews.cycle_stops(course, review_policy(settings), infusion.planned_date)
+        for stop in reviews.cycle_stops(
+            course, review_policy(settings), infusion.planned_date, infusion.day_number == 1
+        )
     )
 
 
 @dataclasses.dataclass(frozen=True)
 class CourseLimits:
-    """What booking reads: a review overdue, and the authorisation's end."""
+    """What booking reads: a review overdue, a course stopped, and the authorisation."""
 
     #: The due date of a course review that is overdue today (None: none is overdue).
     review_overdue_since: dt.date | None
     review_reason: str | None
-    #: The last day the course is authorised (None: no authorisation scheme).
+    #: The day the last review stopped the course (None: it goes on).
+    stopped_on: dt.date | None
+    #: The last day of the unbroken authorisation from today (None: no authorisation scheme).
     authorised_until: dt.date | None
+    authorisations: tuple[reviews.AuthorisationFact, ...] = ()
 
     @property
     def integrity(self) -> integrity.CourseLimits:
-        return integrity.CourseLimits(authorised_until=self.authorised_until)
+        return integrity.CourseLimits(
+            authorised=tuple((a.starts_on, a.ends_on) for a in self.authorisations)
+        )
+
+    @property
+    def booking_stop(self) -> str | None:
+        """Why a physician's reason is needed to book more cycles now, or None."""
+        if self.stopped_on is not None:
+            return f"the course review of {self.stopped_on} decided to stop IVIG"
+        if self.review_overdue_since is not None:
+            return (
+                f"the course review was due {self.review_overdue_since} "
+                f"({self.review_reason}) and is not recorded"
+            )
+        return None
 
 
 def course_limits(
@@ -230,7 +272,8 @@ def course_limits(
     today: dt.date,
     cycle_starts: dict[int, dt.date] | None = None,
 ) -> CourseLimits:
-    """What booking reads: whether the course review is overdue, and the authorisation."""
+    """What booking reads: whether the course review is overdue or stopped the course, and
+    the authorisation."""
     known = {patient_id: cycle_starts} if cycle_starts is not None else None
     course = load_courses(session, [patient_id], known)[patient_id]
     point = reviews.next_review(course, review_policy(settings))
@@ -238,7 +281,9 @@ def course_limits(
     return CourseLimits(
         review_overdue_since=point.due_on if point and overdue else None,
         review_reason=point.reason if point and overdue else None,
-        authorised_until=reviews.authorised_until(course),
+        stopped_on=reviews.course_stopped_on(course),
+        authorised_until=reviews.authorised_until(course, today),
+        authorisations=tuple(course.authorisations),
     )
 
 
@@ -318,34 +363,24 @@ def record_review(
                 "patient_id: the patient has no IVIG course to review yet", field="patient_id"
             )
         last = max((r.reviewed_on for r in course.reviews), default=None)
-        if last is not None and on < last:
+        if last is not None and on <= last:
             raise InvalidInput(
-                f"reviewed_on: not before the last review ({last})", field="reviewed_on"
+                f"reviewed_on: after the last review ({last}); one review a day",
+                field="reviewed_on",
             )
-        point = reviews.next_review(course, review_policy(settings))
+        rules = review_policy(settings)
+        point = reviews.next_review(course, rules)
         since = _since(course)
-        assessment = session.scalar(
-            sa.select(Assessment)
-            .where(
-                Assessment.patient_id == patient_id,
-                Assessment.assessed_on <= on,
-                Assessment.assessed_on > since if since else sa.true(),
-            )
-            .order_by(Assessment.assessed_on.desc(), Assessment.id.desc())
-            .limit(1)
-        )
-        missing = reviews.missing_measures(review_policy(settings), _measures(assessment))
+        measures = measures_since(session, [patient_id], {patient_id: since}, rules, until=on)[
+            patient_id
+        ]
+        assessment, missing = measures.assessment, measures.missing
         if missing:
             labels = _and(MEASURE_LABELS[m] for m in missing)
             them = "it" if len(missing) == 1 else "them"
-            where = (
-                f"the latest assessment since then, on {assessment.assessed_on}, lacks {them}"
-                if assessment
-                else "there is none since then"
-            )
             raise InvalidInput(
-                f"{missing[0]}: a review needs {labels} from an assessment after {since}; "
-                f"{where}: record {them} first",
+                f"{missing[0]}: a review needs {labels} in one assessment after {since} and "
+                f"on or before {on}: record {them} first",
                 field=missing[0],
             )
         review = CourseReview(
@@ -479,21 +514,31 @@ def sweep_due(session: so.Session, settings: Settings, now: dt.datetime) -> dict
         with unit_of_work(session):
             counts["patients"] += len(batch)
             courses = load_courses(session, batch)
+            doctor = so.aliased(User)
             people = {
-                p.id: (p, tz)
-                for p, tz in session.execute(
-                    sa.select(Patient, Center.timezone)
+                p.id: (p, tz, bool(active))
+                for p, tz, active in session.execute(
+                    sa.select(Patient, Center.timezone, doctor.active)
                     .join(Center, Center.id == Patient.home_center_id)
+                    .outerjoin(doctor, doctor.id == Patient.treating_physician_id)
                     .where(Patient.id.in_(batch))
                 )
             }
-            latest = latest_measures(session, batch, {pid: _since(c) for pid, c in courses.items()})
+            latest = measures_since(
+                session, batch, {pid: _since(c) for pid, c in courses.items()}, rules
+            )
             tasks: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for pid in batch:
-                patient, timezone = people[pid]
+                patient, timezone, physician_active = people[pid]
                 today = schedule.local_date(now, timezone)
                 for kind, task in _tasks_for(
-                    patient, courses[pid], latest.get(pid), rules, today, ZoneInfo(timezone)
+                    patient,
+                    physician_for(patient, physician_active),
+                    courses[pid],
+                    latest[pid],
+                    rules,
+                    today,
+                    ZoneInfo(timezone),
                 ):
                     tasks[kind].append(task)
             for kind, made in tasks.items():
@@ -501,31 +546,37 @@ def sweep_due(session: so.Session, settings: Settings, now: dt.datetime) -> dict
     return counts
 
 
+def physician_for(patient: Patient, active: bool) -> dict[str, Any]:
+    """Who a physician's task goes to: the treating physician while their account is active,
+    else every physician of the patient's home center."""
+    if patient.treating_physician_id is not None and active:
+        return {"user_id": patient.treating_physician_id}
+    return {"role": Role.PHYSICIAN.value, "center_id": patient.home_center_id}
+
+
 def _tasks_for(
     patient: Patient,
+    physician: dict[str, Any],
     course: reviews.CourseFacts,
-    assessment: Assessment | None,
+    measures: Measures,
     rules: reviews.ReviewPolicy,
     today: dt.date,
     zone: ZoneInfo,
 ) -> list[tuple[str, dict[str, Any]]]:
+    """The tasks a patient's course calls for today. A review point's tasks are keyed by its
+    number (the first review, the second ...), so a cycle moved a day makes none twice."""
     found: list[tuple[str, dict[str, Any]]] = []
-    physician: dict[str, Any] = (
-        {"user_id": patient.treating_physician_id}
-        if patient.treating_physician_id is not None
-        else {"role": Role.PHYSICIAN.value, "center_id": patient.home_center_id}
-    )
     point = reviews.next_review(course, rules)
     if point is not None and (point.due_on - today).days <= rules.task_days_before:
         due_at = dt.datetime.combine(point.due_on, dt.time(8), tzinfo=zone).astimezone(dt.UTC)
-        missing = reviews.missing_measures(rules, _measures(assessment))
+        missing = measures.missing
         if missing:
             labels = _and(MEASURE_LABELS[m] for m in missing)
             found.append(
                 (
                     "measure_tasks",
                     {
-                        "key": f"review_measures:{patient.id}:{point.due_on}",
+                        "key": f"review_measures:{patient.id}:{point.number}",
                         "kind": "review_measures",
                         "role": Role.NURSE.value,
                         "center_id": patient.home_center_id,
@@ -543,7 +594,7 @@ def _tasks_for(
             (
                 "review_tasks",
                 {
-                    "key": f"review_{'overdue' if overdue else 'due'}:{patient.id}:{point.due_on}",
+                    "key": f"review_{'overdue' if overdue else 'due'}:{patient.id}:{point.number}",
                     "kind": "review_overdue" if overdue else "review_due",
                     "patient_id": patient.id,
                     "message": "The course review "
@@ -558,7 +609,7 @@ def _tasks_for(
                 },
             )
         )
-    until = reviews.authorised_until(course)
+    until = reviews.authorised_until(course, today)
     if until is not None and (until - today).days <= rules.renewal_days_before:
         found.append(
             (

@@ -469,8 +469,9 @@ def extend_horizon(
     center = session.get(Center, regimen.center_id)
     assert center is not None
     today = schedule.local_date(now, center.timezone)
-    if _course(session, patient_id, settings, today).review_overdue_since is not None:
-        # Booking past an overdue review needs a physician's reason: the review task asks.
+    if _course(session, patient_id, settings, today).booking_stop is not None:
+        # Booking past an overdue review, or after a review stopped the course, needs a
+        # physician's reason: the review task asks.
         return ReplanResult(waiting_review=True)
     return replan(session, regimen, settings, today, now, extend_only=True)
 

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from app.db import utcnow
-from app.models import Notice, User
-from app.services import audit, reminders
+from app.models import Notice, Patient, User
+from app.services import audit, integrity, reminders
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, NotFound
 
@@ -50,7 +50,8 @@ def add_tasks(session: so.Session, tasks: Sequence[dict[str, Any]], now: dt.date
         made = session.scalars(
             sa.select(Notice).where(Notice.id.in_(ids)).options(so.joinedload(Notice.patient))
         )
-        reminders.for_tasks(session, made, now)
+        secret = integrity.settings_of(session).app.secret_key
+        reminders.for_tasks(session, made, now, secret)
     return len(ids)
 
 
@@ -75,7 +76,7 @@ def open_notices(session: so.Session, user_id: int) -> list[Notice]:
         session.scalars(
             sa.select(Notice)
             .where(_mine(user), Notice.done_at.is_(None))
-            .options(so.joinedload(Notice.patient))
+            .options(so.joinedload(Notice.patient).joinedload(Patient.home_center))
             .order_by(
                 Notice.due_at.is_(None), Notice.due_at, Notice.created_at.desc(), Notice.id.desc()
             )

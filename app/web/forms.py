@@ -14,6 +14,7 @@ from flask import Flask, g, request
 from pydantic import ValidationError
 
 from app.domain import schedule
+from app.domain.schedule import local_date
 from app.schemas.base import Input, first_problem, problems_of
 from app.services.errors import InvalidInput, Problem, ServiceError
 
@@ -193,3 +194,5 @@ def init_app(app: Flask) -> None:
     )
     app.jinja_env.filters["choices"] = choices
     app.jinja_env.filters["pairs"] = lambda values: [(value, value) for value in values]
+    # An instant as the day it is at a center ("2026-11-30"), e.g. a task's due date.
+    app.jinja_env.filters["local_date"] = lambda at, zone: local_date(at, zone).isoformat()

@@ -206,6 +206,8 @@ def downgrade() -> None:
         batch_op.drop_column("contact_consent_at")
         batch_op.drop_column("contact_email")
 
+    # Tasks for a role (no user) cannot live in the older table, whose user_id is required.
+    op.execute("DELETE FROM notices WHERE user_id IS NULL")
     with op.batch_alter_table("notices", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_notices_center_id_centers"), type_="foreignkey")
         batch_op.drop_constraint(batch_op.f("fk_notices_done_by_id_users"), type_="foreignkey")

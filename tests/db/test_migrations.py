@@ -49,3 +49,24 @@ def test_constraint_names_follow_the_convention(engine):
     if BACKEND == "postgresql":
         checks = {c["name"] for c in inspector.get_check_constraints("users")}
         assert "ck_users_role_known" in checks
+
+
+def test_the_tasks_migration_goes_down_with_role_tasks_in_it(databases):
+    """A center's nurse task has no user: going below 0018 removes it (user_id was required)."""
+    from app.db import make_session_factory
+    from app.services import demo
+    from tests.conftest import make_settings
+
+    url = databases.create()
+    settings = make_settings(url)
+    engine = make_engine(url)
+    session = make_session_factory(engine, settings)()
+    demo.load_demo_data(session, settings)
+    session.close()
+    with engine.connect() as conn:
+        role_tasks = conn.scalar(sa.text("SELECT count(*) FROM notices WHERE user_id IS NULL"))
+    engine.dispose()
+    assert role_tasks  # the demo's review task is the center's nurses'
+    cfg = alembic_config(url)
+    command.downgrade(cfg, "0017")
+    command.upgrade(cfg, "head")

@@ -164,9 +164,11 @@ def test_a_mail_server_that_is_down_keeps_the_reminders_for_the_next_sweep(
         settings.app.database_url, smtp=smtp_sink.section(port=_closed_port(), timeout_seconds=1)
     )
     when = at(MONDAY - dt.timedelta(days=1), 11)
-    assert reminders.sweep(db_session, down, when)["failed"] == 1
+    for _ in range(reminders.MAX_ATTEMPTS + 1):  # a long outage drops nothing
+        assert reminders.sweep(db_session, down, when)["failed"] == 1
     (row,) = unsent(db_session)
-    assert row.attempts == 1 and "cannot be reached" in row.last_error
+    assert row.dropped_reason is None and row.attempts == 0
+    assert "cannot be reached" in row.last_error
     up = make_settings(settings.app.database_url, smtp=smtp_sink.section())
     assert reminders.sweep(db_session, up, when)["sent"] == 1
     assert len(smtp_sink.received) == 1
@@ -458,3 +460,71 @@ def test_the_sweep_sends_a_fixed_number_of_statements_per_batch(
         assert outcome["sent"] == rows and outcome["batches"] == 1
         spent[rows] = len(statements)
     assert spent[4] == spent[12]
+
+
+def test_an_address_the_mail_cannot_carry_is_dropped_and_the_rest_of_the_batch_goes(
+    db_session, settings, course, smtp_sink
+):
+    """Written straight into the row (an import, an old record): the page refuses it."""
+    reminders.plan_day_before(db_session, settings, at(MONDAY - dt.timedelta(days=1), 3))
+    course.patient.contact_email = "ann..lee@example.org"
+    now = at(MONDAY - dt.timedelta(days=1), 11)
+    reminders.enqueue(
+        db_session,
+        [
+            {
+                "key": "other",
+                "kind": "change_notice",
+                "user_id": course.nurse.id,
+                "subject": "Other",
+                "body": "Body\n",
+            }
+        ],
+        now,
+    )
+    db_session.commit()
+    mailing = make_settings(settings.app.database_url, smtp=smtp_sink.section())
+    outcome = reminders.sweep(db_session, mailing, now)
+    assert outcome["sent"] == 1 and outcome["dropped"] == 1
+    assert [m["Subject"] for _r, m in smtp_sink.received] == ["Other"]
+    assert reminders.sweep(db_session, mailing, now)["sent"] == 0  # nothing sent twice
+
+
+def test_the_day_before_reminder_says_the_time_as_it_is_when_sent(
+    db_session, settings, course, smtp_sink
+):
+    eve = MONDAY - dt.timedelta(days=1)
+    reminders.plan_day_before(db_session, settings, at(eve, 3))
+    first = day_one(db_session, course)
+    clock.set_now(at(eve, 8))
+    infusions.reschedule(
+        db_session, course.nursing, first.id, first.chair_id, later_same_day(first, 4), settings
+    )
+    mailing = make_settings(settings.app.database_url, smtp=smtp_sink.section())
+    reminders.sweep(db_session, mailing, at(eve, 11))
+    reminder = [
+        " ".join(m.get_content().split())
+        for _r, m in smtp_sink.received
+        if m["Subject"].startswith("Reminder")
+    ]
+    assert len(reminder) == 1 and "tomorrow, Mon 05 Oct 2026 at 13:00" in reminder[0]
+
+
+def test_moving_an_appointment_to_another_center_tells_the_nurses_of_both(
+    db_session, settings, course
+):
+    from tests.db.clinic_fixtures import make_center
+
+    other = make_center(db_session, "Other Center")
+    db_session.commit()
+    clock.set_now(at(MONDAY - dt.timedelta(days=1), 15))
+    regimen_service.set_regimen(  # the physician moves the course to the other center
+        db_session,
+        course.doctor,
+        course.patient.id,
+        regimen_input(starts_on=MONDAY, center_id=other.id, based_on_version=1),
+        settings,
+    )
+    notices = db_session.scalars(sa.select(Notice).where(Notice.kind == "change_notice")).all()
+    assert sorted(n.center_id for n in notices) == sorted([course.center.id, other.id])
+    assert "(was Test Center)" in notices[0].message

@@ -275,3 +275,108 @@ def test_moving_a_cycle_past_the_authorisation_is_a_soft_stop(db_session, settin
         )
         == 0
     )
+
+
+def test_a_review_that_stops_the_course_stops_the_horizon_and_the_next_cycle(
+    db_session, settings, course
+):
+    review_course(db_session, course, settings, CYCLE_3 - dt.timedelta(days=2), decision="stop")
+    waiting = scheduling.extend_horizon(
+        db_session, course.patient.id, settings, now=at(CYCLE_3 + dt.timedelta(weeks=5))
+    )
+    assert waiting.waiting_review and waiting.created == []
+    stops = reviews.start_stops(db_session, first_day(db_session, course, 3), settings)
+    assert any("decided to stop IVIG" in stop for stop in stops)
+    state = reviews.status(db_session, course.patient.id, settings, CYCLE_3)
+    assert state.stopped and state.point is None
+
+
+def test_the_baseline_on_the_first_day_is_not_the_response_reviews_measures(
+    db_session, settings, course
+):
+    assess(db_session, course, MONDAY, cdasi_activity=30.0, mmt8=60.0, physician_global=6.0)
+    with clock.frozen_at(at(CYCLE_3 - dt.timedelta(days=10), 3)):
+        made = reviews.sweep_due(db_session, settings, clock.now())
+    assert made["measure_tasks"] == 1
+    clock.set_now(at(CYCLE_3 - dt.timedelta(days=2), 12))
+    with pytest.raises(InvalidInput) as refused:
+        reviews.record_review(
+            db_session, course.doctor, course.patient.id, reviews.ReviewInput("continue"), settings
+        )
+    assert refused.value.field == "cdasi_activity" and f"after {MONDAY}" in refused.value.message
+
+
+def test_a_later_partial_assessment_does_not_hide_a_complete_one(db_session, settings, course):
+    on = CYCLE_3 - dt.timedelta(days=2)
+    assess(
+        db_session,
+        course,
+        on - dt.timedelta(days=5),
+        cdasi_activity=14.0,
+        mmt8=70.0,
+        physician_global=3.0,
+    )
+    assess(db_session, course, on - dt.timedelta(days=1), cdasi_activity=13.0)  # CDASI only
+    clock.set_now(at(on, 12))
+    review = reviews.record_review(
+        db_session, course.doctor, course.patient.id, reviews.ReviewInput("continue"), settings
+    )
+    assert (review.cdasi_activity, review.mmt8) == (14.0, 70.0)
+    with pytest.raises(InvalidInput) as again:
+        reviews.record_review(
+            db_session, course.doctor, course.patient.id, reviews.ReviewInput("continue"), settings
+        )
+    assert again.value.field == "reviewed_on" and "one review a day" in again.value.message
+
+
+def test_tasks_go_to_the_centers_physicians_when_the_treating_one_left(
+    db_session, settings, course, make_user
+):
+    colleague = make_user("physician")
+    colleague.home_center_id = course.center.id
+    course.physician.active = False
+    db_session.commit()
+    with clock.frozen_at(at(CYCLE_3 - dt.timedelta(days=10), 3)):
+        reviews.sweep_due(db_session, settings, clock.now())
+    (task,) = worklist.open_notices(db_session, colleague.id)
+    assert task.kind == "review_due" and task.role == "physician" and task.user_id is None
+
+
+def test_a_review_point_moved_a_day_makes_no_second_task(db_session, settings, course):
+    with clock.frozen_at(at(CYCLE_3 - dt.timedelta(days=10), 3)):
+        reviews.sweep_due(db_session, settings, clock.now())
+    third = first_day(db_session, course, 3)
+    with clock.frozen_at(at(CYCLE_3 - dt.timedelta(days=9), 7)):
+        infusions.reschedule(
+            db_session,
+            course.doctor,
+            third.id,
+            third.chair_id,
+            third.starts_at + dt.timedelta(days=1),
+            settings,
+        )
+        again = reviews.sweep_due(db_session, settings, clock.now())
+    assert again["measure_tasks"] == again["review_tasks"] == 0
+    assert len(worklist.open_notices(db_session, course.physician.id)) == 1
+
+
+def test_every_day_of_a_cycle_must_lie_inside_an_authorisation(db_session, settings, course):
+    second = first_day(db_session, course, 2)  # days 1 and 2: MONDAY + 4 weeks and a day
+    with clock.frozen_at(at(MONDAY - dt.timedelta(days=3))):
+        reviews.record_authorisation(
+            db_session,
+            course.doctor,
+            course.patient.id,
+            reviews.AuthorisationInput("BS-1", "BloodSTAR", MONDAY, second.planned_date),
+            settings,
+        )
+    day_two = db_session.scalars(
+        sa.select(Infusion).where(
+            Infusion.patient_id == course.patient.id,
+            Infusion.cycle_number == 2,
+            Infusion.day_number == 2,
+        )
+    ).one()
+    assert reviews.start_stops(db_session, second, settings) == ()
+    (stop,) = reviews.start_stops(db_session, day_two, settings)
+    assert f"no authorisation covers {day_two.planned_date}" in stop
