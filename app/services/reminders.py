@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 #: The kinds of e-mail a user may choose, with what the account page calls them.
 USER_KINDS: dict[str, str] = {
-    "change_notice": "Changes to appointments in the next hours at my center",
+    "change_notice": "Changes to appointments in the next hours (nurses)",
     "task": "Tasks put on my worklist (reviews, renewals, weight changes)",
 }
 #: What each role receives until the user chooses (User.mail_kinds).

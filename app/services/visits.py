@@ -108,6 +108,7 @@ def _status_change(
     action: str,
     before: dict[str, object],
     now: dt.datetime,
+    **more: object,
 ) -> None:
     infusion.mark_changed(now, significant=True)
     audit.record(
@@ -117,7 +118,7 @@ def _status_change(
         "infusion",
         infusion.id,
         before=before,
-        after=infusion_view(infusion) | visit_view(infusion),
+        after=infusion_view(infusion) | visit_view(infusion) | more,
     )
 
 
@@ -340,7 +341,8 @@ def start(
         infusion.given_started_at = at
         infusion.check_override_reason = (reason or None) if stops else None
         infusion.recorded_by_id = actor.user_id
-        _status_change(session, actor, infusion, "start", before, now)
+        # The audit keeps what the reason went past, beside the reason itself.
+        _status_change(session, actor, infusion, "start", before, now, overridden=stops)
     return infusion
 
 

@@ -105,6 +105,7 @@ def mail() -> http.ResponseValue:
             kinds=USER_KINDS,
             chosen={k for k in USER_KINDS if wants(user, k)},
             configured=http.settings().smtp.configured,
+            change_hours=http.settings().notices.change_hours,
         ),
         status,
     )

@@ -9,6 +9,7 @@ import datetime as dt
 import types
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, Union, get_args, get_origin
+from zoneinfo import ZoneInfo
 
 from flask import Flask, g, request
 from pydantic import ValidationError
@@ -196,3 +197,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["pairs"] = lambda values: [(value, value) for value in values]
     # An instant as the day it is at a center ("2026-11-30"), e.g. a task's due date.
     app.jinja_env.filters["local_date"] = lambda at, zone: local_date(at, zone).isoformat()
+    # An instant on a center's wall clock ("2026-11-30 08:00").
+    app.jinja_env.filters["local_time"] = lambda at, zone: at.astimezone(ZoneInfo(zone)).strftime(
+        "%Y-%m-%d %H:%M"
+    )

@@ -160,6 +160,10 @@ def test_a_cycle_starting_past_its_review_needs_the_nurses_reason(db_session, se
     )
     assert infusion.status == "in_chair"
     assert infusion.check_override_reason == "Physician reviewing today in clinic"
+    started = db_session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "visit.start")
+    ).one()
+    assert any(f"review was due {CYCLE_3}" in stop for stop in started.after["overridden"])
 
 
 def test_an_overdue_review_stops_the_horizon_and_a_regimen_change_until_a_reason(
