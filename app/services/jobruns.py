@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import time
 import traceback
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,6 +39,27 @@ _LOCK_SPACE = 480_178
 
 def process_name(label: str | None = None) -> str:
     return (label or f"{socket.gethostname()}:{os.getpid()}")[:120]
+
+
+#: PostgreSQL: serialization failure, deadlock, lock not available: the loser of a race with
+#: another job or a request is rolled back whole and may simply run again.
+_RETRY_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+
+
+def in_batch(session: so.Session, work: Callable[[], T], attempts: int = 3) -> T:
+    """Run one batch of a job in its own transaction; a batch that lost a deadlock or a
+    serialization race (rolled back whole) runs again, up to `attempts` times."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with unit_of_work(session):
+                return work()
+        except sa.exc.DBAPIError as exc:
+            state = getattr(exc.orig, "sqlstate", None)
+            if state not in _RETRY_SQLSTATES or attempt == attempts:
+                raise
+            log.info("batch lost a race (%s); running it again (%d)", state, attempt)
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")
 
 
 def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -35,7 +36,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.domain import schedule
 from app.models import Center, Infusion, InfusionStatus, Notice, Patient, Reminder, Role, User
-from app.services import labels, mail
+from app.services import jobruns, labels, mail
 from app.services.context import unit_of_work
 from app.services.errors import Unavailable
 
@@ -409,24 +410,22 @@ def plan_day_before(session: so.Session, settings: Settings, now: dt.datetime) -
         ).all()
         for batch_start in range(0, len(rows), settings.scheduler.batch_size):
             batch = rows[batch_start : batch_start + settings.scheduler.batch_size]
-            with unit_of_work(session):
-                planned += enqueue(
-                    session,
-                    [
-                        {
-                            "key": f"day_before:{infusion.id}:{infusion.planned_date}",
-                            "kind": "day_before",
-                            "patient_id": patient.id,
-                            "infusion_id": infusion.id,
-                            "subject": f"Reminder: infusion appointment tomorrow "
-                            f"({settings.app.clinic_name})",
-                            "body": day_before_body(patient, infusion, center),
-                            "due_at": due,
-                        }
-                        for infusion, patient in batch
-                    ],
-                    now,
-                )
+            reminders = [
+                {
+                    "key": f"day_before:{infusion.id}:{infusion.planned_date}",
+                    "kind": "day_before",
+                    "patient_id": patient.id,
+                    "infusion_id": infusion.id,
+                    "subject": f"Reminder: infusion appointment tomorrow "
+                    f"({settings.app.clinic_name})",
+                    "body": day_before_body(patient, infusion, center),
+                    "due_at": due,
+                }
+                for infusion, patient in batch
+            ]
+            planned += jobruns.in_batch(
+                session, functools.partial(enqueue, session, reminders, now)
+            )
     return {"planned": planned}
 
 

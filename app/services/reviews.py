@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ from app.models import (
     User,
 )
 from app.models.review import REVIEW_DECISIONS
-from app.services import audit, integrity, scheduling, worklist
+from app.services import audit, integrity, jobruns, scheduling, worklist
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Forbidden, InvalidInput, NotFound
 
@@ -511,39 +512,46 @@ def sweep_due(session: so.Session, settings: Settings, now: dt.datetime) -> dict
     patient_ids = scheduling.patients_with_regimens(session)
     for start in range(0, len(patient_ids), settings.scheduler.batch_size):
         batch = patient_ids[start : start + settings.scheduler.batch_size]
-        with unit_of_work(session):
-            counts["patients"] += len(batch)
-            courses = load_courses(session, batch)
-            doctor = so.aliased(User)
-            people = {
-                p.id: (p, tz, bool(active))
-                for p, tz, active in session.execute(
-                    sa.select(Patient, Center.timezone, doctor.active)
-                    .join(Center, Center.id == Patient.home_center_id)
-                    .outerjoin(doctor, doctor.id == Patient.treating_physician_id)
-                    .where(Patient.id.in_(batch))
-                )
-            }
-            latest = measures_since(
-                session, batch, {pid: _since(c) for pid, c in courses.items()}, rules
-            )
-            tasks: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for pid in batch:
-                patient, timezone, physician_active = people[pid]
-                today = schedule.local_date(now, timezone)
-                for kind, task in _tasks_for(
-                    patient,
-                    physician_for(patient, physician_active),
-                    courses[pid],
-                    latest[pid],
-                    rules,
-                    today,
-                    ZoneInfo(timezone),
-                ):
-                    tasks[kind].append(task)
-            for kind, made in tasks.items():
-                counts[kind] += worklist.add_tasks(session, made, now)
+        counts["patients"] += len(batch)
+        made: dict[str, int] = jobruns.in_batch(
+            session, functools.partial(_sweep_batch, session, batch, rules, now)
+        )
+        for kind, count in made.items():
+            counts[kind] += count
     return counts
+
+
+def _sweep_batch(
+    session: so.Session, batch: Sequence[int], rules: reviews.ReviewPolicy, now: dt.datetime
+) -> dict[str, int]:
+    """One batch of the review job: the patients' courses, measures and tasks (made once)."""
+    courses = load_courses(session, batch)
+    doctor = so.aliased(User)
+    people = {
+        p.id: (p, tz, bool(active))
+        for p, tz, active in session.execute(
+            sa.select(Patient, Center.timezone, doctor.active)
+            .join(Center, Center.id == Patient.home_center_id)
+            .outerjoin(doctor, doctor.id == Patient.treating_physician_id)
+            .where(Patient.id.in_(batch))
+        )
+    }
+    latest = measures_since(session, batch, {pid: _since(c) for pid, c in courses.items()}, rules)
+    tasks: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for pid in batch:
+        patient, timezone, physician_active = people[pid]
+        today = schedule.local_date(now, timezone)
+        for kind, task in _tasks_for(
+            patient,
+            physician_for(patient, physician_active),
+            courses[pid],
+            latest[pid],
+            rules,
+            today,
+            ZoneInfo(timezone),
+        ):
+            tasks[kind].append(task)
+    return {kind: worklist.add_tasks(session, made, now) for kind, made in tasks.items()}
 
 
 def physician_for(patient: Patient, active: bool) -> dict[str, Any]:

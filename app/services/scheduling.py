@@ -20,8 +20,8 @@ from app.models.infusion import CHAIR_HOLDING
 
 if TYPE_CHECKING:
     from app.services import reviews
-from app.services import audit, integrity, worklist
-from app.services.context import system_actor, unit_of_work
+from app.services import audit, integrity, jobruns, worklist
+from app.services.context import system_actor
 from app.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -497,18 +497,22 @@ def extend_everyone(
     actor = system_actor("scheduler")
     booked = refused = waiting = 0
     for patient_id in patients_with_regimens(session):
+
+        def extend(pid: int = patient_id) -> ReplanResult:
+            result = extend_horizon(session, pid, settings, now)
+            if result.created:
+                audit.record(
+                    session,
+                    actor,
+                    "infusions.extend_horizon",
+                    "patient",
+                    pid,
+                    after=result.summary(),
+                )
+            return result
+
         try:
-            with unit_of_work(session):
-                result = extend_horizon(session, patient_id, settings, now)
-                if result.created:
-                    audit.record(
-                        session,
-                        actor,
-                        "infusions.extend_horizon",
-                        "patient",
-                        patient_id,
-                        after=result.summary(),
-                    )
+            result = jobruns.in_batch(session, extend)
         except ServiceError as exc:
             log.warning("extend_horizons: patient %d not extended: %s", patient_id, exc)
             refused += 1

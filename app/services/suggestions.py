@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
@@ -31,7 +32,16 @@ from app.models import (
     TaperStep,
 )
 from app.models.infusion import RECORDED
-from app.services import audit, integrity, previews, regimens, scheduling, tapers, versions
+from app.services import (
+    audit,
+    integrity,
+    jobruns,
+    previews,
+    regimens,
+    scheduling,
+    tapers,
+    versions,
+)
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, InvalidInput, NotFound
 
@@ -384,34 +394,36 @@ def expire_undecided(
     """Expire pending suggestions older than the configured days, a batch per transaction."""
     days = settings.notices.suggestion_expiry_days
     cutoff = now - dt.timedelta(days=days)
-    expired = 0
-    while True:
-        with unit_of_work(session):
-            statement = (
-                sa.select(Suggestion)
-                .where(Suggestion.status == "pending", Suggestion.created_at < cutoff)
-                .order_by(Suggestion.id)
-                .limit(settings.scheduler.batch_size)
+
+    def one_batch() -> int:
+        statement = (
+            sa.select(Suggestion)
+            .where(Suggestion.status == "pending", Suggestion.created_at < cutoff)
+            .order_by(Suggestion.id)
+            .limit(settings.scheduler.batch_size)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            statement = statement.with_for_update(skip_locked=True)
+        batch = list(session.scalars(statement))
+        for suggestion in batch:
+            suggestion.status = "expired"
+            suggestion.decision_reason = f"{UNDECIDED} {days} days"
+            suggestion.updated_at = now
+            suggestion.version += 1
+            audit.record(
+                session,
+                system,
+                "suggestion.expire",
+                "suggestion",
+                suggestion.id,
+                after={"status": "expired", "reason": suggestion.decision_reason},
             )
-            if session.get_bind().dialect.name == "postgresql":
-                statement = statement.with_for_update(skip_locked=True)
-            batch = list(session.scalars(statement))
-            for suggestion in batch:
-                suggestion.status = "expired"
-                suggestion.decision_reason = f"{UNDECIDED} {days} days"
-                suggestion.updated_at = now
-                suggestion.version += 1
-                audit.record(
-                    session,
-                    system,
-                    "suggestion.expire",
-                    "suggestion",
-                    suggestion.id,
-                    after={"status": "expired", "reason": suggestion.decision_reason},
-                )
-        if not batch:
-            return expired
-        expired += len(batch)
+        return len(batch)
+
+    expired = 0
+    while made := jobruns.in_batch(session, one_batch):
+        expired += made
+    return expired
 
 
 def _revive(session: so.Session, suggestion: Suggestion, now: dt.datetime, system: Actor) -> None:
@@ -808,8 +820,12 @@ def evaluate_everyone(
             )[1]
         ]
         for patient_id in firing:
-            with unit_of_work(session):
-                made += len(
-                    evaluate_patient(session, patient_id, settings, dates[patient_id], cause)
+            made += len(
+                jobruns.in_batch(
+                    session,
+                    functools.partial(
+                        evaluate_patient, session, patient_id, settings, dates[patient_id], cause
+                    ),
                 )
+            )
     return made
