@@ -416,6 +416,48 @@ class LabsSettings(_Section):
         return value
 
 
+class CdsClientSettings(_Section):
+    """An EHR registered to call the CDS Hooks service (its JWTs are signed with these keys)."""
+
+    #: The `iss` its JWTs carry.
+    issuer: str = Field(min_length=1, max_length=255)
+    #: Who it is, for people (audit rows name the issuer).
+    name: str = Field(min_length=1, max_length=100)
+    #: Its public keys: a JWK Set as JSON text, or the path of a JWK Set file (relative to
+    #: the config file). Checked when the app starts (app.cds.auth).
+    jwks: str = Field(min_length=1, max_length=100_000)
+
+
+class CdsSettings(_Section):
+    """The HL7 CDS Hooks service under /cds-services (DOMAIN.md: Standards to speak)."""
+
+    #: The FHIR identifier system whose value, on the EHR's Patient, is our MRN.
+    patient_identifier_system: str = Field(
+        "urn:oid:2.16.840.1.113883.3.0000", min_length=1, max_length=255
+    )
+    #: This service's base URL as the EHR calls it (the JWT's `aud` starts with it); "" =
+    #: feeds.public_base_url, else the request's own.
+    audience: str = Field("", max_length=200)
+    max_token_lifetime_seconds: int = Field(300, ge=10, le=3600)
+    clock_skew_seconds: int = Field(30, ge=0, le=300)
+    clients: tuple[CdsClientSettings, ...] = ()
+
+    @field_validator("audience")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or be empty)")
+        return value.rstrip("/")
+
+    @field_validator("clients")
+    @classmethod
+    def _unique_issuers(cls, value: tuple[CdsClientSettings, ...]) -> tuple[CdsClientSettings, ...]:
+        issuers = [client.issuer for client in value]
+        if len(set(issuers)) != len(issuers):
+            raise ValueError("each client's issuer must be unique")
+        return value
+
+
 class Settings(_Section):
     app: AppSettings = AppSettings()
     auth: AuthSettings = AuthSettings()
@@ -432,6 +474,7 @@ class Settings(_Section):
     visit: VisitSettings = VisitSettings()
     reviews: ReviewSettings = ReviewSettings()
     notices: NoticeSettings = NoticeSettings()
+    cds: CdsSettings = CdsSettings()
     #: Where the settings were read from (for messages); not a config.toml key.
     source: str = Field("defaults", exclude=True)
 

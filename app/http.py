@@ -82,6 +82,11 @@ def is_api_request() -> bool:
     return request.path.startswith("/api/")
 
 
+def is_cds_request() -> bool:
+    """A CDS Hooks call (app/cds): a signed JWT, no cookie, so no CSRF token either."""
+    return request.path == "/cds-services" or request.path.startswith("/cds-services/")
+
+
 def _assign_request_id() -> None:
     # Our own id goes into logs and audit rows; a client's is only echoed back, never trusted.
     g.request_id = uuid.uuid4().hex

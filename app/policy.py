@@ -109,3 +109,27 @@ def may_lock_out(user_id: int | None, target_id: int) -> bool:
     """Deactivate an account or take its admin role: never one's own (an admin who did so
     could not undo it)."""
     return user_id is None or user_id != target_id
+
+
+# --- registered EHRs (the CDS Hooks service) ---------------------------------------------------
+
+#: The role an EHR calling /cds-services acts with (`Actor(label="ehr:<issuer>", role=...)`).
+#: It is no staff role, so `can` refuses it every staff action: it never approves anything.
+EHR_CLIENT = "ehr_client"
+
+
+class EhrAction(enum.StrEnum):
+    #: Read the cards for a patient it matched by MRN.
+    VIEW_CARDS = "cds.cards.view"
+    #: Its clinician overrode a suggestion's card: recorded as the suggestion's rejection, with
+    #: the reason given (rejecting changes no therapy; approving stays a physician's, here).
+    RECORD_OVERRIDE = "cds.override.record"
+
+
+EHR_RULES: frozenset[EhrAction] = frozenset(EhrAction)
+
+
+def ehr_may(role: str | None, action: EhrAction) -> bool:
+    """Return whether an actor may do this as a registered EHR (staff may not: it is the EHR's
+    path, and only the CDS Hooks service acts with this role)."""
+    return role == EHR_CLIENT and action in EHR_RULES

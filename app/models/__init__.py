@@ -3,6 +3,7 @@
 from app.models import revisions  # noqa: F401  (registers the feed-revision hook)
 from app.models.assessment import Assessment, Suggestion
 from app.models.audit import AuditEvent, AuditLink
+from app.models.cds import CdsTokenId
 from app.models.center import Center, Chair, Closure, OpeningHours
 from app.models.infusion import AdverseEvent, Infusion, InfusionAmendment, InfusionStatus
 from app.models.notice import Notice, Reminder
@@ -28,6 +29,7 @@ __all__ = [
     "AuditEvent",
     "AuditLink",
     "Authorisation",
+    "CdsTokenId",
     "Center",
     "Chair",
     "Closure",

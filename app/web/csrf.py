@@ -27,7 +27,7 @@ def rotate() -> None:
 
 
 def _check() -> None:
-    if request.method not in _UNSAFE or http.is_api_request():
+    if request.method not in _UNSAFE or http.is_api_request() or http.is_cds_request():
         return
     if request.routing_exception is not None:
         return  # no such page or method: the 404 or 405 says so, nothing would run

@@ -17,6 +17,11 @@ PUBLIC_ENDPOINTS = {
     "healthz",
     "openapi.spec",
     "feeds.feed",  # the secret token in the URL is the credential
+    # CDS Hooks (tests/web/test_cds_hooks.py): discovery is open; the calls and their feedback
+    # take a JWT signed by a registered EHR (app/cds/auth.py), never a staff login or token.
+    "cds.discovery",
+    "cds.call",
+    "cds.feedback",
 }
 
 
