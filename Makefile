@@ -78,6 +78,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.recall
 	$(BIN)/python -m bench.board
 	$(BIN)/python -m bench.reminders
+	$(BIN)/python -m bench.optimise
 
 # The production stack under load (PostgreSQL at BENCH_DB, default the local server).
 bench-writers: $(STAMP)
