@@ -458,6 +458,28 @@ class CdsSettings(_Section):
         return value
 
 
+class OptimiserWeights(_Section):
+    """Weights of the optimiser's soft goals (app.domain.optimise.Weights), each per unit."""
+
+    same_chair: int = Field(60, ge=0, le=100_000)
+    preferred_time: int = Field(1, ge=0, le=100_000)
+    target_date: int = Field(120, ge=0, le=100_000)
+    past_closing: int = Field(10, ge=0, le=100_000)
+    level_setups: int = Field(30, ge=0, le=100_000)
+
+
+class OptimiserSettings(_Section):
+    """The chair and nurse optimiser (DOMAIN.md: Infusion nursing)."""
+
+    horizon_weeks: int = Field(4, ge=1, le=8)
+    settled_days: int = Field(2, ge=0, le=14)
+    nurse_ratio: int = Field(4, ge=1, le=12)
+    setup_minutes: int = Field(15, ge=0, le=120)
+    time_limit_seconds: float = Field(20.0, gt=0, le=300)
+    workers: int = Field(2, ge=1, le=64)
+    weights: OptimiserWeights = OptimiserWeights()
+
+
 class Settings(_Section):
     app: AppSettings = AppSettings()
     auth: AuthSettings = AuthSettings()
@@ -475,6 +497,7 @@ class Settings(_Section):
     reviews: ReviewSettings = ReviewSettings()
     notices: NoticeSettings = NoticeSettings()
     cds: CdsSettings = CdsSettings()
+    optimiser: OptimiserSettings = OptimiserSettings()
     #: Where the settings were read from (for messages); not a config.toml key.
     source: str = Field("defaults", exclude=True)
 

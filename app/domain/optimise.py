@@ -23,8 +23,8 @@ one of them, so each plan passes it):
   setting up is not counted free before her setup is done);
 - a cycle's days on consecutive open days (weekly closed days skipped, an exceptional closure
   breaks the run, as schedule.plan_cycles), its first day within `window_days` of the target
-  start and not before `earliest_start`, and at least `min_gap_days` after the start of the
-  cycle it `follows`;
+  start, not before `earliest_start` nor after `latest_start`, and at least `min_gap_days`
+  after the start of the cycle it `follows`;
 - fixed days (given or started) keep their date, chair and start, wherever they are (off
   the grid, past closing, on a day closed since); the cycle's other days go on the open days
   that follow them. Fixed days that break a limit by themselves are reported, not solved.
@@ -51,6 +51,7 @@ bookings are made between optimisations) with the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import time
@@ -104,6 +105,8 @@ class CycleRequest:
     fixed: tuple[FixedDay, ...] = ()
     #: The first day not before this (today; the interval from the previous kept cycle).
     earliest_start: dt.date | None = None
+    #: The first day not after this (the interval before the next cycle, which stays).
+    latest_start: dt.date | None = None
     #: The id of the patient's previous cycle in the same request, if any ...
     follows: int | None = None
     #: ... whose first day this cycle's first day follows by at least this many days.
@@ -188,6 +191,10 @@ class Problem:
     current: tuple[Placement, ...] = ()
     #: Nurses on particular dates, overriding the weekday's count.
     nurses_on: Mapping[dt.date, int] = field(default_factory=dict)
+    #: When the fixed days alone need more nurses on a date than are on shift (bookings made
+    #: before the optimiser, that it may not move), plan that date as if the nurses they
+    #: need were there, and say so in the solution's notes; otherwise there is no plan.
+    fixed_set_the_limit: bool = False
 
     def nurses(self, day: dt.date) -> int:
         """Return the nurses on shift on an open day."""
@@ -275,6 +282,8 @@ class Solution:
     moves: Moves
     #: Why the optimiser fell back to first-fit, or None.
     reason: str | None = None
+    #: Dates planned with the nurses the fixed days need (Problem.fixed_set_the_limit).
+    notes: tuple[str, ...] = ()
 
     @property
     def fallback(self) -> bool:
@@ -365,6 +374,9 @@ class _Days:
             self._days[day] = self._build(day)
         return self._days[day]
 
+    def replace(self, day: _Day) -> None:
+        self._days[day.date] = day
+
     def _build(self, day: dt.date) -> _Day | None:
         hours = self.calendar.hours_on(day)
         if hours is None:
@@ -448,6 +460,8 @@ def _runs(request: CycleRequest, calendar: schedule.CenterCalendar) -> list[_Run
         start = request.target_start + dt.timedelta(days=offset)
         if request.earliest_start is not None and start < request.earliest_start:
             continue
+        if request.latest_start is not None and start > request.latest_start:
+            continue
         following = schedule.following_open_days(start, count - 1, calendar)
         if following is not None:
             runs.append(((start, *following), offset))
@@ -457,6 +471,7 @@ def _runs(request: CycleRequest, calendar: schedule.CenterCalendar) -> list[_Run
         f"cycle {request.id}: no run of {count} consecutive open days starts within "
         f"{request.window_days} days of {request.target_start}"
         + (f" on or after {request.earliest_start}" if request.earliest_start else "")
+        + (f" on or before {request.latest_start}" if request.latest_start else "")
     )
 
 
@@ -566,6 +581,7 @@ class _Context:
     problem: Problem
     days: _Days
     options: dict[int, list[_Option]]
+    notes: tuple[str, ...] = ()
 
     def day(self, date: dt.date) -> _Day:
         found = self.days.get(date)
@@ -586,21 +602,47 @@ def _prepare(problem: Problem) -> _Context | str:
         if isinstance(found, str):
             return found
         options[request.id] = found
+    notes = _fixed_limits(problem, days) if problem.fixed_set_the_limit else ()
     clash = _fixed_clash(problem, days)
     if clash is not None:
         return clash
-    return _Context(problem, days, options)
+    return _Context(problem, days, options, notes)
 
 
-def _fixed_clash(problem: Problem, days: _Days) -> str | None:
-    """Why the days already given or started break a hard limit by themselves, if they do."""
-    settings = problem.settings
+def _fixed_items(problem: Problem) -> dict[dt.date, list[tuple[int, int, int]]]:
+    """The fixed days' (chair, start, minutes) by date."""
     by_date: dict[dt.date, list[tuple[int, int, int]]] = defaultdict(list)
     for request in problem.cycles:
         for fixed in request.fixed:
             minutes = request.minutes[fixed.day_number - 1]
             by_date[fixed.date].append((fixed.chair_id, _minute(fixed.start), minutes))
-    for date, items in sorted(by_date.items()):
+    return by_date
+
+
+def _fixed_limits(problem: Problem, days: _Days) -> tuple[str, ...]:
+    """Raise a date's nurses to what its fixed days need, when they need more; say where."""
+    settings, notes = problem.settings, []
+    span = _setup_span(settings)
+    for date, items in sorted(_fixed_items(problem).items()):
+        day = days.get(date)
+        if day is None:
+            continue
+        setups = _peak((start, start + span) for _c, start, _m in items)
+        patients = _peak((start, start + m) for _c, start, m in items)
+        needed = max(setups, -(-patients // settings.ratio))
+        if needed > day.nurses:
+            days.replace(dataclasses.replace(day, nurses=needed))
+            notes.append(
+                f"{date}: the bookings that stay already need {needed} nurses at once "
+                f"({day.nurses} on shift); nothing more was put beside them than that"
+            )
+    return tuple(notes)
+
+
+def _fixed_clash(problem: Problem, days: _Days) -> str | None:
+    """Why the days already given or started break a hard limit by themselves, if they do."""
+    settings = problem.settings
+    for date, items in sorted(_fixed_items(problem).items()):
         day = days.get(date)
         clash = None if day is None else _day_clash(day, items, settings)
         if clash is not None:
@@ -1155,6 +1197,7 @@ def solve(problem: Problem) -> Solution:
         solve_seconds=time.monotonic() - started,
         figures=figures(problem, plan),
         moves=moves(problem.current, plan),
+        notes=ctx.notes,
     )
 
 

@@ -7,6 +7,7 @@ from app.models.cds import CdsTokenId
 from app.models.center import Center, Chair, Closure, OpeningHours
 from app.models.infusion import AdverseEvent, Infusion, InfusionAmendment, InfusionStatus
 from app.models.notice import Notice, Reminder
+from app.models.optimisation import ScheduleProposal
 from app.models.patient import Patient, WeightMeasurement
 from app.models.regimen import Regimen
 from app.models.review import Authorisation, CourseReview
@@ -54,6 +55,7 @@ __all__ = [
     "Regimen",
     "Reminder",
     "Role",
+    "ScheduleProposal",
     "SchedulerHeartbeat",
     "StepStatus",
     "Subscription",

@@ -94,6 +94,8 @@ def runs(request: CycleRequest, cal: schedule.CenterCalendar) -> Iterator[tuple[
         start = request.target_start + offset * ONE_DAY
         if request.earliest_start is not None and start < request.earliest_start:
             continue
+        if request.latest_start is not None and start > request.latest_start:
+            continue
         if cal.hours_on(start) is None:
             continue
         dates, day = [start], start
@@ -515,6 +517,28 @@ def test_fixed_days_that_already_break_a_limit_are_named() -> None:
     )
 
 
+def test_fixed_days_over_the_nurses_may_set_that_days_limit_and_are_noted() -> None:
+    # Two bookings that stay start together at 09:00 with one nurse on shift: with
+    # fixed_set_the_limit the day is planned for the two nurses they need, the third patient
+    # does not start beside them, and the note names the day.
+    kept = [
+        CycleRequest(n, MONDAY, (60,), dt.time(9), fixed=(FixedDay(1, MONDAY, n, dt.time(9)),))
+        for n in (1, 2)
+    ]
+    moving = CycleRequest(3, MONDAY, (60,), dt.time(9), window_days=0)
+    prob = dataclasses.replace(
+        problem(calendar(chairs=3), [*kept, moving]), fixed_set_the_limit=True
+    )
+    result = solve(prob)
+    assert result.status == "optimal"
+    (note,) = result.notes
+    assert note.startswith("2027-03-01: the bookings that stay already need 2 nurses")
+    (third,) = [p for p in result.plan if p.cycle_id == 3]
+    assert third.start != dt.time(9)
+    # The figures still count the day against the one nurse really there.
+    assert result.figures.days_setups_over_nurses == 1
+
+
 # --- fixed days --------------------------------------------------------------------------
 
 
@@ -554,6 +578,22 @@ def test_a_patients_second_cycle_keeps_its_distance() -> None:
     assert hard_problems(prob, result.plan) == []
     dates = {p.cycle_id: p.date for p in result.plan}
     assert (dates[2] - dates[1]).days >= 2
+
+
+def test_a_cycle_before_one_that_stays_starts_no_later_than_its_interval_allows() -> None:
+    # Two patients want Monday 08:00 on one chair; one of them may not start after Monday
+    # (the next cycle, which stays, is one interval away): the other one moves.
+    cycles = [
+        CycleRequest(1, MONDAY, (180,), dt.time(8), window_days=2),
+        CycleRequest(2, MONDAY, (180,), dt.time(8), window_days=2, latest_start=MONDAY),
+    ]
+    prob = problem(calendar(chairs=1), cycles)
+    result = solve(prob)
+    assert result.status == "optimal"
+    assert hard_problems(prob, result.plan) == []
+    dates = {p.cycle_id: p.date for p in result.plan}
+    assert dates[2] == MONDAY
+    assert dates[1] != MONDAY
 
 
 # --- figures, first-fit and moves --------------------------------------------------------
