@@ -290,3 +290,16 @@ def smtp_sink() -> Iterator[SmtpSink]:
         yield sink
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def quick(settings: Settings) -> Settings:
+    """The settings with the optimiser on one worker and a short time limit (small centers
+    solve to optimality well inside it)."""
+    return settings.model_copy(
+        update={
+            "optimiser": settings.optimiser.model_copy(
+                update={"time_limit_seconds": 10.0, "workers": 1}
+            )
+        }
+    )

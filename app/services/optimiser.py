@@ -268,7 +268,7 @@ def gather(
         rows,
         {r.id for m in movable for r in m.rows},
         chairs,
-        horizon,
+        (horizon.from_on, _reach(requests.values(), calendar)),
         zone,
         first_id=len(requests) + 1,
     )
@@ -348,23 +348,34 @@ def _request(
     )
 
 
+def _reach(requests: Iterable[optimise.CycleRequest], calendar: schedule.CenterCalendar) -> dt.date:
+    """The last day a cycle to move could take (its latest start, then its days)."""
+    last = dt.date.min
+    for request in requests:
+        start = request.target_start + dt.timedelta(days=request.window_days)
+        days = schedule.following_open_days(start, request.days - 1, calendar)
+        last = max(last, days[-1] if days else start + dt.timedelta(days=request.days + 4))
+    return last
+
+
 def _fixed_requests(
     rows: Sequence[Infusion],
     moving: set[int],
     chairs: set[int],
-    horizon: Horizon,
+    days: tuple[dt.date, dt.date],
     zone: ZoneInfo,
     first_id: int,
 ) -> list[tuple[optimise.CycleRequest, optimise.Placement]]:
-    """Every other booking on the days the optimiser uses, as a day that stays: it holds its
-    chair and counts for the nurses."""
+    """Every other booking on the days a cycle to move could take, as a day that stays: it
+    holds its chair and counts for the nurses. (Days no cycle can reach are not the
+    optimiser's, and stay out of its figures.)"""
     out: list[tuple[optimise.CycleRequest, optimise.Placement]] = []
     for row in rows:
         if (
             row.id in moving
             or row.status not in CHAIR_HOLDING
             or row.chair_id not in chairs
-            or row.planned_date < horizon.from_on
+            or not days[0] <= row.planned_date <= days[1]
         ):
             continue
         placement = _placement(first_id + len(out), 1, row, zone)

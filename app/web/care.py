@@ -22,6 +22,7 @@ from app.web import (  # noqa: E402, F401  (routes)
     calculator,
     infusions,
     labs,
+    optimise,
     patients,
     placements,
     regimens,

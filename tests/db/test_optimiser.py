@@ -24,17 +24,6 @@ MONDAY = dt.date(2026, 10, 5)
 NOW = at(MONDAY - dt.timedelta(days=5), 10)
 
 
-@pytest.fixture
-def quick(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={
-            "optimiser": settings.optimiser.model_copy(
-                update={"time_limit_seconds": 10.0, "workers": 1}
-            )
-        }
-    )
-
-
 def crowded(session: so.Session, make_user, settings: Settings, patients: int = 3) -> Clinic:
     """Three chairs, one nurse a day, and `patients` patients all wanting Monday 09:00:
     first-fit books them side by side, so their setups start together."""
