@@ -466,6 +466,7 @@ class OptimiserWeights(_Section):
     target_date: int = Field(120, ge=0, le=100_000)
     past_closing: int = Field(10, ge=0, le=100_000)
     level_setups: int = Field(30, ge=0, le=100_000)
+    stay_put: int = Field(20, ge=0, le=100_000)
 
 
 class OptimiserSettings(_Section):

@@ -132,6 +132,9 @@ class Weights:
     past_closing: int = 10
     #: Per setup in each day's peak of setups at once.
     level_setups: int = 30
+    #: Per day the plan moves from where the current plan has it (another date, time or
+    #: chair): a patient told a time keeps it unless moving buys something. 0 = no weight.
+    stay_put: int = 0
 
 
 @dataclass(frozen=True)
@@ -518,6 +521,7 @@ def _validate(problem: Problem) -> None:
             weights.target_date,
             weights.past_closing,
             weights.level_setups,
+            weights.stay_put,
         )
         >= 0,
         "weights must not be negative",
@@ -574,6 +578,8 @@ class _DayVars:
     chairs: dict[int, _Lit]
     preference: cp_model.IntVar | None = None
     past_closing: cp_model.IntVar | None = None
+    #: True when the day stays where the current plan has it (with a stay_put weight).
+    stays: cp_model.IntVar | None = None
 
 
 @dataclass
@@ -696,6 +702,7 @@ class _Model:
         self.off: dict[int, cp_model.IntVar] = {}
         self.peaks: dict[dt.date, cp_model.IntVar] = {}
         self.terms: list[cp_model.LinearExpr | int] = []
+        self.current = {(p.cycle_id, p.day_number): p for p in ctx.problem.current if p.booked}
         self._chairs: dict[int, list[cp_model.IntervalVar]] = defaultdict(list)
         self._setups: dict[dt.date, list[cp_model.IntervalVar]] = defaultdict(list)
         self._patients: dict[dt.date, list[cp_model.IntervalVar]] = defaultdict(list)
@@ -783,7 +790,27 @@ class _Model:
             self._setups[date].append(self._interval(minute, setup, lit, f"{name}_{date}_s"))
             self._patients[date].append(self._interval(minute, minutes, lit, f"{name}_{date}_p"))
         self._soft_day(record)
+        self._stay_put(record)
         return record
+
+    def _stay_put(self, record: _DayVars) -> None:
+        """The stay_put weight, unless the day keeps its current date, time and chair."""
+        current = self.current.get((record.cycle.id, record.number))
+        if not self.weights.stay_put or current is None or isinstance(record.start, int):
+            return
+        assert current.start is not None and current.chair_id is not None
+        minute = _minute(current.start)
+        chair = record.chairs.get(current.chair_id)
+        place = next((g for d, g, _l in record.options if d == current.date), ())
+        if chair is None or minute not in place:
+            self.terms.append(self.weights.stay_put)  # it cannot stay
+            return
+        stays = self.model.new_bool_var(f"c{record.cycle.id}_d{record.number}_stays")
+        self.model.add(record.start == self.ctx.axis(current.date) + minute).only_enforce_if(stays)
+        if chair is not True:
+            self.model.add_implication(stays, chair)
+        record.stays = stays
+        self.terms.append(self.weights.stay_put * (1 - stays))
 
     def _soft_day(self, record: _DayVars) -> None:
         """Distance to the preferred start and minutes held past closing."""
@@ -905,6 +932,9 @@ class _Model:
             held = minute + day.minutes + self.settings.turnover_minutes
             closes = self.ctx.day(placement.date).closes
             self.model.add_hint(day.past_closing, max(0, held - closes))
+        if day.stays is not None:
+            current = self.current[(day.cycle.id, day.number)]
+            self.model.add_hint(day.stays, _same_place(current, placement))
 
     def _hint_cycles(self, placed: Mapping[tuple[int, int], Placement]) -> None:
         by_cycle: dict[int, list[int | None]] = defaultdict(list)
@@ -1446,7 +1476,17 @@ def score(problem: Problem, plan: Sequence[Placement]) -> int | None:
     span = _setup_span(settings)
     for items in by_date.values():
         total += weights.level_setups * _peak((i.start, i.start + span) for i in items)
+    if weights.stay_put:
+        current = {(p.cycle_id, p.day_number): p for p in problem.current if p.booked}
+        for item in booked:
+            was = current.get((item.placement.cycle_id, item.placement.day_number))
+            if was is not None and not item.request.fixed and not _same_place(was, item.placement):
+                total += weights.stay_put
     return total
+
+
+def _same_place(one: Placement, other: Placement) -> bool:
+    return (one.date, one.chair_id, one.start) == (other.date, other.chair_id, other.start)
 
 
 def _run_day(items: Sequence[_Booked], nurses: int, settings: Settings) -> list[int]:

@@ -51,7 +51,16 @@ _PATIENTS = (
     ("DEMO-0003", "Lindqvist", "Eva", "female", dt.date(1985, 7, 29), 1, 170.0, 59.5, False),
     ("DEMO-0004", "Nguyen", "Thi", "female", dt.date(1958, 1, 5), 1, 152.0, 51.0, True),
     ("DEMO-0005", "Brown", "Alex", "male", dt.date(1969, 5, 20), 0, 175.0, 100.0, False),
+    # The busy Monday at Riverside (_demo_busy_monday): six courses that all want 09:00.
+    ("DEMO-0006", "Haddad", "Leila", "female", dt.date(1976, 9, 9), 0, 168.0, 72.0, False),
+    ("DEMO-0007", "Kowalski", "Piotr", "male", dt.date(1961, 2, 17), 0, 181.0, 88.0, False),
+    ("DEMO-0008", "Mensah", "Ama", "female", dt.date(1980, 12, 1), 0, 160.0, 64.0, False),
+    ("DEMO-0009", "Rossi", "Marco", "male", dt.date(1955, 6, 30), 0, 172.0, 79.0, False),
+    ("DEMO-0010", "Tanaka", "Yui", "female", dt.date(1990, 4, 22), 0, 158.0, 52.0, False),
+    ("DEMO-0011", "Walsh", "Siobhan", "female", dt.date(1967, 8, 14), 0, 165.0, 70.0, False),
 )
+#: The patients of the busy Monday.
+_BUSY_MONDAY = ("DEMO-0006", "DEMO-0007", "DEMO-0008", "DEMO-0009", "DEMO-0010", "DEMO-0011")
 
 
 def load_demo_data(session: so.Session, settings: Settings) -> list[DemoLogin]:
@@ -116,6 +125,7 @@ def load_demo_data(session: so.Session, settings: Settings) -> list[DemoLogin]:
     _demo_taper(session, settings, physician_id)
     _demo_responder(session, settings, physician_id)
     _demo_starting(session, settings, physician_id)
+    _demo_busy_monday(session, settings, physician_id)
     # The review job's tasks now (a run on the admin's jobs page), not at its next daily run.
     jobruns.run(session, settings, "review_due", reviews.sweep_due, process="demo load")
     return list(DEMO_LOGINS)
@@ -139,6 +149,28 @@ def _demo_starting(session: so.Session, settings: Settings, physician_id: int | 
     _demo_regimen(
         session, settings, physician_id, patient, start, dt.time(10), "first cycle", now=None
     )
+
+
+def busy_monday() -> dt.date:
+    """The Monday after next on Riverside's clock: the day the busy courses start."""
+    monday = clock.clinic_today("America/New_York") + dt.timedelta(days=8)
+    return monday + dt.timedelta(days=(7 - monday.weekday()) % 7)
+
+
+def _demo_busy_monday(session: so.Session, settings: Settings, physician_id: int | None) -> None:
+    """Six courses that start on the Monday after next, every patient wanting 09:00: first-fit
+    books them side by side, six setups at once for the two nurses on shift. "Optimise the
+    next four weeks" (the day board's Optimise link) spreads them."""
+    monday = busy_monday()
+    for mrn in _BUSY_MONDAY:
+        patient = session.scalar(sa.select(Patient).where(Patient.mrn == mrn))
+        if patient is None or session.scalar(
+            sa.select(Regimen.id).where(Regimen.patient_id == patient.id)
+        ):
+            continue
+        _demo_regimen(
+            session, settings, physician_id, patient, monday, dt.time(9), "new course", now=None
+        )
 
 
 def _demo_regimen(

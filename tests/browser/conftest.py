@@ -26,10 +26,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-def serve(databases, prepare) -> Iterator[str]:
-    """Serve the app on a new database that `prepare(session, settings)` fills first."""
+def serve(databases, prepare, configure=None) -> Iterator[str]:
+    """Serve the app on a new database that `prepare(session, settings)` fills first; with
+    `configure(settings) -> settings`, on settings of the test's own."""
     url = databases.create()
-    app = create_app(make_settings(url))
+    settings = make_settings(url)
+    app = create_app(configure(settings) if configure else settings)
     state = app.extensions["ivig"]
     session = state.session_factory()
     prepare(session, state.settings)

@@ -310,6 +310,13 @@ def objective(prob: Problem, plan: Sequence[Placement]) -> int:
     for date in {p.date for p in plan}:
         starts = [local_span(p)[0] for p in plan if p.date == date]
         total += w.level_setups * max(sum(b <= m < b + setup for b in starts) for m in starts)
+    before = {(p.cycle_id, p.day_number): p for p in prob.current if p.booked}
+    for p in plan:
+        was = before.get((p.cycle_id, p.day_number))
+        if was is not None and not requests[p.cycle_id].fixed:
+            total += w.stay_put * (
+                (was.date, was.chair_id, was.start) != (p.date, p.chair_id, p.start)
+            )
     return total
 
 
@@ -427,8 +434,9 @@ def tiny_problems(draw: st.DrawFn) -> Problem:
         target_date=draw(st.integers(0, 200)),
         past_closing=draw(st.integers(0, 5)),
         level_setups=draw(st.integers(0, 60)),
+        stay_put=draw(st.sampled_from([0, 0, 25, 80])),
     )
-    return problem(
+    prob = problem(
         cal,
         cycles,
         nurses=1,
@@ -438,6 +446,8 @@ def tiny_problems(draw: st.DrawFn) -> Problem:
         granularity_minutes=60,
         weights=weights,
     )
+    # The plan as booked, which a stay_put weight holds the proposal to: first-fit's.
+    return dataclasses.replace(prob, current=first_fit(prob).plan)
 
 
 @settings(derandomize=True, max_examples=40, deadline=None)
