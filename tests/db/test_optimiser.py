@@ -12,7 +12,15 @@ import sqlalchemy.orm as so
 
 from app import clock
 from app.config import Settings
-from app.models import AuditEvent, Infusion, InfusionStatus, OpeningHours, ScheduleProposal
+from app.models import (
+    AuditEvent,
+    Infusion,
+    InfusionStatus,
+    OpeningHours,
+    Patient,
+    Reminder,
+    ScheduleProposal,
+)
 from app.services import infusions, integrity
 from app.services import optimiser as service
 from app.services import regimens as regimen_service
@@ -228,3 +236,27 @@ def test_the_nurses_on_shift_come_from_the_center_hours(db_session, make_user, q
     assert proposal.current["days_setups_over_nurses"] == 0
     assert proposal.summary["max_minutes_shifted"] <= 15
     assert proposal.summary["max_days_shifted"] == 0
+
+
+def test_accepted_moves_inside_the_change_window_send_change_notices(
+    db_session, make_user, quick
+) -> None:
+    # Two days before the busy Monday: Monday is inside the 48 hours, so each patient whose
+    # Monday moves gets a change notice (with consent), and nobody else does.
+    clinic = crowded(db_session, make_user, quick)
+    for n, patient in enumerate(db_session.scalars(sa.select(Patient)), 1):
+        patient.contact_email = f"patient{n}@example.org"
+        patient.contact_consent_at = at(MONDAY - dt.timedelta(days=30))
+    db_session.commit()
+    saturday = at(MONDAY - dt.timedelta(days=2), 10)
+    with clock.frozen_at(saturday):
+        proposal = service.propose(db_session, clinic.nursing, clinic.center.id, quick)
+        service.accept(db_session, clinic.nursing, clinic.center.id, proposal.id, quick)
+    moved_monday = {m["patient_id"] for m in proposal.moves if m["from_date"] == MONDAY.isoformat()}
+    assert moved_monday  # three at 09:00 for one nurse: at least two move
+    noticed = {
+        r.patient_id
+        for r in db_session.scalars(sa.select(Reminder).where(Reminder.kind == "change_notice"))
+        if r.patient_id is not None
+    }
+    assert noticed == moved_monday
