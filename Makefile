@@ -79,6 +79,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.board
 	$(BIN)/python -m bench.reminders
 	$(BIN)/python -m bench.optimise
+	$(BIN)/python -m bench.cds
 
 # The production stack under load (PostgreSQL at BENCH_DB, default the local server).
 bench-writers: $(STAMP)

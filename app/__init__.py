@@ -52,13 +52,14 @@ def create_app(
         settings=settings, engine=engine, session_factory=session_factory
     )
 
-    from app import api, auth, cds, cli, logs, web
+    from app import api, auth, cds, cli, fhir, logs, web
     from app.feeds import views as feed_views
 
     logs.install("werkzeug", "gunicorn.access")
 
     http.init_app(app)
     cds.init_app(app)  # CDS Hooks: JWT-signed (app/cds)
+    fhir.init_app(app)  # FHIR R4 export and lab import (app/fhir)
     app.before_request(auth.load_user)
     web.init_app(app)
     app.register_blueprint(api.bp)

@@ -1,6 +1,9 @@
-"""Command line: `flask --app wsgi users create ...`, `tokens create ...`, `demo load`, `jobs`."""
+"""Command line: `flask --app wsgi users create ...`, `tokens create ...`, `demo load`, `jobs`,
+`fhir export DIR`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 import sqlalchemy as sa
@@ -24,6 +27,7 @@ integrity_cli = AppGroup("integrity", help="Therapy integrity: booked schedules 
 audit_cli = AppGroup("audit", help="The audit trail and its hash chain.")
 db_cli = AppGroup("db", help="Database roles (PostgreSQL).")
 jobs_cli = AppGroup("jobs", help="The scheduler's periodic jobs.")
+fhir_cli = AppGroup("fhir", help="FHIR R4: the clinic-wide export.")
 
 
 def _fail(exc: ServiceError) -> None:
@@ -324,6 +328,24 @@ def run_job(name: str) -> None:
         click.echo(error)
 
 
+@fhir_cli.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def fhir_export_command(directory: Path) -> None:
+    """Write every patient's record as FHIR R4 NDJSON (Bulk Data: one file per resource type,
+    Patient.ndjson ..., one resource per line) into DIRECTORY."""
+    from app.services import fhir_export
+
+    session = http.state().session_factory()
+    try:
+        counts = fhir_export.export_ndjson(session, system_actor("cli"), directory, http.settings())
+    except OSError as exc:
+        raise click.ClickException(f"{directory}: {exc.strerror or exc}") from exc
+    finally:
+        session.close()
+    for kind, count in counts.items():
+        click.echo(f"{kind}.ndjson: {count}")
+
+
 def init_app(app: Flask) -> None:
     for group in (
         users_cli,
@@ -335,5 +357,6 @@ def init_app(app: Flask) -> None:
         audit_cli,
         db_cli,
         jobs_cli,
+        fhir_cli,
     ):
         app.cli.add_command(group)

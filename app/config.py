@@ -440,7 +440,33 @@ class CdsSettings(_Section):
     audience: str = Field("", max_length=200)
     max_token_lifetime_seconds: int = Field(300, ge=10, le=3600)
     clock_skew_seconds: int = Field(30, ge=0, le=300)
+    #: order-sign: a draft MedicationRequest is IVIG when one of its codings has one of these
+    #: codes ("system|code", or a bare code in any system)...
+    ivig_codes: tuple[str, ...] = ()
+    #: ... or its text or a coding's display holds one of these (case-insensitive).
+    ivig_text: tuple[str, ...] = ("ivig", "igiv", "immune globulin intravenous")
+    #: Texts that name each configured product ([[products]] name -> texts), case-insensitive.
+    product_text: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    #: Origins a browser-based CDS client may call from (CORS); "*" = any.
+    cors_origins: tuple[str, ...] = ("*",)
     clients: tuple[CdsClientSettings, ...] = ()
+
+    @field_validator("ivig_codes", "ivig_text")
+    @classmethod
+    def _non_empty_entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not entry.strip() for entry in value):
+            raise ValueError("entries must not be empty")
+        return tuple(entry.strip() for entry in value)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(
+                    f'each origin is "*" or scheme://host[:port] with no path (got {origin!r})'
+                )
+        return value
 
     @field_validator("audience")
     @classmethod
@@ -456,6 +482,15 @@ class CdsSettings(_Section):
         if len(set(issuers)) != len(issuers):
             raise ValueError("each client's issuer must be unique")
         return value
+
+
+class FhirSettings(_Section):
+    """FHIR R4 export ($everything, the NDJSON export) and the lab import (POST /fhir)."""
+
+    #: Most entries a lab-import Bundle may carry (more: refused whole, 413).
+    max_bundle_entries: int = Field(100, ge=1, le=10_000)
+    #: Most bytes a lab-import Bundle may have; the app takes no request over 1 MiB at all.
+    max_bundle_bytes: int = Field(262_144, ge=1024, le=1024 * 1024)
 
 
 class OptimiserWeights(_Section):
@@ -498,6 +533,7 @@ class Settings(_Section):
     reviews: ReviewSettings = ReviewSettings()
     notices: NoticeSettings = NoticeSettings()
     cds: CdsSettings = CdsSettings()
+    fhir: FhirSettings = FhirSettings()
     optimiser: OptimiserSettings = OptimiserSettings()
     #: Where the settings were read from (for messages); not a config.toml key.
     source: str = Field("defaults", exclude=True)
@@ -513,6 +549,17 @@ class Settings(_Section):
         if len(set(names)) != len(names):
             raise ValueError("product names must be unique")
         return value
+
+    @model_validator(mode="after")
+    def _cds_products_known(self) -> Settings:
+        names = {product.name for product in self.products}
+        unknown = sorted(set(self.cds.product_text) - names)
+        if unknown and self.products:
+            raise ValueError(
+                f"cds.product_text: {', '.join(unknown)} is not a [[products]] name "
+                f"(known: {', '.join(sorted(names))})"
+            )
+        return self
 
     def product_catalog(self) -> dict[str, Product]:
         """Return the configured IVIG products as domain values, by name."""

@@ -87,6 +87,11 @@ def is_cds_request() -> bool:
     return request.path == "/cds-services" or request.path.startswith("/cds-services/")
 
 
+def is_fhir_request() -> bool:
+    """A FHIR call (app/fhir): staff on the pages, an API token, or an EHR's signed JWT."""
+    return request.path == "/fhir" or request.path.startswith("/fhir/")
+
+
 def _assign_request_id() -> None:
     # Our own id goes into logs and audit rows; a client's is only echoed back, never trusted.
     g.request_id = uuid.uuid4().hex

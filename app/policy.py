@@ -28,6 +28,8 @@ class Action(enum.StrEnum):
     AMEND_INFUSION = "infusion.amend"
     REVIEW_COURSE = "course.review"
     CHANGE_OWN_PASSWORD = "password.change_own"  # noqa: S105 (an action name)
+    #: Read a patient's whole record as FHIR (GET /fhir/Patient/<id>/$everything).
+    EXPORT_RECORD = "record.export"
 
 
 _ALL_STAFF = frozenset(Role)
@@ -56,6 +58,8 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.AMEND_INFUSION: frozenset({Role.NURSE, Role.PHYSICIAN}),
     # Course reviews and authorisations (DOMAIN.md: a physician's decision to go on).
     Action.REVIEW_COURSE: frozenset({Role.PHYSICIAN}),
+    # The whole record as FHIR R4, for anyone on staff (each read leaves an audit row).
+    Action.EXPORT_RECORD: _ALL_STAFF,
 }
 
 
@@ -124,6 +128,13 @@ class EhrAction(enum.StrEnum):
     #: Its clinician overrode a suggestion's card: recorded as the suggestion's rejection, with
     #: the reason given (rejecting changes no therapy; approving stays a physician's, here).
     RECORD_OVERRIDE = "cds.override.record"
+    #: Its clinician accepted or overrode an order-sign card: recorded as a decided order-check
+    #: suggestion (about the EHR's order; no regimen here changes).
+    RECORD_ORDER_CHECK = "cds.order_check.record"
+    #: Read a patient's whole record as FHIR R4 ($everything), by our id.
+    READ_RECORD = "fhir.record.read"
+    #: Send lab results as a FHIR transaction Bundle (POST /fhir): recorded like a lab typed in.
+    IMPORT_LABS = "fhir.labs.import"
 
 
 EHR_RULES: frozenset[EhrAction] = frozenset(EhrAction)

@@ -1,8 +1,11 @@
-"""HL7 CDS Hooks 2.0 under /cds-services: discovery, the patient-view service and its feedback.
+"""HL7 CDS Hooks 2.0 under /cds-services: discovery, the patient-view and order-sign services
+and their feedback.
 
 Each call but discovery carries a JWT signed by an EHR registered in config.toml
 ([[cds.clients]]); answers and errors are JSON. Not in the OpenAPI document: the CDS Hooks
-specification is these endpoints' contract.
+specification is these endpoints' contract. Browsers of SMART apps may call from the origins
+[cds].cors_origins names (CORS; preflights are answered): the JWT, never a cookie, is what
+lets a call in, so a browser's origin decides only whether it may read the answer.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from app.services.errors import NotFound, ServiceError
 bp = Blueprint("cds", __name__)
 
 #: Where init_app keeps the registered clients (their keys are read once, at start).
-_CLIENTS = "cds_clients"
+CLIENTS_KEY = "cds_clients"
 
 
 def init_app(app: Flask) -> None:
@@ -34,8 +37,35 @@ def init_app(app: Flask) -> None:
     and no cookie, and a CDS client cannot send a CSRF token.
     """
     settings: Settings = app.extensions["ivig"].settings
-    app.extensions[_CLIENTS] = auth.load_clients(settings)
+    app.extensions[CLIENTS_KEY] = auth.load_clients(settings)
     app.register_blueprint(bp)
+
+
+#: What a browser may send to /cds-services from another origin (CORS preflight).
+_CORS_METHODS = "GET, POST, OPTIONS"
+_CORS_HEADERS = "Authorization, Content-Type, Accept"
+#: Seconds a browser may cache a preflight's answer.
+_CORS_MAX_AGE = "600"
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    """Let the configured origins' browsers read our answers (errors too) and preflight."""
+    origins = http.settings().cds.cors_origins
+    origin = request.headers.get("Origin")
+    if "*" in origins:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    elif origin is not None:
+        response.vary.add("Origin")
+        if origin in origins:
+            response.headers["Access-Control-Allow-Origin"] = origin
+    if "Access-Control-Allow-Origin" in response.headers:
+        response.headers["Access-Control-Expose-Headers"] = "WWW-Authenticate, X-Request-ID"
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = _CORS_METHODS
+            response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
+            response.headers["Access-Control-Max-Age"] = _CORS_MAX_AGE
+    return response
 
 
 def _error(status: int, message: str, field: str | None = None) -> Response:
@@ -90,7 +120,7 @@ def _authenticate(*paths: str) -> tuple[auth.Client, Actor]:
     base = _base_url()
     client = auth.verify(
         http.db(),
-        current_app.extensions[_CLIENTS],
+        current_app.extensions[CLIENTS_KEY],
         http.settings().cds,
         token,
         [base + path for path in paths],
@@ -119,13 +149,27 @@ def discovery() -> Response:
     return jsonify(cds_service.discovery())
 
 
+def _same_patient(patient_resource: Mapping[str, Any] | None, fhir_patient_id: str) -> None:
+    patient_id = (patient_resource or {}).get("id")
+    if patient_id is not None and patient_id != fhir_patient_id:
+        raise bodies.BadBody(
+            "prefetch.patient.id", "must be context.patientId: the Patient in context"
+        )
+
+
 @bp.post("/cds-services/<service_id>")
 def call(service_id: str) -> Response:
-    """Answer a hook with cards; a patient we cannot match by MRN gets none."""
+    """Answer a hook with cards: patient-view's for a patient we cannot match by MRN are none;
+    order-sign's check the draft IVIG orders."""
     service = _service(service_id)
     client, actor = _authenticate(f"/cds-services/{service.id}")
     body = _json_body()
-    view = bodies.patient_view(body, service)
+    settings = http.settings()
+    call: cds_service.PatientView | cds_service.OrderSign
+    if service.hook == cds_service.ORDER_SIGN.hook:
+        call = bodies.order_sign(body, service, settings.cds)
+    else:
+        call = bodies.patient_view(body, service)
     if not bodies.has_patient_prefetch(body):
         # The spec: without the prefetch it needs and no way to fetch it, a service says 412.
         return _error(
@@ -134,14 +178,15 @@ def call(service_id: str) -> Response:
             "FHIR server.",
             f"prefetch.{cds_service.PATIENT_PREFETCH}",
         )
-    patient_id = (view.patient_resource or {}).get("id")
-    if patient_id is not None and patient_id != view.fhir_patient_id:
-        raise bodies.BadBody(
-            "prefetch.patient.id", "must be context.patientId: the Patient being viewed"
+    _same_patient(call.patient_resource, call.fhir_patient_id)
+    if isinstance(call, cds_service.OrderSign):
+        cards = cds_service.order_sign_cards(
+            http.db(), actor, client.issuer, settings, call, _page_url
         )
-    cards = cds_service.patient_view_cards(
-        http.db(), actor, client.issuer, http.settings(), view, _page_url
-    )
+    else:
+        cards = cds_service.patient_view_cards(
+            http.db(), actor, client.issuer, settings, call, _page_url
+        )
     return jsonify(cards=cards)
 
 

@@ -6,9 +6,13 @@ Unknown fields are ignored (the spec reserves `extension` and lets hooks grow).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+from app.config import CdsSettings
+from app.domain import order_check
+from app.domain.dosing import WeightBasis
 from app.services import cds as cds_service
 
 #: Longest string read from a body (ids, codes, comments); the spec sets no limits.
@@ -129,3 +133,282 @@ def feedback(body: Any) -> list[cds_service.Feedback]:
     if len(entries) > cds_service.MAX_FEEDBACK:
         raise BadBody("feedback", f"at most {cds_service.MAX_FEEDBACK} entries a call")
     return [_entry(value, f"feedback.{n}") for n, value in enumerate(entries)]
+
+
+# --- order-sign --------------------------------------------------------------------------------
+
+#: R4 request resources an order-sign Bundle may carry (the hook: "FHIR request resources").
+REQUEST_TYPES = frozenset(
+    {
+        "MedicationRequest",
+        "ServiceRequest",
+        "NutritionOrder",
+        "DeviceRequest",
+        "VisionPrescription",
+        "SupplyRequest",
+        "CommunicationRequest",
+        "ImmunizationRecommendation",
+        "CarePlan",
+        "RequestGroup",
+        "Task",
+        "Appointment",
+    }
+)
+#: Most entries a draftOrders Bundle may hold (the spec sets no limit; this bounds the work).
+MAX_DRAFT_ORDERS = 100
+#: UCUM codes (or units) of a dose per infusion day, and the factor to g/kg or g.
+_DOSE_UNITS: dict[str, tuple[order_check.DoseUnit, float]] = {
+    "g/kg": ("g/kg", 1.0),
+    "mg/kg": ("g/kg", 0.001),
+    "g": ("g", 1.0),
+    "mg": ("g", 0.001),
+}
+#: UCUM codes (or units) of a rate.
+_RATE_UNITS: dict[str, order_check.RateUnit] = {
+    "mL/kg/min": "mL/kg/min",
+    "mL/(kg.min)": "mL/kg/min",
+    "mL/h": "mL/h",
+    "mL/hr": "mL/h",
+    "mg/kg/min": "mg/kg/min",
+    "mg/(kg.min)": "mg/kg/min",
+}
+#: FHIR's dose-rate-type code system (ordered, calculated).
+DOSE_RATE_TYPE = "http://terminology.hl7.org/CodeSystem/dose-rate-type"
+#: Days per periodUnit a cycle's interval may be given in.
+_PERIOD_DAYS = {"wk": 7, "d": 1}
+
+
+def _list(value: Any, field: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise BadBody(field, "give a JSON array")
+    return value
+
+
+def _number_value(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadBody(field, f"give a number (got {value!r})")
+    if value <= 0:
+        raise BadBody(field, f"must be above 0 (got {value!r})")
+    return float(value)
+
+
+def _whole(value: Any, field: str) -> int:
+    number = _number_value(value, field)
+    if number != int(number):
+        raise BadBody(field, f"give a whole number (got {value!r})")
+    return int(number)
+
+
+def _texts(resource: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
+    """The (system, code) pairs and the texts naming a MedicationRequest's medication."""
+    codes: list[tuple[str, str]] = []
+    texts: list[str] = []
+    concept = resource.get("medicationCodeableConcept")
+    if isinstance(concept, Mapping):
+        if isinstance(concept.get("text"), str):
+            texts.append(concept["text"])
+        for coding in concept.get("coding") or []:
+            if not isinstance(coding, Mapping):
+                continue
+            if isinstance(coding.get("code"), str):
+                codes.append((str(coding.get("system") or ""), coding["code"]))
+            if isinstance(coding.get("display"), str):
+                texts.append(coding["display"])
+    reference = resource.get("medicationReference")
+    if isinstance(reference, Mapping) and isinstance(reference.get("display"), str):
+        texts.append(reference["display"])
+    return codes, texts
+
+
+def is_ivig(resource: Mapping[str, Any], rules: CdsSettings) -> bool:
+    """Whether a MedicationRequest orders IVIG: a configured code, or a configured text."""
+    codes, texts = _texts(resource)
+    for wanted in rules.ivig_codes:
+        system, bar, code = wanted.rpartition("|")
+        if any(c == code and (not bar or s == system) for s, c in codes):
+            return True
+    lowered = " ".join(texts).casefold()
+    words = [*rules.ivig_text, *(t for ts in rules.product_text.values() for t in ts)]
+    return any(word.casefold() in lowered for word in words)
+
+
+def _product(resource: Mapping[str, Any], rules: CdsSettings) -> str | None:
+    lowered = " ".join(_texts(resource)[1]).casefold()
+    named = [
+        name
+        for name, words in rules.product_text.items()
+        if any(word.casefold() in lowered for word in words)
+    ]
+    return named[0] if len(named) == 1 else None
+
+
+def _quantity(value: Any, field: str, units: Mapping[str, Any]) -> tuple[float, Any]:
+    quantity = _object(value, field)
+    amount = _number_value(quantity.get("value"), f"{field}.value")
+    code = quantity.get("code") if isinstance(quantity.get("code"), str) else quantity.get("unit")
+    if not isinstance(code, str) or code not in units:
+        raise BadBody(
+            f"{field}.code",
+            f"give the UCUM unit, one of {', '.join(units)} (got {code!r})",
+        )
+    return amount, units[code]
+
+
+def _start(repeat: Mapping[str, Any], field: str) -> dt.date | None:
+    bounds = repeat.get("boundsPeriod")
+    if bounds is None:
+        return None
+    start = _object(bounds, f"{field}.boundsPeriod").get("start")
+    if start is None:
+        return None
+    text = _text(start, f"{field}.boundsPeriod.start")
+    assert text is not None
+    try:
+        if len(text) == 10:
+            return dt.date.fromisoformat(text)
+        return dt.datetime.fromisoformat(text).date()
+    except ValueError:
+        raise BadBody(
+            f"{field}.boundsPeriod.start", "give a FHIR date or dateTime, e.g. 2026-12-07"
+        ) from None
+
+
+def _weight_basis(dosage: Mapping[str, Any], field: str) -> WeightBasis | None:
+    for n, extension in enumerate(_list(dosage.get("extension", []), f"{field}.extension")):
+        if isinstance(extension, Mapping) and extension.get("url") == (
+            cds_service.WEIGHT_BASIS_EXTENSION
+        ):
+            code = extension.get("valueCode")
+            if code not in get_args(WeightBasis):
+                raise BadBody(
+                    f"{field}.extension.{n}.valueCode",
+                    f"give one of {', '.join(get_args(WeightBasis))} (got {code!r})",
+                )
+            return code
+    return None
+
+
+def _dose_type(entry: Mapping[str, Any]) -> str | None:
+    kind = entry.get("type")
+    codings = kind.get("coding") if isinstance(kind, Mapping) else None
+    for coding in codings if isinstance(codings, list) else []:
+        if isinstance(coding, Mapping) and coding.get("system") == DOSE_RATE_TYPE:
+            code = coding.get("code")
+            return code if isinstance(code, str) else None
+    return None
+
+
+def _draft(resource: Mapping[str, Any], field: str, rules: CdsSettings) -> cds_service.DraftOrder:
+    """Read an IVIG MedicationRequest: dose per infusion day (doseAndRate.doseQuantity in
+    g/kg or g), days per cycle (timing.repeat.frequency) every period periodUnit (the
+    interval, in wk or whole weeks of d), from boundsPeriod.start, at most rateQuantity."""
+    dosages = _list(resource.get("dosageInstruction"), f"{field}.dosageInstruction")
+    if len(dosages) != 1:
+        raise BadBody(
+            f"{field}.dosageInstruction",
+            f"give exactly one Dosage for an IVIG cycle (got {len(dosages)})",
+        )
+    where = f"{field}.dosageInstruction.0"
+    dosage = _object(dosages[0], where)
+    rates = _list(dosage.get("doseAndRate"), f"{where}.doseAndRate")
+    doses = [n for n, r in enumerate(rates) if isinstance(r, Mapping) and "doseQuantity" in r]
+    # The "ordered" dose, where the entries say which is which (FHIR dose-rate-type: an
+    # exported regimen also carries the "calculated" grams).
+    ordered = [n for n in doses if _dose_type(rates[n]) == "ordered"]
+    dose_index = (ordered or doses)[0] if doses else None
+    if dose_index is None:
+        raise BadBody(
+            f"{where}.doseAndRate",
+            "give the dose per infusion day as doseQuantity (g/kg or g) in one entry",
+        )
+    amount, (unit, factor) = _quantity(
+        rates[dose_index]["doseQuantity"],
+        f"{where}.doseAndRate.{dose_index}.doseQuantity",
+        _DOSE_UNITS,
+    )
+    rate_index = next(
+        (n for n, r in enumerate(rates) if isinstance(r, Mapping) and "rateQuantity" in r), None
+    )
+    rate, rate_unit = None, None
+    if rate_index is not None:
+        rate, rate_unit = _quantity(
+            rates[rate_index]["rateQuantity"],
+            f"{where}.doseAndRate.{rate_index}.rateQuantity",
+            _RATE_UNITS,
+        )
+    timing = _object(dosage.get("timing"), f"{where}.timing")
+    repeat = _object(timing.get("repeat"), f"{where}.timing.repeat")
+    at = f"{where}.timing.repeat"
+    days = _whole(repeat.get("frequency"), f"{at}.frequency")
+    period = _number_value(repeat.get("period"), f"{at}.period")
+    period_unit = repeat.get("periodUnit")
+    if period_unit not in _PERIOD_DAYS:
+        raise BadBody(
+            f"{at}.periodUnit",
+            f'give the interval between cycles in "wk" or "d" (got {period_unit!r})',
+        )
+    interval_days = period * _PERIOD_DAYS[period_unit]
+    if interval_days % 7:
+        raise BadBody(f"{at}.period", f"give whole weeks between cycles (got {interval_days:g} d)")
+    return cds_service.DraftOrder(
+        field=field,
+        resource=resource,
+        product=_product(resource, rules),
+        amount=amount * factor,
+        unit=unit,
+        days_per_cycle=days,
+        interval_weeks=int(interval_days // 7),
+        starts_on=_start(repeat, at),
+        weight_basis=_weight_basis(dosage, where),
+        rate=rate,
+        rate_unit=rate_unit,
+        dose_index=dose_index,
+        rate_index=rate_index,
+    )
+
+
+def order_sign(
+    body: Any, service: cds_service.CdsService, rules: CdsSettings
+) -> cds_service.OrderSign:
+    """Read an order-sign call: context.userId, patientId, draftOrders (an R4 Bundle of draft
+    request resources); the IVIG MedicationRequests among them are read as drafts."""
+    body = _object(body, None)
+    hook = _text(body.get("hook"), "hook")
+    if hook != service.hook:
+        raise BadBody("hook", f"this service answers the {service.hook} hook (got {hook!r})")
+    hook_instance = _text(body.get("hookInstance"), "hookInstance")
+    _text(body.get("fhirServer"), "fhirServer", required=False)
+    context = _object(body.get("context"), "context")
+    user = _text(context.get("userId"), "context.userId")
+    patient_id = _text(context.get("patientId"), "context.patientId")
+    bundle = _object(context.get("draftOrders"), "context.draftOrders")
+    if bundle.get("resourceType") != "Bundle":
+        raise BadBody(
+            "context.draftOrders.resourceType",
+            f"give a FHIR Bundle (got {bundle.get('resourceType')!r})",
+        )
+    entries = _list(bundle.get("entry", []), "context.draftOrders.entry")
+    if len(entries) > MAX_DRAFT_ORDERS:
+        raise BadBody("context.draftOrders.entry", f"at most {MAX_DRAFT_ORDERS} draft orders")
+    drafts = []
+    for n, entry in enumerate(entries):
+        field = f"context.draftOrders.entry.{n}.resource"
+        resource = _object(_object(entry, f"context.draftOrders.entry.{n}").get("resource"), field)
+        kind = resource.get("resourceType")
+        if kind not in REQUEST_TYPES:
+            raise BadBody(
+                f"{field}.resourceType",
+                f"a draft order is an R4 request resource, e.g. MedicationRequest (got {kind!r})",
+            )
+        if kind == "MedicationRequest" and is_ivig(resource, rules):
+            drafts.append(_draft(resource, field, rules))
+    prefetch = body.get("prefetch")
+    patient = None
+    if prefetch is not None:
+        patient = _object(prefetch, "prefetch").get(cds_service.PATIENT_PREFETCH)
+        if patient is not None:
+            patient = _object(patient, "prefetch.patient")
+    assert hook_instance is not None and patient_id is not None
+    return cds_service.OrderSign(
+        hook_instance, patient_id, user, patient, tuple(drafts), len(entries)
+    )

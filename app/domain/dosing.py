@@ -268,6 +268,15 @@ def describe_vials(vials: Iterable[Sequence[float]], total_g: float | None = Non
     return f"{total_g:g} g = {breakdown}" if breakdown else f"{total_g:g} g"
 
 
+def max_rate_ml_per_kg_min(product: Product, at_risk: bool) -> float:
+    """Return the highest rate this product may run at for a patient (at risk or not)."""
+    plan = product.rate_plan
+    # An at-risk cap set above the normal cap must not let at-risk patients run faster.
+    if at_risk:
+        return min(plan.max_ml_per_kg_min, plan.max_at_risk_ml_per_kg_min)
+    return plan.max_ml_per_kg_min
+
+
 def plan_infusion_day(
     grams: float, dosing_weight_kg: float, product: Product, at_risk: bool
 ) -> InfusionDayPlan:
@@ -286,12 +295,7 @@ def plan_infusion_day(
     if plan.max_at_risk_ml_per_kg_min <= 0 or plan.step_every_minutes <= 0:
         raise ValueError(f"{product.name}: at-risk maximum and step minutes must be positive")
 
-    # An at-risk cap set above the normal cap must not let at-risk patients run faster.
-    cap = (
-        min(plan.max_ml_per_kg_min, plan.max_at_risk_ml_per_kg_min)
-        if at_risk
-        else plan.max_ml_per_kg_min
-    )
+    cap = max_rate_ml_per_kg_min(product, at_risk)
     volume_ml = grams / product.concentration_g_per_ml
     steps: list[RateStep] = []
     remaining = volume_ml

@@ -227,6 +227,12 @@ def version_in_force(versions: Sequence[VersionFact], on: dt.date) -> VersionFac
     return max(candidates, key=lambda v: v.version) if candidates else None
 
 
+def min_days_between_cycles(interval_weeks: int, tolerance_days: int) -> int:
+    """Return the fewest days from one cycle's start to the next's (the interval less the
+    clinic's tolerance): closer is the soft rule `cycle_interval`."""
+    return interval_weeks * 7 - tolerance_days
+
+
 def _cycles(infusions: Sequence[InfusionFact], ctx: _Context) -> list[_Cycle]:
     by_number: dict[int, list[InfusionFact]] = defaultdict(list)
     for infusion in infusions:
@@ -402,7 +408,9 @@ def _check_intervals(cycles: Sequence[_Cycle], ctx: _Context) -> None:
         version = ctx.versions.get(following.days[0].regimen_id)
         if version is None:
             continue
-        minimum = version.interval_weeks * 7 - ctx.limits.interval_tolerance_days
+        minimum = min_days_between_cycles(
+            version.interval_weeks, ctx.limits.interval_tolerance_days
+        )
         gap = (next_start - start).days
         if gap < minimum:
             ctx.add(

@@ -3,14 +3,23 @@
 The EHR only reads advice here. Its clinician overriding a suggestion's card records the
 suggestion's rejection (the decision record our pages use, with the reason given); accepting
 one changes nothing, since therapy changes only with a physician's approval on our pages.
+
+order-sign checks the EHR's draft IVIG orders with the pages' dosing rules (app.domain.
+order_check) and answers a card per finding. Its feedback is recorded as a decided Suggestion
+of kind "order_check" (rule "order-sign.<check>"): approved when the clinician accepted the
+card, rejected with the reason when they overrode it. The card's id carries what the card
+said (under a MAC), so nothing is stored when a card is only shown.
 """
 
 from __future__ import annotations
 
+import base64
+import copy
 import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -22,10 +31,20 @@ import sqlalchemy.orm as so
 
 from app import clock, policy
 from app.config import Settings
-from app.models import AdverseEvent, CdsTokenId, Patient, Suggestion, TaperStep
-from app.services import adverse_events, audit, reviews, suggestions, tapers
+from app.domain import order_check
+from app.domain.dosing import WeightBasis
+from app.models import (
+    AdverseEvent,
+    CdsTokenId,
+    Infusion,
+    Patient,
+    Regimen,
+    Suggestion,
+    TaperStep,
+)
+from app.services import adverse_events, audit, regimens, reviews, suggestions, tapers
 from app.services.context import Actor, unit_of_work
-from app.services.errors import Forbidden, ServiceError
+from app.services.errors import Forbidden, NotFound, ServiceError
 
 #: The spec: a card's summary is under 140 characters.
 SUMMARY_MAX = 139
@@ -94,7 +113,20 @@ PATIENT_VIEW = CdsService(
     prefetch={PATIENT_PREFETCH: "Patient/{{context.patientId}}"},
 )
 
-SERVICES: dict[str, CdsService] = {PATIENT_VIEW.id: PATIENT_VIEW}
+ORDER_SIGN = CdsService(
+    id="ivig-order-sign",
+    hook="order-sign",
+    title="IVIG order check",
+    description=(
+        "Checks draft IVIG MedicationRequests against the clinic's dosing rules (dose per kg "
+        "per cycle and per day, days per cycle, interval and the last cycle given, rate, "
+        "dosing-weight basis, whole vials) and proposes the corrected order, for a patient "
+        "the IVIG assistant knows by MRN."
+    ),
+    prefetch={PATIENT_PREFETCH: "Patient/{{context.patientId}}"},
+)
+
+SERVICES: dict[str, CdsService] = {PATIENT_VIEW.id: PATIENT_VIEW, ORDER_SIGN.id: ORDER_SIGN}
 
 
 def discovery() -> dict[str, Any]:
@@ -442,6 +474,435 @@ def _event_card(event: AdverseEvent, patient: Patient, context: _CardContext) ->
     )
 
 
+# --- order-sign ----------------------------------------------------------------------------
+
+#: The extension a draft's Dosage may carry to state its dosing-weight basis (valueCode
+#: actual, ideal or adjusted); without it the clinic's basis for the patient is assumed.
+WEIGHT_BASIS_EXTENSION = "urn:ivig-assistant:fhir:dosing-weight-basis"
+#: Card kinds of order-sign: the card, and its suggestion (the corrected order).
+ORDER_CARD = "order-check"
+ORDER_FIX = "order-fix"
+#: Feedback records an order check as a decided suggestion of this kind.
+ORDER_CHECK_KIND = "order_check"
+#: What each order check is called on a card.
+_ORDER_TITLES = {
+    "dose": "IVIG dose per cycle outside the clinic's limits",
+    "days-per-cycle": "IVIG days per cycle outside the clinic's limits",
+    "interval": "IVIG interval outside the clinic's limits",
+    "grams-per-day": "IVIG grams per day above the product's maximum",
+    "rate": "IVIG infusion rate above the maximum for this patient",
+    "thrombosis-daily-dose": "IVIG daily dose high for a patient at thrombosis risk",
+    "one-day-cycle": "IVIG dose high for a one-day cycle",
+    "vial-rounding": "IVIG dose not rounded to whole vials",
+    "weight-basis": "IVIG dosing weight basis differs from the clinic's",
+    "interval-too-soon": "IVIG cycle too soon after the last one given",
+    "product": "IVIG product not stocked by the clinic",
+    "patient": "IVIG order cannot be checked",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class DraftOrder:
+    """One draft IVIG MedicationRequest, read into the order check's terms (app/cds/bodies)."""
+
+    #: Where it sits in the call, e.g. "context.draftOrders.entry.1.resource".
+    field: str
+    resource: Mapping[str, Any]
+    #: A configured product the medication names; None: it names none.
+    product: str | None
+    amount: float
+    unit: order_check.DoseUnit
+    days_per_cycle: int
+    interval_weeks: int
+    starts_on: dt.date | None
+    weight_basis: WeightBasis | None
+    rate: float | None
+    rate_unit: order_check.RateUnit | None
+    #: Indexes in dosageInstruction[0].doseAndRate of the dose and of the rate.
+    dose_index: int
+    rate_index: int | None
+
+    @property
+    def reference(self) -> str:
+        ident = self.resource.get("id")
+        return f"MedicationRequest/{ident}" if isinstance(ident, str) else self.field
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderSign:
+    """An order-sign call as the EHR made it; `drafts` are its IVIG MedicationRequests only."""
+
+    hook_instance: str
+    fhir_patient_id: str
+    user: str | None
+    patient_resource: Mapping[str, Any] | None
+    drafts: tuple[DraftOrder, ...]
+    #: How many draft orders the Bundle held (IVIG or not).
+    orders: int
+
+
+def _b64(data: Mapping[str, Any]) -> str:
+    text = json.dumps(data, separators=(",", ":"), sort_keys=True, default=str)
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+def _unb64(ident: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(ident + "=" * (-len(ident) % 4)))
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _last_cycle_started_on(session: so.Session, patient_id: int) -> dt.date | None:
+    """First day of the last cycle of which a day was given (or partly given)."""
+    last = session.scalar(
+        sa.select(Infusion.cycle_number)
+        .where(Infusion.patient_id == patient_id, Infusion.status.in_(("given", "partial")))
+        .order_by(Infusion.planned_date.desc(), Infusion.id.desc())
+        .limit(1)
+    )
+    if last is None:
+        return None
+    return session.scalar(
+        sa.select(sa.func.min(Infusion.planned_date)).where(
+            Infusion.patient_id == patient_id,
+            Infusion.cycle_number == last,
+            Infusion.status != "cancelled",
+        )
+    )
+
+
+def _patient_facts(
+    session: so.Session, patient: Patient, settings: Settings
+) -> order_check.PatientFacts | str:
+    """The facts an order is checked on, or why they are missing."""
+    weight = regimens.latest_weight(session, patient.id)
+    if weight is None:
+        return "no weight is recorded for the patient"
+    if patient.height_cm is None:
+        return "no height is recorded for the patient"
+    current = regimens.current_regimen(session, patient.id)
+    basis = current.weight_basis if current else settings.dosing.weight_basis_default
+    return order_check.PatientFacts(
+        weight_kg=weight.weight_kg,
+        height_cm=patient.height_cm,
+        sex=patient.sex,  # type: ignore[arg-type]
+        policy_basis=basis,  # type: ignore[arg-type]
+        thrombosis_risk=patient.thrombosis_risk,
+        renal_risk=patient.renal_risk,
+        last_cycle_started_on=_last_cycle_started_on(session, patient.id),
+    )
+
+
+def order_sign_cards(
+    session: so.Session,
+    actor: Actor,
+    issuer: str,
+    settings: Settings,
+    call: OrderSign,
+    page_url: PageUrl,
+) -> list[dict[str, Any]]:
+    """Check each draft IVIG order with the pages' rules: a card per finding; audited.
+
+    Drafts with no IVIG order get no cards whoever the patient is; IVIG drafts for a patient
+    we cannot match are a 404 (they cannot be checked, and saying nothing would read as
+    "no problem").
+    """
+    if not policy.ehr_may(actor.role, policy.EhrAction.VIEW_CARDS):
+        raise Forbidden("Only a registered EHR reads CDS cards here.")
+    with unit_of_work(session):
+        mrn = mrn_of(call.patient_resource, settings.cds.patient_identifier_system)
+        patient = session.scalar(sa.select(Patient).where(Patient.mrn == mrn)) if mrn else None
+        if call.drafts and patient is None:
+            raise NotFound(
+                "prefetch.patient.identifier: no patient of this clinic has an MRN in "
+                f"{settings.cds.patient_identifier_system} matching this Patient; its IVIG "
+                "orders cannot be checked here",
+                field="prefetch.patient.identifier",
+            )
+        cards: list[dict[str, Any]] = []
+        findings: list[str] = []
+        if patient is not None and call.drafts:
+            context = _CardContext(
+                settings, issuer, page_url, f"IVIG assistant ({settings.app.clinic_name})"
+            )
+            facts = _patient_facts(session, patient, settings)
+            today = clock.clinic_today(patient.home_center.timezone)
+            current = regimens.current_regimen(session, patient.id)
+            for draft in call.drafts:
+                made = _order_cards(draft, facts, today, current, patient, call, context)
+                findings += [card["source"]["topic"]["code"] for card in made]
+                cards += made
+        audit.record(
+            session,
+            actor,
+            "cds.order_sign",
+            "patient",
+            patient.id if patient else None,
+            after={
+                "hook_instance": call.hook_instance[:100],
+                "fhir_patient_id": call.fhir_patient_id[:100],
+                "user": (call.user or "")[:200] or None,
+                "matched": patient is not None,
+                "orders": call.orders,
+                "ivig_orders": [draft.reference[:100] for draft in call.drafts],
+                "findings": findings,
+                "cards": [card["uuid"] for card in cards],
+            },
+        )
+    return sorted(cards, key=lambda card: _ORDER[card["indicator"]])
+
+
+def _order_cards(
+    draft: DraftOrder,
+    facts: order_check.PatientFacts | str,
+    today: dt.date,
+    current: Regimen | None,
+    patient: Patient,
+    call: OrderSign,
+    context: _CardContext,
+) -> list[dict[str, Any]]:
+    product = draft.product or (current.product if current is not None else None)
+    if isinstance(facts, str) or product is None:
+        why = (
+            facts
+            if isinstance(facts, str)
+            else ("the order names no product the clinic stocks and the patient has no regimen")
+        )
+        finding = order_check.Finding("patient", False, why, "")
+        return [_order_card(draft, finding, None, patient, call, context)]
+    rules = order_check.Rules(
+        context.settings.product_catalog(),
+        context.settings.dosing_limits(),
+        context.settings.scheduling.interval_tolerance_days,
+    )
+    dose = order_check.DraftDose(
+        product=product,
+        amount=draft.amount,
+        unit=draft.unit,
+        days_per_cycle=draft.days_per_cycle,
+        interval_weeks=draft.interval_weeks,
+        starts_on=draft.starts_on or today,
+        weight_basis=draft.weight_basis,
+        rate=draft.rate,
+        rate_unit=draft.rate_unit,
+    )
+    try:
+        checked = order_check.check_order(dose, facts, rules)
+    except order_check.Uncheckable as exc:
+        finding = order_check.Finding("patient", False, str(exc), "")
+        return [_order_card(draft, finding, None, patient, call, context)]
+    return [_order_card(draft, f, checked, patient, call, context) for f in checked.findings]
+
+
+def corrected_order(draft: DraftOrder, correction: order_check.Correction) -> dict[str, Any]:
+    """The draft MedicationRequest, whole, with one correction written in (same id).
+
+    The narrative and the dosage's free text are left out: they would say the old dose.
+    """
+    resource = copy.deepcopy(dict(draft.resource))
+    resource.pop("text", None)
+    dosage = resource["dosageInstruction"][0]
+    dosage.pop("text", None)
+    rates = dosage["doseAndRate"]
+    if correction.amount is not None:
+        rates[draft.dose_index]["doseQuantity"]["value"] = round(correction.amount, 4)
+    if correction.rate is not None and draft.rate_index is not None:
+        rates[draft.rate_index]["rateQuantity"]["value"] = round(correction.rate, 4)
+    if correction.amount is not None or correction.weight_basis is not None:
+        # Other doses (an exported regimen's "calculated" grams) would say the old dose.
+        dosage["doseAndRate"] = [
+            entry
+            for n, entry in enumerate(rates)
+            if n in (draft.dose_index, draft.rate_index) or "doseQuantity" not in entry
+        ]
+    if correction.weight_basis is not None:
+        others = [
+            e
+            for e in dosage.get("extension", [])
+            if not (isinstance(e, Mapping) and e.get("url") == WEIGHT_BASIS_EXTENSION)
+        ]
+        dosage["extension"] = [
+            *others,
+            {"url": WEIGHT_BASIS_EXTENSION, "valueCode": correction.weight_basis},
+        ]
+    if correction.starts_on is not None:
+        repeat = dosage["timing"]["repeat"]
+        bounds = repeat.get("boundsPeriod")
+        repeat["boundsPeriod"] = {
+            **(bounds if isinstance(bounds, Mapping) else {}),
+            "start": correction.starts_on.isoformat(),
+        }
+    return resource
+
+
+def _order_summary(rule: str, found: str, corrected: str) -> str:
+    """A card's summary: the check, what the order says, what to use instead."""
+    title = _ORDER_TITLES.get(rule, "IVIG order check")
+    if not found:
+        return short_summary(title)
+    return short_summary(f"{title}: {found}" + (f"; use {corrected}" if corrected else ""))
+
+
+def _order_card(
+    draft: DraftOrder,
+    finding: order_check.Finding,
+    checked: order_check.OrderCheck | None,
+    patient: Patient,
+    call: OrderSign,
+    context: _CardContext,
+) -> dict[str, Any]:
+    summary = _order_summary(finding.rule, finding.found, finding.corrected or "")
+    hook = hashlib.sha256(call.hook_instance.encode()).hexdigest()[:12]
+    # What feedback records, under the card id's MAC: nothing is stored when cards are shown.
+    ident = _b64(
+        {
+            "p": patient.id,
+            "r": finding.rule,
+            "v": order_check.RULES_VERSION,
+            "i": "critical" if finding.hard else "warning",
+            "o": draft.reference[:100],
+            "h": hook,
+            "f": finding.found,
+            "t": finding.corrected or "",
+        }
+    )
+    parts = [markdown_text(finding.message.strip()) + "."]
+    if checked is not None:
+        parts.append(
+            f"Checked on a dosing weight of {checked.dosing_weight_kg:.1f} kg "
+            f"({checked.weight_basis} basis): {checked.dose_g_per_kg_per_cycle:.3g} g/kg per "
+            f"cycle over {draft.days_per_cycle} day(s), every {draft.interval_weeks} weeks."
+        )
+    parts.append(
+        "*Order check "
+        + markdown_text(f"order-sign.{finding.rule}")
+        + f" version {order_check.RULES_VERSION}: the rules the IVIG assistant's pages use.* "
+        "Overriding records this check's rejection with your reason; accepting it records "
+        "its approval. The IVIG assistant's own regimen changes only on its pages."
+    )
+    rule = f"order-sign.{finding.rule}"
+    card = _card(
+        context,
+        ORDER_CARD,
+        ident,
+        summary=summary,
+        indicator="critical" if finding.hard else "warning",
+        detail="\n\n".join(parts),
+        topic=Coding(
+            f"{rule}@{order_check.RULES_VERSION}",
+            TOPIC_SYSTEM,
+            f"Order check {rule}, version {order_check.RULES_VERSION}",
+        ),
+        link=(
+            "Open the regimen in the IVIG assistant",
+            context.page_url(patient.id, "current-regimen"),
+        ),
+        overridable=True,
+    )
+    if finding.correction is not None and isinstance(draft.resource.get("id"), str):
+        card["selectionBehavior"] = "at-most-one"
+        card["suggestions"] = [
+            {
+                "label": short_summary(f"Change the order: {finding.corrected}"),
+                "uuid": card_uuid(
+                    context.settings,
+                    context.issuer,
+                    ORDER_FIX,
+                    hashlib.sha256(ident.encode()).hexdigest()[:16],
+                ),
+                "isRecommended": True,
+                "actions": [
+                    {
+                        "type": "update",
+                        "description": short_summary(
+                            f"Replace {draft.reference} with the order corrected to "
+                            f"{finding.corrected}"
+                        ),
+                        "resource": corrected_order(draft, finding.correction),
+                    }
+                ],
+            }
+        ]
+    return card
+
+
+def _record_order_check(
+    session: so.Session, actor: Actor, ident: str, entry: Feedback
+) -> dict[str, Any]:
+    """Record what the EHR's clinician did with an order-sign card, once per card: a decided
+    suggestion (approved when accepted, rejected with the reason when overridden)."""
+    if not policy.ehr_may(actor.role, policy.EhrAction.RECORD_ORDER_CHECK):
+        raise Forbidden("Only a registered EHR sends CDS feedback here.")
+    said = _unb64(ident)
+    if said is None or not isinstance(said.get("p"), int):
+        return {"result": "ignored: the card's contents cannot be read"}
+    patient = session.get(Patient, said["p"])
+    if patient is None:
+        return {"result": "ignored: the patient is gone"}
+    key = "cds-order:" + hashlib.sha256(entry.card.encode()).hexdigest()[:48]
+    same = session.scalar(sa.select(Suggestion).where(Suggestion.dedupe_key == key))
+    if same is not None:
+        return {"result": f"ignored: already recorded ({same.status})", "suggestion_id": same.id}
+    corrected = str(said.get("t") or "")
+    if entry.outcome == "accepted":
+        status = "approved"
+        reason = (
+            f"EHR accepted: the order was changed to {corrected}"
+            if corrected and entry.accepted_suggestions
+            else "EHR accepted the order check"
+        )
+    else:
+        status, reason = "rejected", override_reason(entry)
+    now = clock.now()
+    rule = str(said.get("r", "dose"))[:40]
+    indicator = said.get("i") if said.get("i") in ("critical", "warning") else "warning"
+    summary = _order_summary(rule, str(said.get("f") or ""), corrected)
+    suggestion = Suggestion(
+        patient_id=patient.id,
+        dedupe_key=key,
+        kind=ORDER_CHECK_KIND,
+        rule_id=f"order-sign.{rule}",
+        rule_version=int(said.get("v") or order_check.RULES_VERSION),
+        indicator=indicator,
+        summary=summary,
+        detail=(
+            f"An EHR order-sign check of {said.get('o')}: {said.get('f')}"
+            + (f"; the correction proposed: {corrected}" if corrected else "")
+            + ". Recorded from the EHR's feedback; the IVIG assistant's regimen did not change."
+        ),
+        proposal={"order": said.get("o"), "from": said.get("f"), "to": corrected or None},
+        facts={"hook_instance_sha256": said.get("h"), "outcome_at": entry.outcome_at.isoformat()},
+        evidence=[],
+        status=status,
+        decided_at=now,
+        decision_reason=reason,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(suggestion)
+            session.flush()
+    except sa.exc.IntegrityError:
+        return {"result": "ignored: already recorded"}
+    audit.record(
+        session,
+        actor,
+        "suggestion.approve" if status == "approved" else "suggestion.reject",
+        "suggestion",
+        suggestion.id,
+        after={
+            "kind": ORDER_CHECK_KIND,
+            "rule": suggestion.rule_id,
+            "reason": reason,
+            "via": "cds.feedback",
+        },
+    )
+    return {"result": status, "patient_id": patient.id, "suggestion_id": suggestion.id}
+
+
 # --- feedback ----------------------------------------------------------------------------------
 
 
@@ -516,6 +977,8 @@ def _apply(
         return noted | {"result": "ignored: not a card this service gave this EHR"}
     kind, ident = parsed
     noted |= {"kind": kind, "id": ident}
+    if kind == ORDER_CARD:
+        return noted | _record_order_check(session, actor, ident, entry)
     if kind != "suggestion" or entry.outcome == "accepted":
         return noted | {"result": "noted: no therapy changes without a physician's approval"}
     suggestion = session.get(Suggestion, int(ident))

@@ -4,6 +4,8 @@
 - A current regimen whose patient's latest weight differs from the regimen's by more than
   [dosing].weight_change_review_percent puts a task on the treating physician's worklist.
 - Job runs older than [scheduler].job_history_days are deleted.
+- CDS Hooks JWT ids (cds_token_ids) whose token has expired are deleted: the token's own exp
+  refuses a replay by then.
 
 Cancelled appointments leave the feeds after [feeds].cancelled_retention_days by themselves:
 each feed reads its window at every request (app.services.feeds), so no job has to.
@@ -20,7 +22,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from app.config import Settings
-from app.models import Patient, Regimen, User, WeightMeasurement
+from app.models import CdsTokenId, Patient, Regimen, User, WeightMeasurement
 from app.services import jobruns, reviews, scheduling, suggestions, worklist
 from app.services.context import system_actor
 
@@ -31,7 +33,18 @@ def run(session: so.Session, settings: Settings, now: dt.datetime) -> dict[str, 
         "suggestions_expired": suggestions.expire_undecided(session, settings, now, system),
         "weight_flags": flag_weight_changes(session, settings, now),
         "job_runs_pruned": jobruns.prune(session, settings, now),
+        "cds_token_ids_purged": purge_token_ids(session, now),
     }
+
+
+def purge_token_ids(session: so.Session, now: dt.datetime) -> int:
+    """Delete the CDS Hooks JWT ids whose token expired (its exp refuses it by now)."""
+
+    def one_batch() -> int:
+        result = session.execute(sa.delete(CdsTokenId).where(CdsTokenId.expires_at < now))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    return jobruns.in_batch(session, one_batch)
 
 
 def flag_weight_changes(session: so.Session, settings: Settings, now: dt.datetime) -> int:

@@ -31,6 +31,10 @@ def _check() -> None:
         return
     if request.routing_exception is not None:
         return  # no such page or method: the 404 or 405 says so, nothing would run
+    if http.is_fhir_request() and (
+        "Authorization" in request.headers or http.current_user() is None
+    ):
+        return  # app/fhir reads only the bearer credential then, or refuses with 401
     expected = session.get("csrf")
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
     if not isinstance(expected, str) or not hmac.compare_digest(expected, sent):

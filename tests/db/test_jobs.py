@@ -17,6 +17,7 @@ from app import clock
 from app.db import make_engine, make_session_factory
 from app.models import (
     AuditEvent,
+    CdsTokenId,
     Infusion,
     JobRun,
     Notice,
@@ -136,19 +137,38 @@ def test_housekeeping_expires_flags_and_prunes(db_session, settings, course):
             process="old",
         )
     )
+    # A CDS Hooks JWT id whose token expired before the run, and one still live.
+    for jti, expires_at in (("spent", at(MONDAY, 2)), ("live", at(MONDAY, 4))):
+        db_session.add(
+            CdsTokenId(
+                issuer="https://ehr.test", jti=jti, expires_at=expires_at, used_at=at(MONDAY, 1)
+            )
+        )
     db_session.commit()
     patients.record_weight(
         db_session, course.nursing, course.patient.id, 112.0, MONDAY, settings, MONDAY
     )
     clock.set_now(at(MONDAY, 3))
     done = run(db_session, settings, "housekeeping")
-    assert done.counts == {"suggestions_expired": 1, "weight_flags": 1, "job_runs_pruned": 1}
+    assert done.counts == {
+        "suggestions_expired": 1,
+        "weight_flags": 1,
+        "job_runs_pruned": 1,
+        "cds_token_ids_purged": 1,
+    }
+    db_session.expire_all()
+    assert [t.jti for t in db_session.scalars(sa.select(CdsTokenId))] == ["live"]
     db_session.refresh(old)
     assert old.status == "expired" and old.decision_reason.startswith("Not decided within 30")
     (flag,) = db_session.scalars(sa.select(Notice).where(Notice.kind == "weight_change"))
     assert flag.user_id == course.physician.id and "+12%" in flag.message
     again = run(db_session, settings, "housekeeping")
-    assert again.counts == {"suggestions_expired": 0, "weight_flags": 0, "job_runs_pruned": 0}
+    assert again.counts == {
+        "suggestions_expired": 0,
+        "weight_flags": 0,
+        "job_runs_pruned": 0,
+        "cds_token_ids_purged": 0,
+    }
     assert count(db_session, WeightMeasurement) == 2
 
 

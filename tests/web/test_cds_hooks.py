@@ -127,8 +127,9 @@ def send_feedback(client, key, entries, **sign_args):
     )
 
 
-def assert_card_schema(card: dict) -> None:
-    """The CDS Hooks 2.0 card attributes this service sends."""
+def assert_card_schema(card: dict, *, suggestions: bool = False) -> None:
+    """The CDS Hooks 2.0 card attributes this service sends (with `suggestions`, the cards may
+    carry them: order-sign's corrected orders)."""
     assert isinstance(card["summary"], str) and 0 < len(card["summary"]) < 140
     assert card["indicator"] in ("info", "warning", "critical")
     assert card["source"]["label"]
@@ -141,7 +142,18 @@ def assert_card_schema(card: dict) -> None:
         assert link["url"].startswith(("https://", "http://"))
     for reason in card.get("overrideReasons", []):
         assert reason["code"] and reason["system"] and reason["display"]
-    assert "suggestions" not in card  # no actions: the EHR applies nothing
+    if not suggestions:
+        assert "suggestions" not in card  # no actions: the EHR applies nothing
+        return
+    if "suggestions" in card:
+        assert card["selectionBehavior"] in ("at-most-one", "any")
+        for suggestion in card["suggestions"]:
+            assert suggestion["label"] and isinstance(suggestion["uuid"], str)
+            assert isinstance(suggestion.get("isRecommended", False), bool)
+            for action in suggestion["actions"]:
+                assert action["type"] in ("create", "update", "delete") and action["description"]
+                if action["type"] in ("create", "update"):
+                    assert action["resource"]["resourceType"]
 
 
 # --- a clinic with patients the rules have something to say about -------------------------
@@ -211,7 +223,7 @@ def topics(cards) -> list[str]:
 def test_discovery_lists_the_patient_view_service_with_its_prefetch(client):
     response = client.get("/cds-services")
     assert response.status_code == 200
-    (service,) = response.json["services"]
+    (service,) = [s for s in response.json["services"] if s["hook"] == "patient-view"]
     assert service["id"] == SERVICE and service["hook"] == "patient-view"
     assert service["title"] and service["description"]
     assert service["prefetch"] == {"patient": "Patient/{{context.patientId}}"}

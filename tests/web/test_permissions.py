@@ -216,6 +216,10 @@ ALLOWED_STATUS = {
     ("POST", "/taper-steps/<int:step_id>/skip"): 302,
     ("GET", "/worklist"): 200,
     ("POST", "/worklist/<int:notice_id>/done"): 302,
+    # FHIR (tests/web/test_fhir.py): the unknown patient's OperationOutcome; a form post where
+    # a Bundle is expected is a 415.
+    ("GET", "/fhir/Patient/<int:patient_id>/$everything"): 404,
+    ("POST", "/fhir"): 415,
 }
 
 
@@ -272,6 +276,11 @@ def test_anonymous_gets_401_on_the_api_and_the_login_page_on_the_web(app):
         if path.startswith("/api/"):
             assert response.status_code == 401, path
             assert response.json["error"]["code"] == "unauthenticated"
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        elif path.startswith("/fhir"):
+            # FHIR clients get an OperationOutcome, not the login page (app/fhir).
+            assert response.status_code == 401, path
+            assert response.json["issue"][0]["code"] == "login"
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
         elif method == "GET":
             assert response.status_code == 302, path
