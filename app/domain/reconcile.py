@@ -334,3 +334,70 @@ def reconcile(
         unkept=tuple(sorted(unkept, key=lambda m: (m.planned_date, m.existing_id))),
         blocked_on=blocked_on,
     )
+
+
+def booking_days(
+    version: Version,
+    existing: Sequence[Existing],
+    calendar: schedule.CenterCalendar,
+    today: dt.date,
+    options: Options,
+    *,
+    extend_only: bool = False,
+    planned_only: bool = False,
+) -> tuple[tuple[dt.date, dt.date], ...]:
+    """The spans of dates a reconciliation may book on (first and last day, merged): each
+    cycle's shift window with the open days its run takes from the window's last day, and
+    the dates of the patient's rows it may keep or move. The chairs' occupancy matters only
+    there, so that is all the service reads of a busy center.
+
+    With `planned_only`, each cycle's planned run alone: where a plan books when nothing
+    pushes it off its days (see `within`)."""
+    window = dt.timedelta(days=options.shift_window_days)
+    cycles = schedule.plan_cycles(
+        start=version.first_cycle_on,
+        interval_weeks=version.interval_weeks,
+        days_per_cycle=version.days_per_cycle,
+        until=options.until,
+        calendar=calendar,
+        shift_window_days=options.shift_window_days,
+        not_before=today,
+    )
+    if extend_only:
+        cycles, _blocked = _after_the_last_booked(cycles, existing, version)
+    spans = []
+    for cycle in cycles:
+        if planned_only:
+            if cycle.days:
+                spans.append((cycle.days[0], cycle.days[-1]))
+            continue
+        latest = cycle.planned_start + window
+        run = schedule.following_open_days(latest, version.days_per_cycle - 1, calendar)
+        # A closure cutting the run from the latest start: the runs before it end sooner.
+        last = run[-1] if run else latest + dt.timedelta(days=version.days_per_cycle + 7)
+        spans.append((max(today, cycle.planned_start - window), max(latest, last)))
+    spans += [
+        (row.planned_date, row.planned_date)
+        for row in existing
+        if row.status in PLANNED and row.planned_date >= today
+    ]
+    merged: list[tuple[dt.date, dt.date]] = []
+    for first, last in sorted(spans):
+        if merged and first <= merged[-1][1] + dt.timedelta(days=1):
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return tuple(merged)
+
+
+def within(plan: Reconciliation, spans: Sequence[tuple[dt.date, dt.date]]) -> bool:
+    """Whether every day of a plan is booked on a chair on a date inside the spans.
+
+    A plan made with the chairs' occupancy of those dates only is then the plan the whole
+    calendar gives: each day was checked against all of its date's bookings, and it went
+    to the first place the search tries (its planned run), which the rest cannot change."""
+    return all(
+        day.booking.chair_id is not None
+        and any(first <= day.booking.date <= last for first, last in spans)
+        for day in plan.days
+    )

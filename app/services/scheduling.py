@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -135,6 +136,11 @@ def lock_chairs(session: so.Session, center_id: int) -> None:
         )
 
 
+#: No booking holds a chair this long (an infusion day fits one day's opening hours; the
+#: infusions table checks it): what bounds the index range an occupancy query reads.
+MAX_HOLD = dt.timedelta(days=1)
+
+
 def busy_intervals(
     session: so.Session,
     center_id: int,
@@ -142,21 +148,40 @@ def busy_intervals(
     end: dt.datetime,
     exclude_ids: set[int] | frozenset[int] = frozenset(),
     exclude_patient: int | None = None,
+    *,
+    within: Sequence[tuple[dt.datetime, dt.datetime]] = (),
 ) -> dict[int, list[schedule.Interval]]:
-    """Return chair occupancy (with turnover) at a center between two UTC times, one query.
+    """Return chair occupancy (with turnover) at a center between two UTC times, one query;
+    with `within`, only in those spans (UTC) between them (the days a plan may book).
 
     It is read to book into, so it first takes the center's booking lock (`lock_chairs`).
     """
     lock_chairs(session, center_id)
+    spans = [(max(a, start), min(b, end)) for a, b in within or [(start, end)]]
     statement = (
-        sa.select(Infusion.id, Infusion.chair_id, Infusion.starts_at, Infusion.occupied_until)
-        .where(
-            Infusion.center_id == center_id,
+        sa.select(
+            Infusion.id, Infusion.chair_id, Infusion.starts_at, Infusion.occupied_until
+        ).where(
             Infusion.status.in_([s.value for s in CHAIR_HOLDING]),
-            Infusion.starts_at < end,
-            Infusion.occupied_until > start,
+            sa.or_(
+                *(
+                    # The center in each term and a lower bound on starts_at: each span is
+                    # then one range of the (center, starts_at) index (SQLite's multi-index
+                    # OR), not a walk through the center's whole history.
+                    sa.and_(
+                        Infusion.center_id == center_id,
+                        Infusion.starts_at >= a - MAX_HOLD,
+                        Infusion.starts_at < b,
+                        Infusion.occupied_until > a,
+                    )
+                    for a, b in spans
+                    if a < b
+                ),
+                sa.false(),
+            ),
         )
-        .order_by(Infusion.starts_at)
+        # No ORDER BY: SQLite would walk the center's whole index for it rather than search
+        # each span; the domain sorts each chair's spans itself.
     )
     if exclude_patient is not None:
         statement = statement.where(Infusion.patient_id != exclude_patient)
@@ -167,6 +192,10 @@ def busy_intervals(
             assert starts_at is not None and occupied_until is not None  # it holds a chair
             busy[chair_id].append(schedule.Interval(starts_at, occupied_until))
     return busy
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
 
 
 def first_cycle_start(regimen: Regimen) -> dt.date:
@@ -282,36 +311,54 @@ def replan(
         center, settings, today - dt.timedelta(days=window), until + dt.timedelta(days=window)
     )
     turnover = dt.timedelta(minutes=settings.scheduling.turnover_minutes)
-    busy = busy_intervals(
-        session,
-        center.id,
-        dt.datetime.combine(today - dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC),
-        dt.datetime.combine(until + dt.timedelta(days=window + 2), dt.time(), tzinfo=dt.UTC),
-        exclude_patient=regimen.patient_id,
+    version = reconcile.Version(
+        id=regimen.id,
+        first_cycle_on=first_cycle_start(regimen),
+        interval_weeks=regimen.interval_weeks,
+        days_per_cycle=regimen.days_per_cycle,
+        preferred_time=regimen.preferred_time,
+        minutes_per_day=regimen.minutes_per_day,
     )
-    plan = reconcile.reconcile(
-        reconcile.Version(
-            id=regimen.id,
-            first_cycle_on=first_cycle_start(regimen),
-            interval_weeks=regimen.interval_weeks,
-            days_per_cycle=regimen.days_per_cycle,
-            preferred_time=regimen.preferred_time,
-            minutes_per_day=regimen.minutes_per_day,
-        ),
-        [_existing(row) for row in rows],
-        calendar,
-        busy,
-        today,
-        now,
-        reconcile.Options(
-            until=until,
-            shift_window_days=window,
-            interval_tolerance_days=settings.scheduling.interval_tolerance_days,
-            turnover=turnover,
-            granularity_minutes=settings.scheduling.slot_granularity_minutes,
-        ),
-        extend_only=extend_only,
+    facts = [_existing(row) for row in rows]
+    options = reconcile.Options(
+        until=until,
+        shift_window_days=window,
+        interval_tolerance_days=settings.scheduling.interval_tolerance_days,
+        turnover=turnover,
+        granularity_minutes=settings.scheduling.slot_granularity_minutes,
     )
+
+    def plan_with(reach: tuple[tuple[dt.date, dt.date], ...]) -> reconcile.Reconciliation:
+        busy = busy_intervals(
+            session,
+            center.id,
+            _midnight(today - dt.timedelta(days=1)),
+            _midnight(until + dt.timedelta(days=window + 2)),
+            exclude_patient=regimen.patient_id,
+            within=[
+                (
+                    schedule.day_span(a, None, None, center.timezone)[0],
+                    schedule.day_span(b, None, None, center.timezone)[1],
+                )
+                for a, b in reach
+            ],
+        )
+        return reconcile.reconcile(
+            version, facts, calendar, busy, today, now, options, extend_only=extend_only
+        )
+
+    # In a busy center most cycles book on their planned days: read the chairs there first,
+    # and the whole shift windows only if the plan goes off them.
+    planned = reconcile.booking_days(
+        version, facts, calendar, today, options, extend_only=extend_only, planned_only=True
+    )
+    plan = plan_with(planned)
+    if not reconcile.within(plan, planned):
+        plan = plan_with(
+            reconcile.booking_days(
+                version, facts, calendar, today, options, extend_only=extend_only
+            )
+        )
     by_id = {row.id: row for row in rows}
     result = ReplanResult()
     # Release what disappears first, so the chair checks never see a slot held twice.

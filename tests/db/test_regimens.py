@@ -319,6 +319,70 @@ def test_the_database_refuses_a_double_booking(db_session, clinic, settings):
         db_session.flush()
 
 
+def _raw_booking(first: Infusion, starts_at: dt.datetime, hold: dt.timedelta) -> Infusion:
+    return Infusion(
+        patient_id=first.patient_id,
+        regimen_id=first.regimen_id,
+        cycle_number=98,
+        day_number=1,
+        planned_date=first.planned_date,
+        cycle_planned_on=first.planned_date,
+        center_id=first.center_id,
+        chair_id=first.chair_id,
+        starts_at=starts_at,
+        ends_at=starts_at + hold - dt.timedelta(minutes=15),
+        occupied_until=starts_at + hold,
+        planned_grams=10,
+        planned_vials=[],
+        planned_minutes=60,
+    )
+
+
+def test_no_booking_holds_a_chair_a_day_or_more(db_session, clinic, settings):
+    # What bounds the chair guard's search in time (and the occupancy queries): a chair held
+    # 24 hours is refused by the database itself, on both databases.
+    regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(),
+        settings,
+        now=at(dt.date(2026, 10, 1)),
+    )
+    first = infusions_of(db_session, clinic.patient.id)[0]
+    far = first.starts_at + dt.timedelta(days=200)
+    db_session.add(_raw_booking(first, far, dt.timedelta(hours=24)))
+    with (
+        pytest.raises(sa.exc.IntegrityError, match="chair_hold_under_a_day"),
+        db_session.begin_nested(),
+    ):
+        db_session.flush()
+
+
+def test_the_bounded_guard_still_sees_a_booking_that_began_almost_a_day_before(
+    db_session, clinic, settings
+):
+    regimen_service.set_regimen(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        regimen_input(),
+        settings,
+        now=at(dt.date(2026, 10, 1)),
+    )
+    first = infusions_of(db_session, clinic.patient.id)[0]
+    # A (late-running) hold of 23 h 50 min from a day with no other booking on the chair,
+    # then a booking 23 hours after its start, inside it: refused.
+    far = first.starts_at + dt.timedelta(days=200)
+    db_session.add(_raw_booking(first, far, dt.timedelta(hours=23, minutes=50)))
+    db_session.flush()
+    clash = _raw_booking(first, far + dt.timedelta(hours=23), dt.timedelta(minutes=30))
+    clash.cycle_number = 97
+    db_session.add(clash)
+    with pytest.raises(sa.exc.DatabaseError, match="chair"), db_session.begin_nested():
+        db_session.flush()
+
+
 def test_a_day_already_under_way_is_not_booked_twice(db_session, clinic, settings):
     monday = dt.date(2026, 10, 5)
     regimen_service.set_regimen(
