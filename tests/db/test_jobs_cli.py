@@ -45,7 +45,8 @@ def test_run_housekeeping_prints_ok_and_its_counts(app, db_session, set_clock):
     result = runner.invoke(args=["jobs", "run", "housekeeping"])
     assert result.exit_code == 0, result.output
     assert result.output.strip() == (
-        "housekeeping: ok (suggestions_expired: 0, weight_flags: 0, job_runs_pruned: 0)"
+        "housekeeping: ok (suggestions_expired: 0, weight_flags: 0, job_runs_pruned: 0, "
+        "cds_token_ids_purged: 0)"
     )
     run = db_session.scalars(sa.select(JobRun).where(JobRun.job == "housekeeping")).one()
     assert (run.status, run.process) == ("ok", "cli")
