@@ -261,19 +261,46 @@ def evaluate_patient(
     `cause` is who or what brought new evidence (a nurse's entry, the nightly job): the rows
     the rules write carry its request id.
     """
-    system = rules_actor(cause)
     if as_of is None:
         patient = session.get(Patient, patient_id)
         assert patient is not None
         as_of = clock.clinic_today(patient.home_center.timezone)
     ruleset = load_ruleset(settings)
     record = load_record(session, patient_id, settings, as_of)
+    found = _evaluate(ruleset, patient_id, record, settings, as_of)
+    return _store(session, ruleset, [found], rules_actor(cause))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Evaluation:
+    """What the rules say about one patient on a date, with the record they read."""
+
+    patient_id: int
+    as_of: dt.date
+    record: PatientRecord
+    fact_values: Any
+    proposals: tuple[Any, ...]
+
+
+def _evaluate(
+    ruleset: engine.RuleSet,
+    patient_id: int,
+    record: PatientRecord,
+    settings: Settings,
+    as_of: dt.date,
+) -> _Evaluation:
     fact_values, proposals = engine.evaluate_history(
         ruleset, history_of(patient_id, record, settings, as_of)
     )
+    return _Evaluation(patient_id, as_of, record, fact_values, tuple(proposals))
+
+
+def _sources(found: _Evaluation) -> dict[str, object]:
+    """The evidence a suggestion's dedupe key names: the same evidence, the same key."""
+    record, as_of = found.record, found.as_of
     evidence = [a.id for a in record.assessments if a.assessed_on <= as_of][-3:]
     next_step = record.taper.next if record.taper else None
-    sources = {
+    return {
         "assessment": evidence[-1] if evidence else 0,
         "regimen": max((r.version for r in record.regimens), default=0),
         "adverse_events": "-".join(
@@ -286,69 +313,78 @@ def evaluate_patient(
         or 0,
         "taper": next_step.id if next_step else 0,
     }
-    created = []
-    now = utcnow()
-    fired = {proposal.rule_id for proposal in proposals}
-    for stale in session.scalars(
-        sa.select(Suggestion).where(
-            Suggestion.patient_id == patient_id,
-            Suggestion.status == "pending",
-            Suggestion.rule_id.not_in(fired) if fired else sa.true(),
-        )
+
+
+def _key(ruleset: engine.RuleSet, found: _Evaluation, proposal: Any) -> str:
+    rule = ruleset.rule(proposal.rule_id)
+    sources = _sources(found)
+    reads = rule.evidence if rule else frozenset(sources)
+    return ":".join(
+        [str(found.patient_id), proposal.rule_id, str(proposal.rule_version)]
+        + [f"{name}={sources[name]}" for name in sorted(reads)]
+    )
+
+
+def _store(
+    session: so.Session,
+    ruleset: engine.RuleSet,
+    evaluations: Sequence[_Evaluation],
+    system: Actor,
+) -> list[Suggestion]:
+    """Store what the rules said about some patients, with a fixed number of queries for all
+    of them: their pending suggestions and the ones their proposals would repeat are read
+    at once, the new ones written in one flush (one by one only if a concurrent evaluation
+    stored one of them first)."""
+    ids = [found.patient_id for found in evaluations]
+    pending: dict[int, list[Suggestion]] = defaultdict(list)
+    for row in session.scalars(
+        sa.select(Suggestion)
+        .where(Suggestion.patient_id.in_(ids), Suggestion.status == "pending")
+        .order_by(Suggestion.id)
     ):
-        # The facts no longer call for it (a flare settled, an event resolved): it expires,
-        # so nobody approves a change the record no longer supports.
-        stale.status = "expired"
-        stale.decision_reason = f"No longer indicated on {as_of}: the facts changed"
-        stale.updated_at = now
-        stale.version += 1
-    for proposal in proposals:
-        rule = ruleset.rule(proposal.rule_id)
-        reads = rule.evidence if rule else frozenset(sources)
-        key = ":".join(
-            [str(patient_id), proposal.rule_id, str(proposal.rule_version)]
-            + [f"{name}={sources[name]}" for name in sorted(reads)]
+        pending[row.patient_id].append(row)
+    keys = {
+        (found.patient_id, index): _key(ruleset, found, proposal)
+        for found in evaluations
+        for index, proposal in enumerate(found.proposals)
+    }
+    existing = {
+        row.dedupe_key: row
+        for row in session.scalars(
+            sa.select(Suggestion).where(Suggestion.dedupe_key.in_(set(keys.values())))
         )
-        same = session.scalar(sa.select(Suggestion).where(Suggestion.dedupe_key == key))
-        if same is not None:
-            if same.status == "expired" and not (same.decision_reason or "").startswith(UNDECIDED):
-                # What blocked it has gone (a resolved event): it stands again, and supersedes
-                # a pending one of its kind as a new suggestion would.
-                _revive(session, same, now, system)
-                _supersede_others(session, same, rule.blocks if rule else (), now)
-                created.append(same)
-            continue
-        params = dict(proposal.params)
-        step_id = None
-        if proposal.action == "taper_step" and next_step is not None:
-            params |= {"step_id": next_step.id, "to_mg": next_step.mg_per_day}
-            step_id = next_step.id
-        suggestion = Suggestion(
-            patient_id=patient_id,
-            dedupe_key=key,
-            kind=proposal.action,
-            rule_id=proposal.rule_id,
-            rule_version=proposal.rule_version,
-            indicator=proposal.indicator,
-            summary=proposal.summary[:139],
-            detail=proposal.detail,
-            proposal=audit.json_safe(params),
-            facts=audit.json_safe(dict(fact_values)),
-            evidence=evidence,
-            step_id=step_id,
-            created_at=now,
-            updated_at=now,
-        )
-        try:
-            with session.begin_nested():
-                session.add(suggestion)
-                session.flush()
-        except sa.exc.IntegrityError:
+    }
+    now = utcnow()
+    created: list[Suggestion] = []
+    new: list[tuple[_Evaluation, Any, Suggestion]] = []
+    for found in evaluations:
+        _expire_stale(found, pending[found.patient_id], now)
+        for index, proposal in enumerate(found.proposals):
+            key = keys[found.patient_id, index]
+            same = existing.get(key)
+            if same is not None:
+                if same.status == "expired" and not (same.decision_reason or "").startswith(
+                    UNDECIDED
+                ):
+                    # What blocked it has gone (a resolved event): it stands again, and
+                    # supersedes a pending one of its kind as a new suggestion would.
+                    _revive(session, same, now, system)
+                    _supersede_others(pending[found.patient_id], same, ruleset, now)
+                    pending[found.patient_id].append(same)
+                    created.append(same)
+                continue
+            suggestion = _new_suggestion(found, proposal, key, now)
+            existing[key] = suggestion  # the same proposal twice stores one suggestion
+            new.append((found, proposal, suggestion))
+    stored = _insert(session, [suggestion for _f, _p, suggestion in new])
+    for found, proposal, suggestion in new:
+        if suggestion not in stored:
             continue  # a concurrent evaluation stored the same suggestion first
-        _supersede_others(session, suggestion, rule.blocks if rule else (), now)
+        _supersede_others(pending[found.patient_id], suggestion, ruleset, now)
+        pending[found.patient_id].append(suggestion)
         if proposal.action == "hold_taper":
             # Holding keeps today's dose: safe to do at once; a physician releases it.
-            _hold_next_step(session, system, patient_id, suggestion.summary)
+            _hold_next_step(session, system, found.patient_id, suggestion.summary)
         audit.record(
             session,
             system,
@@ -356,7 +392,7 @@ def evaluate_patient(
             "suggestion",
             suggestion.id,
             after={
-                "patient_id": patient_id,
+                "patient_id": found.patient_id,
                 "rule": proposal.rule_id,
                 "summary": suggestion.summary,
             },
@@ -365,22 +401,86 @@ def evaluate_patient(
     return created
 
 
+def _expire_stale(found: _Evaluation, pending: Sequence[Suggestion], now: dt.datetime) -> None:
+    """The facts no longer call for a pending suggestion of a rule that did not fire (a flare
+    settled, an event resolved): it expires, so nobody approves a change the record no
+    longer supports."""
+    fired = {proposal.rule_id for proposal in found.proposals}
+    for stale in pending:
+        if stale.rule_id not in fired and stale.status == "pending":
+            stale.status = "expired"
+            stale.decision_reason = f"No longer indicated on {found.as_of}: the facts changed"
+            stale.updated_at = now
+            stale.version += 1
+
+
+def _new_suggestion(found: _Evaluation, proposal: Any, key: str, now: dt.datetime) -> Suggestion:
+    record, as_of = found.record, found.as_of
+    evidence = [a.id for a in record.assessments if a.assessed_on <= as_of][-3:]
+    next_step = record.taper.next if record.taper else None
+    params = dict(proposal.params)
+    step_id = None
+    if proposal.action == "taper_step" and next_step is not None:
+        params |= {"step_id": next_step.id, "to_mg": next_step.mg_per_day}
+        step_id = next_step.id
+    return Suggestion(
+        patient_id=found.patient_id,
+        dedupe_key=key,
+        kind=proposal.action,
+        rule_id=proposal.rule_id,
+        rule_version=proposal.rule_version,
+        indicator=proposal.indicator,
+        summary=proposal.summary[:139],
+        detail=proposal.detail,
+        proposal=audit.json_safe(params),
+        facts=audit.json_safe(dict(found.fact_values)),
+        evidence=evidence,
+        step_id=step_id,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _insert(session: so.Session, rows: Sequence[Suggestion]) -> list[Suggestion]:
+    """Write new suggestions in one flush; on a duplicate key (a concurrent evaluation got
+    there first) again one by one, keeping the others."""
+    if not rows:
+        return []
+    try:
+        with session.begin_nested():
+            session.add_all(rows)
+            session.flush()
+        return list(rows)
+    except sa.exc.IntegrityError:
+        pass
+    stored = []
+    for row in rows:
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+            stored.append(row)
+        except sa.exc.IntegrityError:
+            continue
+    return stored
+
+
 def _supersede_others(
-    session: so.Session, suggestion: Suggestion, blocks: Sequence[str], now: dt.datetime
+    pending: Sequence[Suggestion], suggestion: Suggestion, ruleset: engine.RuleSet, now: dt.datetime
 ) -> None:
     """Same kind: the newer one supersedes the pending one; a kind this rule blocks (the
-    safety hold blocks de-escalation) expires."""
-    for older in session.scalars(
-        sa.select(Suggestion).where(
-            Suggestion.patient_id == suggestion.patient_id,
-            Suggestion.kind.in_([suggestion.kind, *blocks]),
-            Suggestion.status == "pending",
-            Suggestion.id != suggestion.id,
-        )
-    ):
-        older.status = "superseded" if older.kind == suggestion.kind else "expired"
-        older.updated_at = now
-        older.version += 1
+    safety hold blocks de-escalation) expires. `pending`: the patient's pending suggestions."""
+    rule = ruleset.rule(suggestion.rule_id)
+    blocks = rule.blocks if rule else ()
+    for older in pending:
+        if (
+            older is not suggestion
+            and older.status == "pending"
+            and older.kind in (suggestion.kind, *blocks)
+        ):
+            older.status = "superseded" if older.kind == suggestion.kind else "expired"
+            older.updated_at = now
+            older.version += 1
 
 
 #: How an expiry for want of a decision begins (housekeeping): such a suggestion does not come
@@ -798,11 +898,17 @@ def evaluate_everyone(
         ).all()
     )
     now = utcnow()
+    system = rules_actor(cause)
     made = 0
     for start in range(0, len(patient_ids), _CHUNK):
         chunk = patient_ids[start : start + _CHUNK]
         dates = {pid: as_of or schedule.local_date(now, zones[pid]) for pid in chunk}
-        records = load_records(session, chunk, settings, max(dates.values()))
+        by_date: dict[dt.date, list[int]] = defaultdict(list)
+        for pid in chunk:
+            by_date[dates[pid]].append(pid)
+        records: dict[int, PatientRecord] = {}
+        for day, ids in by_date.items():  # one day, or two where centers' dates differ
+            records |= load_records(session, ids, settings, day)
         pending = set(
             session.scalars(
                 sa.select(Suggestion.patient_id).where(
@@ -810,22 +916,14 @@ def evaluate_everyone(
                 )
             )
         )
-        # Patients with something new to say, and those whose pending cards may have expired.
-        firing = [
-            pid
-            for pid in chunk
-            if pid in pending
-            or engine.evaluate_history(
-                ruleset, history_of(pid, records[pid], settings, dates[pid])
-            )[1]
-        ]
-        for patient_id in firing:
+        # Patients with something new to say, and those whose pending cards may have expired:
+        # the records just loaded serve them too, and the batch is stored at once.
+        evaluations = [_evaluate(ruleset, pid, records[pid], settings, dates[pid]) for pid in chunk]
+        firing = [e for e in evaluations if e.proposals or e.patient_id in pending]
+        if firing:
             made += len(
                 jobruns.in_batch(
-                    session,
-                    functools.partial(
-                        evaluate_patient, session, patient_id, settings, dates[patient_id], cause
-                    ),
+                    session, functools.partial(_store, session, ruleset, firing, system)
                 )
             )
     return made
