@@ -51,7 +51,6 @@ bookings are made between optimisations) with the reason.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import itertools
 import time
@@ -377,9 +376,6 @@ class _Days:
             self._days[day] = self._build(day)
         return self._days[day]
 
-    def replace(self, day: _Day) -> None:
-        self._days[day.date] = day
-
     def _build(self, day: dt.date) -> _Day | None:
         hours = self.calendar.hours_on(day)
         if hours is None:
@@ -626,7 +622,9 @@ def _fixed_items(problem: Problem) -> dict[dt.date, list[tuple[int, int, int]]]:
 
 
 def _fixed_limits(problem: Problem, days: _Days) -> tuple[str, ...]:
-    """Raise a date's nurses to what its fixed days need, when they need more; say where."""
+    """The dates whose fixed days alone need more nurses than are on shift, as notes. The
+    model then counts their load only up to the nurses' limits: nothing else starts while
+    they overload it, and the rest of the day keeps the nurses really there."""
     settings, notes = problem.settings, []
     span = _setup_span(settings)
     for date, items in sorted(_fixed_items(problem).items()):
@@ -637,26 +635,29 @@ def _fixed_limits(problem: Problem, days: _Days) -> tuple[str, ...]:
         patients = _peak((start, start + m) for _c, start, m in items)
         needed = max(setups, -(-patients // settings.ratio))
         if needed > day.nurses:
-            days.replace(dataclasses.replace(day, nurses=needed))
             notes.append(
                 f"{date}: the bookings that stay already need {needed} nurses at once "
-                f"({day.nurses} on shift); nothing more was put beside them than that"
+                f"({day.nurses} on shift); nothing more was put beside them"
             )
     return tuple(notes)
 
 
 def _fixed_clash(problem: Problem, days: _Days) -> str | None:
-    """Why the days already given or started break a hard limit by themselves, if they do."""
+    """Why the days already given or started break a hard limit by themselves, if they do
+    (the nurse limits not, when the fixed days may set them: Problem.fixed_set_the_limit)."""
     settings = problem.settings
+    nurses = not problem.fixed_set_the_limit
     for date, items in sorted(_fixed_items(problem).items()):
         day = days.get(date)
-        clash = None if day is None else _day_clash(day, items, settings)
+        clash = None if day is None else _day_clash(day, items, settings, nurses)
         if clash is not None:
             return f"the days already given or started on {date} {clash}"
     return None
 
 
-def _day_clash(day: _Day, items: Sequence[tuple[int, int, int]], settings: Settings) -> str | None:
+def _day_clash(
+    day: _Day, items: Sequence[tuple[int, int, int]], settings: Settings, nurses: bool = True
+) -> str | None:
     """Why (chair, start, minutes) bookings on an open day break a hard limit, if they do."""
     turnover = settings.turnover_minutes
     for chair, start, minutes in items:
@@ -669,12 +670,32 @@ def _day_clash(day: _Day, items: Sequence[tuple[int, int, int]], settings: Setti
             and begin < start + minutes + turnover
         ):
             return f"hold chair {chair} twice at once"
+    if not nurses:
+        return None
     span = _setup_span(settings)
     if _peak((start, start + span) for _c, start, _m in items) > day.nurses:
         return f"need more setups at once than the {day.nurses} nurse(s) on shift"
     if _peak((start, start + m) for _c, start, m in items) > day.nurses * settings.ratio:
         return f"hold more patients at once than nurses x {settings.ratio}"
     return None
+
+
+def _layers(spans: Sequence[tuple[int, int]], cap: int) -> list[tuple[int, int]]:
+    """Disjoint-per-layer spans whose count at each minute is min(the spans there, cap)."""
+    edges = sorted({t for span in spans for t in span})
+    out: list[tuple[int, int]] = []
+    for layer in range(1, cap + 1):
+        begin = None
+        for a, b in itertools.pairwise(edges):
+            covered = sum(s <= a and b <= e for s, e in spans) >= layer
+            if covered and begin is None:
+                begin = a
+            elif not covered and begin is not None:
+                out.append((begin, a))
+                begin = None
+        if begin is not None:
+            out.append((begin, edges[-1]))
+    return out
 
 
 def _pick(literals: Sequence[_Lit], values: Sequence[int]) -> cp_model.LinearExpr | int:
@@ -706,6 +727,7 @@ class _Model:
         self._chairs: dict[int, list[cp_model.IntervalVar]] = defaultdict(list)
         self._setups: dict[dt.date, list[cp_model.IntervalVar]] = defaultdict(list)
         self._patients: dict[dt.date, list[cp_model.IntervalVar]] = defaultdict(list)
+        self._fixed_load: dict[dt.date, list[tuple[int, int]]] = defaultdict(list)
         for request in ctx.problem.cycles:
             self._cycle(request)
         for request in ctx.problem.cycles:
@@ -786,9 +808,15 @@ class _Model:
                 self._interval(start, minutes + turnover, present, f"{name}_on{chair}")
             )
         setup = _setup_span(self.settings)
-        for date, _grid, lit in day_options:
-            self._setups[date].append(self._interval(minute, setup, lit, f"{name}_{date}_s"))
-            self._patients[date].append(self._interval(minute, minutes, lit, f"{name}_{date}_p"))
+        if fixed is not None and ctx.problem.fixed_set_the_limit:
+            # Counted up to the nurses' limits only, with the day's other fixed days.
+            self._fixed_load[fixed.date].append((_minute(fixed.start), minutes))
+        else:
+            for date, _grid, lit in day_options:
+                self._setups[date].append(self._interval(minute, setup, lit, f"{name}_{date}_s"))
+                self._patients[date].append(
+                    self._interval(minute, minutes, lit, f"{name}_{date}_p")
+                )
         self._soft_day(record)
         self._stay_put(record)
         return record
@@ -891,12 +919,29 @@ class _Model:
                 self.peaks[date] = peak
                 self.terms.append(self.weights.level_setups * peak)
             setups, patients = self._setups[date], self._patients[date]
+            load = self._fixed_load.get(date, [])
+            span = _setup_span(self.settings)
+            setups = setups + self._capped(
+                [(a, a + span) for a, _m in load], day.nurses, f"fs_{date}"
+            )
+            patients = patients + self._capped(
+                [(a, a + m) for a, m in load], day.nurses * self.settings.ratio, f"fp_{date}"
+            )
             self.model.add_cumulative(setups, [1] * len(setups), peak)
             self.model.add_cumulative(
                 patients, [1] * len(patients), day.nurses * self.settings.ratio
             )
         for chair, intervals in self._chairs.items():
             self.model.add_no_overlap(intervals + closed.get(chair, []))
+
+    def _capped(
+        self, spans: Sequence[tuple[int, int]], cap: int, name: str
+    ) -> list[cp_model.IntervalVar]:
+        """Fixed unit intervals whose count at each minute is min(the spans there, cap)."""
+        return [
+            self.model.new_fixed_size_interval_var(begin, end - begin, f"{name}_{n}")
+            for n, (begin, end) in enumerate(_layers(spans, cap))
+        ]
 
     # hints and answers
 

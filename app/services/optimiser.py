@@ -43,7 +43,7 @@ from app.domain import optimise, schedule
 from app.domain.integrity import PLANNED, cycle_has_begun
 from app.models import Center, Infusion, InfusionStatus, Regimen, ScheduleProposal
 from app.models.infusion import CHAIR_HOLDING
-from app.services import audit, clinic, integrity, scheduling
+from app.services import audit, clinic, integrity, reviews, scheduling
 from app.services.context import Actor, unit_of_work
 from app.services.errors import Conflict, NotFound
 from app.services.infusions import infusion_view
@@ -69,8 +69,10 @@ class Horizon:
 
     @classmethod
     def around(cls, settings: Settings, from_on: dt.date, until_on: dt.date) -> Horizon:
-        # A shift, then five infusion days with a weekend and a closure in between.
-        reach = dt.timedelta(days=settings.scheduling.shift_window_days + 12)
+        # A cycle's first day lies up to a window from its planned start, which may lie a
+        # window past the horizon's first days; then five infusion days over a weekend and a
+        # closure, at a center open three days a week: two weeks.
+        reach = dt.timedelta(days=2 * settings.scheduling.shift_window_days + 14)
         return cls(from_on, until_on, from_on - reach, until_on + reach)
 
 
@@ -259,7 +261,17 @@ def gather(
     history = _patients_cycles(
         session, (p for p, _n in candidates), settings.scheduling.interval_tolerance_days
     )
-    requests = _movable_requests(candidates, history, horizon, window, kept)
+    limits = _Limits(
+        history,
+        horizon,
+        window,
+        calendar,
+        {
+            pid: tuple((a.starts_on, a.ends_on) for a in course.authorisations)
+            for pid, course in reviews.load_courses(session, list(history), None).items()
+        },
+    )
+    requests = _movable_requests(candidates, limits, kept)
     movable = [Movable(r.id, tuple(candidates[key])) for key, r in requests.items()]
     current = [
         _placement(m.cycle_id, n, row, zone) for m in movable for n, row in enumerate(m.rows, 1)
@@ -283,23 +295,31 @@ def gather(
     return Gathered(center, horizon, problem, tuple(movable), fingerprint(rows), dict(kept))
 
 
+@dataclasses.dataclass(frozen=True)
+class _Limits:
+    """What bounds where a cycle may move, beside its shift window."""
+
+    history: dict[int, list[_Cycle]]
+    horizon: Horizon
+    window: int
+    calendar: schedule.CenterCalendar
+    #: Each patient's authorisations (first and last day); none: no authorisation scheme.
+    authorised: dict[int, tuple[tuple[dt.date, dt.date], ...]]
+
+
 def _movable_requests(
     candidates: dict[tuple[int, int], list[Infusion]],
-    history: dict[int, list[_Cycle]],
-    horizon: Horizon,
-    window: int,
+    limits: _Limits,
     kept: dict[str, int],
 ) -> dict[tuple[int, int], optimise.CycleRequest]:
     """The cycles to move as requests, each kept apart from its patient's cycles before and
-    after by their intervals. A cycle that stands where those rules would not put it (an
-    override since expired, a closure since) was placed by a person: it stays, and the
-    cycles next to it are then kept apart from it in turn."""
+    after by their intervals and inside its authorisation. A cycle that stands where those
+    rules would not put it (an override since expired, a closure since) was placed by a
+    person: it stays, and the cycles next to it are then kept apart from it in turn."""
     order = sorted(candidates, key=lambda k: (min(r.planned_date for r in candidates[k]), k))
     while True:
         ids = {key: n for n, key in enumerate(order, 1)}
-        requests = {
-            key: _request(key, candidates[key], history, ids, horizon, window) for key in order
-        }
+        requests = {key: _request(key, candidates[key], limits, ids) for key in order}
         misplaced = [key for key, request in requests.items() if request is None]
         if not misplaced:
             return {key: request for key, request in requests.items() if request is not None}
@@ -310,14 +330,13 @@ def _movable_requests(
 def _request(
     key: tuple[int, int],
     rows: Sequence[Infusion],
-    history: dict[int, list[_Cycle]],
+    limits: _Limits,
     ids: dict[tuple[int, int], int],
-    horizon: Horizon,
-    window: int,
 ) -> optimise.CycleRequest | None:
     """One cycle to move, or None when its first day already lies outside its limits."""
     patient_id, number = key
-    cycles = history.get(patient_id, [])
+    horizon, window = limits.horizon, limits.window
+    cycles = limits.history.get(patient_id, [])
     index = next((i for i, c in enumerate(cycles) if c.number == number), None)
     before = cycles[index - 1] if index else None
     after = cycles[index + 1] if index is not None and index + 1 < len(cycles) else None
@@ -331,6 +350,13 @@ def _request(
         latest = after.starts_on - dt.timedelta(days=after.min_gap_days)
     target = rows[0].cycle_planned_on
     first = min(r.planned_date for r in rows)
+    authorised = _authorised_starts(rows, limits.authorised.get(patient_id, ()), limits)
+    if authorised is None:
+        return None
+    if authorised[0] is not None:
+        earliest = max(earliest, authorised[0])
+    if authorised[1] is not None:
+        latest = min(latest or authorised[1], authorised[1])
     lowest = max(earliest, target - dt.timedelta(days=window))
     highest = min(latest or dt.date.max, target + dt.timedelta(days=window))
     if not lowest <= first <= highest:
@@ -346,6 +372,30 @@ def _request(
         follows=follows,
         min_gap_days=gap if follows is not None else 0,
     )
+
+
+def _authorised_starts(
+    rows: Sequence[Infusion],
+    spans: Sequence[tuple[dt.date, dt.date]],
+    limits: _Limits,
+) -> tuple[dt.date | None, dt.date | None] | None:
+    """The first days a cycle may take inside the authorisation it is booked in (earliest,
+    latest; None: no bound), or None when it lies outside every one (it stays). The therapy
+    checker's `authorised` rule: every day of it inside one authorisation."""
+    if not spans:
+        return (None, None)
+    first, last = min(r.planned_date for r in rows), max(r.planned_date for r in rows)
+    span = next(((a, b) for a, b in spans if a <= first and last <= b), None)
+    if span is None:
+        return None
+    latest_start = rows[0].cycle_planned_on + dt.timedelta(days=limits.window)
+    day = latest_start
+    while day > first:
+        run = schedule.following_open_days(day, len(rows) - 1, limits.calendar)
+        if run is not None and (run[-1] if run else day) <= span[1]:
+            break
+        day -= dt.timedelta(days=1)
+    return span[0], day
 
 
 def _reach(requests: Iterable[optimise.CycleRequest], calendar: schedule.CenterCalendar) -> dt.date:
@@ -512,6 +562,7 @@ def propose(
 
 
 def get_proposal(session: so.Session, center_id: int, proposal_id: int) -> ScheduleProposal:
+    """The proposal at the center, or NotFound naming the field."""
     proposal = session.get(ScheduleProposal, proposal_id)
     if proposal is None or proposal.center_id != center_id:
         raise NotFound(
@@ -521,6 +572,7 @@ def get_proposal(session: so.Session, center_id: int, proposal_id: int) -> Sched
 
 
 def latest_proposal(session: so.Session, center_id: int) -> ScheduleProposal | None:
+    """The center's newest proposal, whatever became of it."""
     return session.scalar(
         sa.select(ScheduleProposal)
         .where(ScheduleProposal.center_id == center_id)
@@ -662,7 +714,14 @@ def discard(
 ) -> ScheduleProposal:
     """Set a proposal aside: nothing moves."""
     with unit_of_work(session):
-        proposal = get_proposal(session, center_id, proposal_id)
+        get_proposal(session, center_id, proposal_id)
+        # Locked and read afresh, as accept reads it: an acceptance under way wins.
+        proposal = session.scalars(
+            sa.select(ScheduleProposal)
+            .where(ScheduleProposal.id == proposal_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
         _require_open(proposal)
         proposal.state = "discarded"
         proposal.decided_by_id, proposal.decided_at = actor.user_id, now or utcnow()

@@ -4,6 +4,7 @@ exactly what it showed when the nurse accepts, and refuses when the bookings cha
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ from app.models import (
     Reminder,
     ScheduleProposal,
 )
-from app.services import infusions, integrity
+from app.services import infusions, integrity, reviews
 from app.services import optimiser as service
 from app.services import regimens as regimen_service
 from app.services.errors import Conflict
@@ -54,6 +55,15 @@ def crowded(session: so.Session, make_user, settings: Settings, patients: int = 
 
 
 TUESDAY = MONDAY + dt.timedelta(days=1)
+
+
+@pytest.fixture(autouse=True)
+def _clock_at_now() -> Iterator[None]:
+    """The app's clock at the proposal's time: the therapy checker run at commit judges the
+    cycles as the future they are then (review finding: with the real clock they were past,
+    and the rules for cycles to come were not checked at all)."""
+    with clock.frozen_at(NOW):
+        yield
 
 
 def peaks(figures: dict[str, Any], days: tuple[dt.date, ...] = (MONDAY, TUESDAY)) -> dict:
@@ -260,3 +270,38 @@ def test_accepted_moves_inside_the_change_window_send_change_notices(
         if r.patient_id is not None
     }
     assert noticed == moved_monday
+
+
+def test_moves_stay_inside_the_authorisation(db_session, make_user, quick) -> None:
+    # Review finding: with an authorisation ending on the cycle's second day, a proposal
+    # moved cycles past its end (dates were free to move: no target-date or stay-put cost),
+    # and accepting it was refused at commit. Now the cycles move only inside it.
+    free = quick.model_copy(
+        update={
+            "optimiser": quick.optimiser.model_copy(
+                update={
+                    "weights": quick.optimiser.weights.model_copy(
+                        update={"target_date": 0, "stay_put": 0, "preferred_time": 50}
+                    )
+                }
+            )
+        }
+    )
+    clinic = crowded(db_session, make_user, free)
+    ends = MONDAY + dt.timedelta(days=1)
+    with clock.frozen_at(at(MONDAY - dt.timedelta(days=7))):
+        for patient_id in sorted(db_session.scalars(sa.select(Infusion.patient_id).distinct())):
+            reviews.record_authorisation(
+                db_session,
+                clinic.doctor,
+                patient_id,
+                reviews.AuthorisationInput(
+                    "BS-1", "BloodSTAR", MONDAY - dt.timedelta(days=30), ends
+                ),
+                free,
+            )
+    proposal = service.propose(db_session, clinic.nursing, clinic.center.id, free, now=NOW)
+    assert proposal.method == "cp-sat"
+    assert all(dt.date.fromisoformat(m["date"]) <= ends for m in proposal.moves)
+    if proposal.moves:
+        service.accept(db_session, clinic.nursing, clinic.center.id, proposal.id, free, now=NOW)

@@ -549,6 +549,27 @@ def test_fixed_days_over_the_nurses_may_set_that_days_limit_and_are_noted() -> N
     assert result.figures.days_setups_over_nurses == 1
 
 
+def test_fixed_days_over_the_nurses_leave_the_rest_of_the_day_at_the_real_limit() -> None:
+    # Review defect: the whole day's limit used to rise to what the 09:00 pair needs, so two
+    # patients moved to 10:30 started their setups together with one nurse on shift.
+    kept = [
+        CycleRequest(n, MONDAY, (60,), dt.time(9), fixed=(FixedDay(1, MONDAY, n, dt.time(9)),))
+        for n in (1, 2)
+    ]
+    moving = [CycleRequest(n, MONDAY, (60,), dt.time(10, 30), window_days=0) for n in (3, 4)]
+    prob = dataclasses.replace(
+        problem(calendar(chairs=4), [*kept, *moving], nurses=1), fixed_set_the_limit=True
+    )
+    result = solve(prob)
+    assert result.status == "optimal"
+    starts = sorted(minute(p.start) for p in result.plan if p.cycle_id in (3, 4) and p.start)
+    assert starts[1] - starts[0] >= 15  # one nurse sets up one patient at a time
+    assert all(start >= 9 * 60 + 15 for start in starts)  # none beside the 09:00 pair
+    # Only the pair's day is over the nurse, and only by the pair.
+    assert result.figures.peak_setups == 2
+    assert len(result.notes) == 1
+
+
 # --- fixed days --------------------------------------------------------------------------
 
 
