@@ -41,7 +41,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.domain import optimise, schedule
 from app.domain.integrity import PLANNED, cycle_has_begun
-from app.models import Center, Infusion, InfusionStatus, Regimen, ScheduleProposal
+from app.models import Center, Infusion, InfusionStatus, Patient, Regimen, ScheduleProposal
 from app.models.infusion import CHAIR_HOLDING
 from app.services import audit, clinic, integrity, reviews, scheduling
 from app.services.context import Actor, unit_of_work
@@ -569,6 +569,14 @@ def get_proposal(session: so.Session, center_id: int, proposal_id: int) -> Sched
             f"proposal_id: no proposal {proposal_id} at this center", field="proposal_id"
         )
     return proposal
+
+
+def patient_names(session: so.Session, proposal: ScheduleProposal) -> dict[int, str]:
+    """The names of the patients a proposal moves, by id (the page lists them)."""
+    ids = {move["patient_id"] for move in proposal.moves}
+    return {
+        p.id: p.display_name for p in session.scalars(sa.select(Patient).where(Patient.id.in_(ids)))
+    }
 
 
 def latest_proposal(session: so.Session, center_id: int) -> ScheduleProposal | None:

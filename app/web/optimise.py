@@ -7,12 +7,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import sqlalchemy as sa
 from flask import flash, redirect, render_template, url_for
 
 from app import http
 from app.auth import require
-from app.models import Center, Patient, ScheduleProposal
+from app.models import Center, ScheduleProposal
 from app.policy import Action
 from app.services import clinic
 from app.services import optimiser as service
@@ -79,11 +78,7 @@ def _days(proposal: ScheduleProposal) -> list[dict[str, Any]]:
 
 def _moves(proposal: ScheduleProposal, center: Center) -> list[dict[str, Any]]:
     chairs = {chair.id: chair.name for chair in center.chairs}
-    ids = {m["patient_id"] for m in proposal.moves}
-    names = {
-        p.id: p.display_name
-        for p in http.db().scalars(sa.select(Patient).where(Patient.id.in_(ids)))
-    }
+    names = service.patient_names(http.db(), proposal)
     out = []
     for move in sorted(proposal.moves, key=lambda m: (m["date"], m["starts_at"])):
         before = move["from_starts_at"]
@@ -126,7 +121,6 @@ def optimise_page(center_id: int) -> http.ResponseValue:
 @require(Action.RECORD_INFUSION)
 def optimise_run(center_id: int) -> http.ResponseValue:
     """Run the optimiser (up to its time limit) and show what it proposes."""
-    clinic.get_center(http.db(), center_id)
     proposal = service.propose(http.db(), http.actor(), center_id, http.settings())
     return redirect(url_for("care.proposal", center_id=center_id, proposal_id=proposal.id))
 
