@@ -9,7 +9,7 @@ from apiflask import APIFlask
 
 from app import errors, http
 from app.config import ConfigError, Settings, load_settings
-from app.db import make_engine, make_session_factory
+from app.db import make_engine, make_read_session_factory, make_session_factory
 
 
 def create_app(
@@ -45,11 +45,17 @@ def create_app(
     app.logger.setLevel(settings.app.log_level)
 
     engine = None
+    read_factory = None
     if session_factory is None:
         engine = make_engine(settings.app.database_url)
         session_factory = make_session_factory(engine, settings)
+        if engine.dialect.name == "sqlite":
+            read_factory = make_read_session_factory(engine, settings)
     app.extensions["ivig"] = http.AppState(
-        settings=settings, engine=engine, session_factory=session_factory
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        read_session_factory=read_factory,
     )
 
     from app import api, auth, cds, cli, fhir, logs, web

@@ -56,6 +56,12 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
+#: The execution option that says how a SQLite transaction begins (PostgreSQL ignores it).
+SQLITE_BEGIN = "sqlite_begin"
+#: A session's `info` key: its transactions begin DEFERRED until a unit of work writes.
+READ_FIRST = "read_first"
+
+
 def _configure_sqlite(engine: sa.Engine) -> None:
     """Turn on foreign keys and let SQLAlchemy, not pysqlite, issue BEGIN (for SAVEPOINT)."""
 
@@ -73,8 +79,13 @@ def _configure_sqlite(engine: sa.Engine) -> None:
     def _on_begin(connection: sa.Connection) -> None:
         # IMMEDIATE takes the write lock up front: concurrent requests queue on busy_timeout
         # instead of failing when a read transaction later tries to write (SQLite's locking
-        # scheme for the quick start; PostgreSQL relies on row locks and constraints).
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # scheme for the quick start; PostgreSQL relies on row locks and constraints). A
+        # request that only reads begins DEFERRED (READ_FIRST): it takes no write lock, and a
+        # unit of work in it begins afresh, IMMEDIATE, before it writes (unit_of_work).
+        mode = connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+        if mode not in ("IMMEDIATE", "DEFERRED"):
+            raise ValueError(f"{SQLITE_BEGIN} must be IMMEDIATE or DEFERRED, got {mode!r}")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
@@ -100,6 +111,16 @@ def make_session_factory(
     """
     info = {**kwargs.pop("info", {}), "settings": settings}
     return so.sessionmaker(bind=bind, expire_on_commit=False, info=info, **kwargs)
+
+
+def make_read_session_factory(
+    engine: sa.Engine, settings: Any = None
+) -> so.sessionmaker[so.Session]:
+    """A factory for requests that (mostly) only read: on SQLite their transactions begin
+    DEFERRED, so a day board never queues behind another request's write lock."""
+    return make_session_factory(
+        engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"}), settings, info={READ_FIRST: True}
+    )
 
 
 @contextlib.contextmanager

@@ -33,6 +33,8 @@ class AppState:
     settings: Settings
     engine: sa.Engine | None
     session_factory: so.sessionmaker[so.Session]
+    #: For GET, HEAD and OPTIONS requests (app.db.make_read_session_factory).
+    read_session_factory: so.sessionmaker[so.Session] | None = None
 
 
 def state() -> AppState:
@@ -47,7 +49,11 @@ def settings() -> Settings:
 def db() -> so.Session:
     """Return this request's database session, opening it on first use."""
     if "db_session" not in g:
-        g.db_session = state().session_factory()
+        found = state()
+        factory = found.session_factory
+        if found.read_session_factory and request.method in ("GET", "HEAD", "OPTIONS"):
+            factory = found.read_session_factory
+        g.db_session = factory()
     session: so.Session = g.db_session
     return session
 

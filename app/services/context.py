@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import sqlalchemy.orm as so
 
+from app.db import READ_FIRST, SQLITE_BEGIN
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -32,6 +34,12 @@ def unit_of_work(session: so.Session) -> Iterator[so.Session]:
     a taper step) commits once, at the outermost unit, so all of it lands or none does.
     """
     depth = session.info.get("unit_depth", 0)
+    if depth == 0 and session.info.get(READ_FIRST):
+        # A read-first session (a GET request on SQLite) writes in a transaction of its own
+        # that takes the write lock first: what it read before stays as read.
+        if session.in_transaction():
+            session.commit()
+        session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
     session.info["unit_depth"] = depth + 1
     try:
         yield session
