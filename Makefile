@@ -72,14 +72,12 @@ fuzz: $(STAMP)
 	IVIG_FUZZ=1 TEST_DB=$${TEST_DB:-sqlite} $(BIN)/python -m pytest -s -q tests/db/test_therapy_state_machine.py
 
 # The feed benchmark races Radicale, so the bench extra goes into .venv first.
+# One table of every benchmark's figures on the database BENCH_DB names (SQLite by default);
+# `make bench QUICK=1` for a smoke run at smaller sizes.
+QUICK ?=
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
-	$(BIN)/python -m bench
-	$(BIN)/python -m bench.recall
-	$(BIN)/python -m bench.board
-	$(BIN)/python -m bench.reminders
-	$(BIN)/python -m bench.optimise
-	$(BIN)/python -m bench.cds
+	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
 # The production stack under load (PostgreSQL at BENCH_DB, default the local server).
 bench-writers: $(STAMP)

