@@ -516,6 +516,15 @@ class OptimiserSettings(_Section):
     weights: OptimiserWeights = OptimiserWeights()
 
 
+class StewardshipSettings(_Section):
+    """The stewardship ledger's cost (DOMAIN.md: "Reviews, authorisations, stewardship")."""
+
+    #: What the clinic pays per gram of IVIG; 0 = not set (the pages then show no cost).
+    price_per_gram: float = Field(0.0, ge=0, le=100_000)
+    #: The currency the price is in, as pages show it (ISO 4217, e.g. "USD").
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+
+
 class Settings(_Section):
     app: AppSettings = AppSettings()
     auth: AuthSettings = AuthSettings()
@@ -535,6 +544,7 @@ class Settings(_Section):
     cds: CdsSettings = CdsSettings()
     fhir: FhirSettings = FhirSettings()
     optimiser: OptimiserSettings = OptimiserSettings()
+    stewardship: StewardshipSettings = StewardshipSettings()
     #: Where the settings were read from (for messages); not a config.toml key.
     source: str = Field("defaults", exclude=True)
 

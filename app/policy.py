@@ -30,6 +30,8 @@ class Action(enum.StrEnum):
     CHANGE_OWN_PASSWORD = "password.change_own"  # noqa: S105 (an action name)
     #: Read a patient's whole record as FHIR (GET /fhir/Patient/<id>/$everything).
     EXPORT_RECORD = "record.export"
+    #: The clinic's reports: the stewardship ledger of every patient, and the rule outcomes.
+    VIEW_REPORTS = "reports.view"
 
 
 _ALL_STAFF = frozenset(Role)
@@ -60,6 +62,9 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.REVIEW_COURSE: frozenset({Role.PHYSICIAN}),
     # The whole record as FHIR R4, for anyone on staff (each read leaves an audit row).
     Action.EXPORT_RECORD: _ALL_STAFF,
+    # Clinic-wide figures (grams, cost, how each rule's suggestions fared) are for those who
+    # run the service and tune its rules; a patient's own ledger is on the patient's pages.
+    Action.VIEW_REPORTS: frozenset({Role.ADMIN, Role.PHYSICIAN}),
 }
 
 

@@ -68,6 +68,8 @@ class Infusion(Base):
         sa.Index("ix_infusions_center_starts", "center_id", "starts_at"),
         sa.Index("ix_infusions_chair_starts", "chair_id", "starts_at"),
         sa.Index("ix_infusions_patient_date", "patient_id", "planned_date"),
+        # The stewardship ledger sums each patient's cycles (GROUP BY patient, cycle).
+        sa.Index("ix_infusions_patient_cycle", "patient_id", "cycle_number"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)

@@ -17,6 +17,7 @@ from app.web import (
     main,
     recalls,
     review_pack,
+    stewardship,
     suggestions,
     tapers,
     worklist,
@@ -40,6 +41,7 @@ def init_app(app: Flask) -> None:
         worklist.bp,
         recalls.bp,
         review_pack.bp,
+        stewardship.bp,
     ):
         app.register_blueprint(blueprint)
 

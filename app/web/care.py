@@ -27,5 +27,6 @@ from app.web import (  # noqa: E402, F401  (routes)
     placements,
     regimens,
     reviews,
+    timeline,
     visits,
 )

@@ -477,6 +477,25 @@ def _last_controlled_version(
     return None
 
 
+def tis_series(history: History, settings: FactSettings) -> list[tuple[dt.date, float]]:
+    """The Total Improvement Score of each assessment up to history.as_of against the
+    course's baseline (the one compute_facts scores the latest against), where it scores."""
+    visible = sorted(
+        (a for a in history.assessments if a.assessed_on <= history.as_of),
+        key=lambda a: (a.assessed_on, a.id),
+    )
+    if not visible:
+        return []
+    start = _baseline_index(visible, history.course_started_on)
+    baseline = visible[start]
+    out = []
+    for assessment in visible[start:]:
+        tis = total_improvement_score(baseline, assessment, settings.tis_table)
+        if tis is not None:
+            out.append((assessment.assessed_on, tis))
+    return out
+
+
 def compute_facts(history: History, settings: FactSettings) -> dict[str, FactValue]:
     """Compute every fact in FACT_NAMES for the history as of history.as_of; None if unknown."""
     as_of = history.as_of
