@@ -1,6 +1,12 @@
 """Read CDS Hooks request bodies into the service's values; a wrong one is a 400 naming the field.
 
 Unknown fields are ignored (the spec reserves `extension` and lets hooks grow).
+
+order-sign: only a call malformed as a CDS Hooks call is a 400 (not an object, no
+context.draftOrders Bundle, an entry that is no request resource). An IVIG draft whose dose or
+timing cannot be read is no reason to refuse the call: an EHR ignores a service that errs, so
+the order would be signed unchecked. It is read as an UnreadableDraft, which gets a card saying
+why it cannot be checked, and the call's other drafts are checked as usual.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ class BadBody(Exception):
     def __init__(self, field: str | None, message: str) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
+        #: What is wrong, without the field.
+        self.reason = message
         self.message = str(self)
 
 
@@ -176,6 +184,33 @@ _RATE_UNITS: dict[str, order_check.RateUnit] = {
 DOSE_RATE_TYPE = "http://terminology.hl7.org/CodeSystem/dose-rate-type"
 #: Days per periodUnit a cycle's interval may be given in.
 _PERIOD_DAYS = {"wk": 7, "d": 1}
+#: Days per unit (UCUM code or unit) of a "daily for N days" order's boundsDuration.
+_DURATION_DAYS = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7}
+#: IVIG brand names as a draft's medication text may hold them (FDA-licensed immune globulin
+#: intravenous products, and those licensed in the EU), lower case -> the name shown. A draft
+#: naming one is IVIG, and names that product: one the clinic does not stock ([cds]
+#: product_text) is said so on a card, never checked as the patient's own product.
+#: Subcutaneous-only brands (Hizentra, Cuvitru, Xembify, Cutaquig, HyQvia) are no IVIG.
+IVIG_BRANDS: Mapping[str, str] = {
+    "alyglo": "Alyglo",
+    "asceniv": "Asceniv",
+    "bivigam": "Bivigam",
+    "carimune": "Carimune NF",
+    "flebogamma": "Flebogamma DIF",
+    "gammagard": "Gammagard",
+    "gammaked": "Gammaked",
+    "gammaplex": "Gammaplex",
+    "gamunex": "Gamunex-C",
+    "intratect": "Intratect",
+    "iqymune": "Iqymune",
+    "kiovig": "Kiovig",
+    "nanogam": "Nanogam",
+    "octagam": "Octagam",
+    "panzyga": "Panzyga",
+    "privigen": "Privigen",
+    "sandoglobulin": "Sandoglobulin",
+    "yimmugo": "Yimmugo",
+}
 
 
 def _list(value: Any, field: str) -> list[Any]:
@@ -221,25 +256,47 @@ def _texts(resource: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[str
 
 
 def is_ivig(resource: Mapping[str, Any], rules: CdsSettings) -> bool:
-    """Whether a MedicationRequest orders IVIG: a configured code, or a configured text."""
+    """Whether a MedicationRequest orders IVIG: a configured code, a configured text, or an
+    IVIG brand's name (IVIG_BRANDS)."""
     codes, texts = _texts(resource)
     for wanted in rules.ivig_codes:
         system, bar, code = wanted.rpartition("|")
         if any(c == code and (not bar or s == system) for s, c in codes):
             return True
     lowered = " ".join(texts).casefold()
-    words = [*rules.ivig_text, *(t for ts in rules.product_text.values() for t in ts)]
+    words = [
+        *rules.ivig_text,
+        *(t for ts in rules.product_text.values() for t in ts),
+        *IVIG_BRANDS,
+    ]
     return any(word.casefold() in lowered for word in words)
 
 
-def _product(resource: Mapping[str, Any], rules: CdsSettings) -> str | None:
+def _product(resource: Mapping[str, Any], field: str, rules: CdsSettings) -> str | None:
+    """The product a draft names: a configured one ([cds] product_text), else an IVIG brand
+    the clinic does not stock; None when it names none (generic, or a code alone)."""
     lowered = " ".join(_texts(resource)[1]).casefold()
     named = [
         name
         for name, words in rules.product_text.items()
         if any(word.casefold() in lowered for word in words)
     ]
-    return named[0] if len(named) == 1 else None
+    # A brand is the configured product it names, when that one is named.
+    covered = [w.casefold() for name in named for w in (name, *rules.product_text[name])]
+    others = sorted(
+        {
+            shown
+            for word, shown in IVIG_BRANDS.items()
+            if word in lowered and not any(word in c or c in word for c in covered)
+        }
+    )
+    products = [*named, *others]
+    if len(products) > 1:
+        raise BadBody(
+            f"{field}.medicationCodeableConcept",
+            f"names more than one IVIG product ({', '.join(products)}): name the one to give",
+        )
+    return products[0] if products else None
 
 
 def _quantity(value: Any, field: str, units: Mapping[str, Any]) -> tuple[float, Any]:
@@ -298,10 +355,68 @@ def _dose_type(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _cycle(repeat: Mapping[str, Any], at: str) -> tuple[int, int | None]:
+    """Days per cycle and weeks between cycles from a timing.repeat: frequency days every
+    period periodUnit (wk, or whole weeks of d); or "daily for N days" (frequency 1 every 1 d
+    for boundsDuration N d, or count N), a cycle of N days whose interval the order does not
+    say (None: it is not guessed)."""
+    days = _whole(repeat.get("frequency"), f"{at}.frequency")
+    period = _number_value(repeat.get("period"), f"{at}.period")
+    period_unit = repeat.get("periodUnit")
+    if period_unit not in _PERIOD_DAYS:
+        raise BadBody(
+            f"{at}.periodUnit",
+            f'give the interval between cycles in "wk" or "d" (got {period_unit!r})',
+        )
+    interval_days = period * _PERIOD_DAYS[period_unit]
+    if interval_days == 1:
+        return _daily_days(repeat, at, days), None
+    if interval_days % 7:
+        raise BadBody(f"{at}.period", f"give whole weeks between cycles (got {interval_days:g} d)")
+    return days, int(interval_days // 7)
+
+
+def _daily_days(repeat: Mapping[str, Any], at: str, frequency: int) -> int:
+    """The N of a "daily for N days" order, where its count and boundsDuration say it once."""
+    if frequency != 1:
+        raise BadBody(
+            f"{at}.frequency",
+            f"{frequency} infusions a day is no IVIG cycle: give one a day for N days, or the "
+            "days per cycle as frequency every period wk",
+        )
+    said: dict[str, int] = {}
+    if repeat.get("count") is not None:
+        said["count"] = _whole(repeat["count"], f"{at}.count")
+    if repeat.get("boundsDuration") is not None:
+        duration = _object(repeat["boundsDuration"], f"{at}.boundsDuration")
+        code = duration.get("code") if isinstance(duration.get("code"), str) else None
+        unit = code or duration.get("unit")
+        if not isinstance(unit, str) or unit not in _DURATION_DAYS:
+            raise BadBody(
+                f"{at}.boundsDuration.code",
+                f'give the days of the cycle in "d" (got {unit!r})',
+            )
+        value = _whole(duration.get("value"), f"{at}.boundsDuration.value")
+        said["boundsDuration"] = value * _DURATION_DAYS[unit]
+    if not said:
+        raise BadBody(
+            at,
+            "daily with no end: give the days of the cycle as boundsDuration (N d) or count, "
+            "or the days per cycle as frequency every period wk",
+        )
+    if len(set(said.values())) > 1:
+        raise BadBody(
+            at,
+            f"count {said['count']} and boundsDuration {said['boundsDuration']} d disagree: "
+            "give the days of the cycle once",
+        )
+    return next(iter(said.values()))
+
+
 def _draft(resource: Mapping[str, Any], field: str, rules: CdsSettings) -> cds_service.DraftOrder:
     """Read an IVIG MedicationRequest: dose per infusion day (doseAndRate.doseQuantity in
-    g/kg or g), days per cycle (timing.repeat.frequency) every period periodUnit (the
-    interval, in wk or whole weeks of d), from boundsPeriod.start, at most rateQuantity."""
+    g/kg or g), days per cycle and the interval (_cycle), from boundsPeriod.start, at most
+    rateQuantity; the product it names (_product)."""
     dosages = _list(resource.get("dosageInstruction"), f"{field}.dosageInstruction")
     if len(dosages) != 1:
         raise BadBody(
@@ -339,25 +454,15 @@ def _draft(resource: Mapping[str, Any], field: str, rules: CdsSettings) -> cds_s
     timing = _object(dosage.get("timing"), f"{where}.timing")
     repeat = _object(timing.get("repeat"), f"{where}.timing.repeat")
     at = f"{where}.timing.repeat"
-    days = _whole(repeat.get("frequency"), f"{at}.frequency")
-    period = _number_value(repeat.get("period"), f"{at}.period")
-    period_unit = repeat.get("periodUnit")
-    if period_unit not in _PERIOD_DAYS:
-        raise BadBody(
-            f"{at}.periodUnit",
-            f'give the interval between cycles in "wk" or "d" (got {period_unit!r})',
-        )
-    interval_days = period * _PERIOD_DAYS[period_unit]
-    if interval_days % 7:
-        raise BadBody(f"{at}.period", f"give whole weeks between cycles (got {interval_days:g} d)")
+    days, interval_weeks = _cycle(repeat, at)
     return cds_service.DraftOrder(
         field=field,
         resource=resource,
-        product=_product(resource, rules),
+        product=_product(resource, field, rules),
         amount=amount * factor,
         unit=unit,
         days_per_cycle=days,
-        interval_weeks=int(interval_days // 7),
+        interval_weeks=interval_weeks,
         starts_on=_start(repeat, at),
         weight_basis=_weight_basis(dosage, where),
         rate=rate,
@@ -390,7 +495,7 @@ def order_sign(
     entries = _list(bundle.get("entry", []), "context.draftOrders.entry")
     if len(entries) > MAX_DRAFT_ORDERS:
         raise BadBody("context.draftOrders.entry", f"at most {MAX_DRAFT_ORDERS} draft orders")
-    drafts = []
+    drafts: list[cds_service.DraftOrder | cds_service.UnreadableDraft] = []
     for n, entry in enumerate(entries):
         field = f"context.draftOrders.entry.{n}.resource"
         resource = _object(_object(entry, f"context.draftOrders.entry.{n}").get("resource"), field)
@@ -401,7 +506,13 @@ def order_sign(
                 f"a draft order is an R4 request resource, e.g. MedicationRequest (got {kind!r})",
             )
         if kind == "MedicationRequest" and is_ivig(resource, rules):
-            drafts.append(_draft(resource, field, rules))
+            try:
+                drafts.append(_draft(resource, field, rules))
+            except BadBody as exc:
+                # Refusing the call would let the order through unchecked (module docstring).
+                drafts.append(
+                    cds_service.UnreadableDraft(field, resource, exc.field or field, exc.reason)
+                )
     prefetch = body.get("prefetch")
     patient = None
     if prefetch is not None:

@@ -11,7 +11,8 @@ Decisions:
 - A dose in g is read on the dosing weight of the basis the order states, else the clinic's
   policy for the patient (the current regimen's basis, or [dosing].weight_basis_default). A
   dose in g that is a g/kg limit's own whole vials (the pages' rounding of it) is at the limit,
-  not past it.
+  not past it. The product's grams-per-day maximum is judged on the larger of the grams
+  ordered and their whole vials: 142 g of a 140 g product is past it though it rounds to 140.
 - Each finding proposes at most one correction, of its own finding, to the draft as sent: the
   EHR calls order-sign again on the revised draft, so what remains is found then.
 """
@@ -46,6 +47,8 @@ RULES: Mapping[str, str] = {
     "interval-too-soon": "a cycle starts at least the interval (less tolerance) after the last",
     "patient": "the patient's measurements allow a dose to be checked",
     "product": "the product is one the clinic stocks",
+    "interval-unknown": "an order that does not say the weeks between cycles is said unchecked",
+    "order": "the draft's dose and timing can be read (else it is said unchecked)",
 }
 
 #: The domain's problem codes (app.domain.dosing) as order-check rule ids; by field otherwise.
@@ -84,7 +87,8 @@ class DraftDose:
     amount: float
     unit: DoseUnit
     days_per_cycle: int
-    interval_weeks: int
+    #: None: the order does not say ("daily for 5 days"); not guessed, and said so.
+    interval_weeks: int | None
     #: The first infusion day of the cycle ordered.
     starts_on: dt.date
     #: The dosing-weight basis the order states; None: not stated.
@@ -278,26 +282,13 @@ def check_order(draft: DraftDose, patient: PatientFacts, rules: Rules) -> OrderC
         per_cycle = _as_the_pages_round(draft, patient, basis, per_cycle, rules)
     request = _request(draft, patient, basis, per_cycle)
     findings: list[Finding] = []
-    unit_per_day = f"{draft.unit} per day"
 
     problems = dosing.check_request(request, rules.products, limits)
     patient_problems = [p for p in problems if _rule(p) == "patient"]
     if patient_problems:
         raise Uncheckable("; ".join(p.message for p in patient_problems))
     result: dosing.DoseResult | None = None
-    for problem in problems:
-        rule = _rule(problem)
-        finding = Finding(rule, True, problem.message, _found(rule, draft, per_cycle))
-        if problem.code == "dose_above_maximum":
-            fixed = _in_draft_unit(draft, patient, basis, limits.max_dose_g_per_kg_per_cycle, rules)
-            if fixed is not None:
-                finding = dataclasses.replace(
-                    finding,
-                    corrected=f"{_amount(fixed, unit_per_day)} "
-                    f"({_amount(limits.max_dose_g_per_kg_per_cycle, 'g/kg')} per cycle)",
-                    correction=Correction(amount=fixed),
-                )
-        findings.append(finding)
+    findings += [_hard_finding(p, draft, patient, basis, per_cycle, rules) for p in problems]
     if not problems:
         try:
             result = dosing.compute_dose(request, rules.products, limits)
@@ -312,11 +303,53 @@ def check_order(draft: DraftDose, patient: PatientFacts, rules: Rules) -> OrderC
             Finding(_rule(p), False, p.message, _found(_rule(p), draft, per_cycle))
             for p in result.soft_stops
         ]
-        findings += _rounding_findings(draft, result)
+        maximum = _maximum_findings(draft, result, rules)
+        # The maximum's correction is the whole vials the rounding note would propose.
+        findings += maximum or _rounding_findings(draft, result)
     findings += _basis_findings(draft, patient, per_cycle, rules)
     findings += _interval_findings(draft, patient, rules)
     findings.sort(key=lambda f: not f.hard)
     return OrderCheck(tuple(findings), basis, weight, per_cycle, result)
+
+
+def _hard_finding(
+    problem: Problem,
+    draft: DraftDose,
+    patient: PatientFacts,
+    basis: dosing.WeightBasis,
+    per_cycle: float,
+    rules: Rules,
+) -> Finding:
+    """A hard stop of the request itself, with its correction where there is one."""
+    if problem.code == "unknown_product":
+        return _unstocked(draft, rules)
+    rule = _rule(problem)
+    finding = Finding(rule, True, problem.message, _found(rule, draft, per_cycle))
+    if problem.code != "dose_above_maximum":
+        return finding
+    high = rules.limits.max_dose_g_per_kg_per_cycle
+    fixed = _in_draft_unit(draft, patient, basis, high, rules)
+    if fixed is None:
+        return finding
+    return dataclasses.replace(
+        finding,
+        corrected=f"{_amount(fixed, f'{draft.unit} per day')} ({_amount(high, 'g/kg')} per cycle)",
+        correction=Correction(amount=fixed),
+    )
+
+
+def _unstocked(draft: DraftDose, rules: Rules) -> Finding:
+    """The order names a product the clinic does not stock: no correction (the product is
+    the prescriber's choice), and what cannot be checked said."""
+    stocked = ", ".join(sorted(rules.products)) or "none configured"
+    return Finding(
+        "product",
+        True,
+        f"product: the order names {draft.product}, which the clinic does not stock (it "
+        f"stocks {stocked}); its grams per day, whole vials and rate cannot be checked against "
+        "the clinic's vial sizes and rate plan",
+        draft.product,
+    )
 
 
 def _found(rule: str, draft: DraftDose, per_cycle: float) -> str:
@@ -353,6 +386,32 @@ def _rate_findings(
             _rate_text(draft.rate, draft.rate_unit),
             _rate_text(fixed, draft.rate_unit),
             Correction(rate=fixed),
+        )
+    ]
+
+
+def _maximum_findings(draft: DraftDose, result: dosing.DoseResult, rules: Rules) -> list[Finding]:
+    """A dose in grams above the product's daily maximum, though its whole vials are not: the
+    larger of the grams ordered and the grams rounded is judged (the order says what is to
+    be given; the pages judge the whole vials of a g/kg dose, which is what they hang)."""
+    product = rules.products.get(draft.product)
+    rounded = result.rounding.rounded_g
+    if draft.unit != "g" or product is None:
+        return []
+    if max(draft.amount, rounded) <= product.max_g_per_day + _EPS:
+        return []
+    # compute_dose refuses whole vials above the maximum, so the rounded grams are within it.
+    vials = dosing.describe_vials(result.rounding.vials, rounded)
+    return [
+        Finding(
+            "grams-per-day",
+            True,
+            f"grams_per_day: {_amount(draft.amount, 'g')} a day as ordered is above the "
+            f"{product.name} maximum of {_amount(product.max_g_per_day, 'g')} per infusion day "
+            f"(whole vials: {vials})",
+            _amount(draft.amount, "g per day"),
+            _amount(rounded, "g per day"),
+            Correction(amount=rounded),
         )
     ]
 
@@ -412,6 +471,18 @@ def _basis_findings(
 
 
 def _interval_findings(draft: DraftDose, patient: PatientFacts, rules: Rules) -> list[Finding]:
+    if draft.interval_weeks is None:
+        return [
+            Finding(
+                "interval-unknown",
+                False,
+                f"interval: the order gives the dose daily for {draft.days_per_cycle} day(s) "
+                "and not the weeks until the next cycle, so the interval and the time since "
+                "the last cycle given were not checked; state it in the order or check it by "
+                "hand",
+                f"daily for {draft.days_per_cycle} day(s)",
+            )
+        ]
     last = patient.last_cycle_started_on
     limits = rules.limits
     if last is None or not (

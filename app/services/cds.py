@@ -497,7 +497,9 @@ _ORDER_TITLES = {
     "weight-basis": "IVIG dosing weight basis differs from the clinic's",
     "interval-too-soon": "IVIG cycle too soon after the last one given",
     "product": "IVIG product not stocked by the clinic",
+    "interval-unknown": "IVIG interval not stated, not checked",
     "patient": "IVIG order cannot be checked",
+    "order": "IVIG order cannot be checked",
 }
 
 
@@ -508,12 +510,14 @@ class DraftOrder:
     #: Where it sits in the call, e.g. "context.draftOrders.entry.1.resource".
     field: str
     resource: Mapping[str, Any]
-    #: A configured product the medication names; None: it names none.
+    #: The product the medication names: a configured one, or an IVIG brand the clinic does
+    #: not stock (its check says so); None: it names none (checked as the regimen's).
     product: str | None
     amount: float
     unit: order_check.DoseUnit
     days_per_cycle: int
-    interval_weeks: int
+    #: None: the order does not say ("daily for 5 days"); its card says it is not checked.
+    interval_weeks: int | None
     starts_on: dt.date | None
     weight_basis: WeightBasis | None
     rate: float | None
@@ -529,6 +533,24 @@ class DraftOrder:
 
 
 @dataclasses.dataclass(frozen=True)
+class UnreadableDraft:
+    """A draft IVIG MedicationRequest whose dose or timing cannot be read: it gets a card
+    saying it cannot be checked, and why (app/cds/bodies: an error would fail open)."""
+
+    field: str
+    resource: Mapping[str, Any]
+    #: The part that cannot be read, e.g. "....dosageInstruction.0.timing.repeat.period".
+    where: str
+    #: Why, for people.
+    reason: str
+
+    @property
+    def reference(self) -> str:
+        ident = self.resource.get("id")
+        return f"MedicationRequest/{ident}" if isinstance(ident, str) else self.field
+
+
+@dataclasses.dataclass(frozen=True)
 class OrderSign:
     """An order-sign call as the EHR made it; `drafts` are its IVIG MedicationRequests only."""
 
@@ -536,7 +558,7 @@ class OrderSign:
     fhir_patient_id: str
     user: str | None
     patient_resource: Mapping[str, Any] | None
-    drafts: tuple[DraftOrder, ...]
+    drafts: tuple[DraftOrder | UnreadableDraft, ...]
     #: How many draft orders the Bundle held (IVIG or not).
     orders: int
 
@@ -655,7 +677,7 @@ def order_sign_cards(
 
 
 def _order_cards(
-    draft: DraftOrder,
+    draft: DraftOrder | UnreadableDraft,
     facts: order_check.PatientFacts | str,
     today: dt.date,
     current: Regimen | None,
@@ -663,6 +685,12 @@ def _order_cards(
     call: OrderSign,
     context: _CardContext,
 ) -> list[dict[str, Any]]:
+    if isinstance(draft, UnreadableDraft):
+        why = f"order cannot be checked: {draft.where}: {draft.reason}"
+        unread = order_check.Finding("order", False, why, draft.reason)
+        return [_order_card(draft, unread, None, patient, call, context)]
+    # A draft naming a product we do not stock is checked as that product (the product
+    # check says so), never as the patient's own: only one naming none is the regimen's.
     product = draft.product or (current.product if current is not None else None)
     if isinstance(facts, str) or product is None:
         why = (
@@ -746,7 +774,7 @@ def _order_summary(rule: str, found: str, corrected: str) -> str:
 
 
 def _order_card(
-    draft: DraftOrder,
+    draft: DraftOrder | UnreadableDraft,
     finding: order_check.Finding,
     checked: order_check.OrderCheck | None,
     patient: Patient,
@@ -769,11 +797,22 @@ def _order_card(
         }
     )
     parts = [markdown_text(finding.message.strip()) + "."]
-    if checked is not None:
+    if checked is not None and isinstance(draft, DraftOrder):
+        every = (
+            f"every {draft.interval_weeks} weeks"
+            if draft.interval_weeks is not None
+            else "the interval not stated"
+        )
         parts.append(
             f"Checked on a dosing weight of {checked.dosing_weight_kg:.1f} kg "
             f"({checked.weight_basis} basis): {checked.dose_g_per_kg_per_cycle:.3g} g/kg per "
-            f"cycle over {draft.days_per_cycle} day(s), every {draft.interval_weeks} weeks."
+            f"cycle over {draft.days_per_cycle} day(s), {every}."
+        )
+    elif isinstance(draft, UnreadableDraft):
+        parts.append(
+            "The IVIG assistant read this draft as an IVIG order but not its dose or timing, "
+            "so none of its dosing checks were made: check it by hand, or write it as a dose "
+            "per infusion day (g/kg or g) given on so many days every so many weeks."
         )
     parts.append(
         "*Order check "
@@ -801,7 +840,11 @@ def _order_card(
         ),
         overridable=True,
     )
-    if finding.correction is not None and isinstance(draft.resource.get("id"), str):
+    if (
+        finding.correction is not None
+        and isinstance(draft, DraftOrder)
+        and isinstance(draft.resource.get("id"), str)
+    ):
         card["selectionBehavior"] = "at-most-one"
         card["suggestions"] = [
             {

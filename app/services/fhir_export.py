@@ -365,7 +365,12 @@ def administration(infusion: Infusion) -> Json:
         "dosage": {
             "text": f"Cycle {infusion.cycle_number}, day {infusion.day_number}",
             "route": {"coding": [_coding(fhir.SNOMED, *fhir.ROUTE_INTRAVENOUS)]},
-            "dose": _quantity(infusion.given_grams or infusion.planned_grams, "g", "g"),
+            # What was given when recorded (0 g too); the planned grams only when it is not.
+            "dose": _quantity(
+                infusion.planned_grams if infusion.given_grams is None else infusion.given_grams,
+                "g",
+                "g",
+            ),
         },
     }
     if contained:
@@ -650,7 +655,10 @@ def everything(
     session: so.Session, actor: Actor, patient_id: int, settings: Settings, base_url: str
 ) -> Json:
     """Patient/$everything: the patient's whole record as a searchset Bundle; the read is
-    audited (a whole record left the system), in one unit with nothing else."""
+    audited (a whole record left the system), in one unit with nothing else.
+
+    The Patient is the search's match and every other resource an include, so `total` is 1:
+    FHIR's Bundle.total counts the matches, not the included resources."""
     with unit_of_work(session):
         record = patient_record(session, patient_id, settings)
         audit.record(
@@ -661,13 +669,15 @@ def everything(
             patient_id,
             after={"resources": record.counts()},
         )
+    resources = list(record.all())
+    matches = sum(resource["resourceType"] == "Patient" for resource in resources)
     entries = [
         {
             "fullUrl": f"{base_url}/{resource['resourceType']}/{resource['id']}",
             "resource": resource,
             "search": {"mode": "match" if resource["resourceType"] == "Patient" else "include"},
         }
-        for resource in record.all()
+        for resource in resources
     ]
     return validated(
         FhirBundle,
@@ -676,7 +686,7 @@ def everything(
             "id": f"everything-{patient_id}-{clock.now().strftime('%Y%m%dT%H%M%S')}",
             "type": "searchset",
             "timestamp": _instant(clock.now()),
-            "total": len(entries),
+            "total": matches,
             "entry": entries,
         },
     )

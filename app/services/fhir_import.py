@@ -4,6 +4,16 @@ Every entry is checked before anything is written, and every problem is reported
 entry (`Bundle.entry[3].resource.code`); a value in another unit of the test is converted
 (app.domain.fhir.UNIT_FACTORS). Then all entries are recorded in one unit of work through
 app.services.labs.record_lab, with its checks and its audit row per result: all land or none.
+
+Whose result: `subject.identifier` in the configured MRN system ([cds]
+patient_identifier_system) names the patient. A `subject.reference` is read only as our own
+id (Patient/<id> as $everything exports it), never as the EHR's: beside an MRN it must name
+the same patient, else the entry is refused (an EHR's own Patient id would otherwise file the
+result on whoever has that id here); a reference alone is accepted as our id, and one beside
+an identifier of another system is refused (it may be that system's id).
+
+Which day: an `effectiveDateTime` (or `effectivePeriod.start`) with a time is the day on the
+patient's home center's clock (03:00Z is the evening before in New York); a date is that day.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import json
 import re
 from collections.abc import Sequence
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -144,20 +155,36 @@ def _no_constant(name: str) -> float:
 def _find_patient(
     session: so.Session, observation: FhirObservation, settings: Settings
 ) -> Patient | str:
-    """The subject as our patient, or what is wrong with it."""
+    """The subject as our patient, or what is wrong with it (the module docstring's rules)."""
     subject = observation.subject
     if subject is None:
-        return "say whose result it is: Patient/<id> or the MRN as identifier"
-    if subject.reference:
-        found = _PATIENT_REFERENCE.match(subject.reference)
-        patient = session.get(Patient, int(found.group(1))) if found else None
-        return patient or f"no patient {subject.reference!r} here (send Patient/<our id>)"
+        return "say whose result it is: the MRN as identifier, or Patient/<our id>"
     system = settings.cds.patient_identifier_system
     identifier = subject.identifier
-    if identifier is None or identifier.system != system or not identifier.value:
-        return f"name the patient by reference Patient/<id> or by identifier in system {system}"
-    patient = session.scalar(sa.select(Patient).where(Patient.mrn == identifier.value.strip()))
-    return patient or f"no patient with MRN {identifier.value!r} here"
+    by_reference = None
+    if subject.reference:
+        found = _PATIENT_REFERENCE.match(subject.reference)
+        by_reference = session.get(Patient, int(found.group(1))) if found else None
+    if identifier is not None and identifier.system == system and identifier.value:
+        mrn = identifier.value.strip()
+        patient = session.scalar(sa.select(Patient).where(Patient.mrn == mrn))
+        if patient is None:
+            return f"no patient with MRN {identifier.value!r} here"
+        if subject.reference and (by_reference is None or by_reference.id != patient.id):
+            return (
+                f"the reference {subject.reference!r} is not the patient with MRN {mrn!r} here "
+                "(a reference is read as our own id): send the MRN alone, or both agreeing"
+            )
+        return patient
+    if identifier is not None:
+        # Beside another system's identifier, the reference is likely in that system's ids.
+        return (
+            f"the identifier is not an MRN in system {system}: name the patient by it (the MRN), "
+            "or by Patient/<our id> alone"
+        )
+    if subject.reference:
+        return by_reference or f"no patient {subject.reference!r} here (send Patient/<our id>)"
+    return f"name the patient by identifier in system {system} (the MRN) or as Patient/<our id>"
 
 
 def _test_of(observation: FhirObservation, settings: Settings) -> str | None:
@@ -199,11 +226,14 @@ def _in_unit(test: str, known: LabTestSettings, quantity: Quantity) -> tuple[flo
     return converted, sent
 
 
-def _taken_on(observation: FhirObservation) -> dt.date | None:
+def _taken_on(observation: FhirObservation, timezone: str | None) -> dt.date | None:
+    """The day the sample was taken: an instant is read on the home center's clock."""
     moment = observation.effectiveDateTime
     if moment is None and observation.effectivePeriod is not None:
         moment = observation.effectivePeriod.start
     if isinstance(moment, dt.datetime):
+        if moment.utcoffset() is not None and timezone is not None:
+            return moment.astimezone(ZoneInfo(timezone)).date()
         return moment.date()
     if isinstance(moment, dt.date):
         return moment
@@ -264,7 +294,8 @@ def _basics(
     if observation.status not in _RECORDED_STATUSES:
         recorded = ", ".join(_RECORDED_STATUSES)
         issues.append(Issue(f"{at}.status", "value", f"only results that are {recorded}"))
-    taken_on = _taken_on(observation)
+    home = None if isinstance(patient, str) else patient.home_center.timezone
+    taken_on = _taken_on(observation, home)
     if taken_on is None:
         issues.append(Issue(f"{at}.effectiveDateTime", "required", "give the day it was taken"))
     if observation.valueQuantity is None:

@@ -67,6 +67,20 @@ def test_a_gram_dose_is_per_day_on_the_dosing_weight():
     assert check.findings == () and round(check.dose_g_per_kg_per_cycle, 3) == 1.993
 
 
+def test_grams_ordered_above_the_products_maximum_are_a_hard_stop_even_if_vials_round_under():
+    # Bivigam's maximum is 140 g a day; 142 g rounds to 140 g in its 5 and 10 g vials.
+    big = PatientFacts(weight_kg=250.0, height_cm=190.0, sex="male", policy_basis="adjusted")
+    check = check_order(draft(product="Bivigam", amount=142.0, unit="g"), big, RULES)
+    (finding,) = check.findings
+    assert finding.rule == "grams-per-day" and finding.hard
+    assert "142 g" in finding.message and "140 g" in finding.message
+    assert finding.correction == Correction(amount=140.0)
+    assert check_order(draft(product="Bivigam", amount=140.0, unit="g"), big, RULES).findings == ()
+    # Just under the maximum, not whole vials: the soft rounding note, as before.
+    (soft,) = check_order(draft(product="Bivigam", amount=139.0, unit="g"), big, RULES).findings
+    assert soft.rule == "vial-rounding" and not soft.hard
+
+
 def test_the_stated_basis_is_used_and_the_clinics_proposed():
     check = check_order(draft(amount=100, unit="g", weight_basis="actual"), PATIENT, RULES)
     (finding,) = check.findings
@@ -101,6 +115,17 @@ def test_measurements_that_cannot_carry_a_dose_make_the_order_uncheckable():
         check_order(draft(), dataclasses.replace(PATIENT, height_cm=100.0), RULES)
 
 
+def test_an_order_not_saying_its_interval_is_checked_but_for_the_interval_and_says_so():
+    patient = dataclasses.replace(PATIENT, last_cycle_started_on=START - dt.timedelta(days=3))
+    check = check_order(draft(amount=0.4, days_per_cycle=5, interval_weeks=None), patient, RULES)
+    (finding,) = check.findings  # not judged "too soon": the interval is not guessed
+    assert finding.rule == "interval-unknown" and not finding.hard
+    assert finding.correction is None and "not checked" in finding.message
+    assert round(check.dose_g_per_kg_per_cycle, 6) == 2.0
+    check = check_order(draft(amount=0.5, days_per_cycle=5, interval_weeks=None), PATIENT, RULES)
+    assert rules_of(check) == ["dose", "interval-unknown"]
+
+
 def test_every_rule_id_is_documented():
     found = set()
     for order in (
@@ -110,6 +135,7 @@ def test_every_rule_id_is_documented():
         draft(amount=1.0, days_per_cycle=1),
         draft(amount=81.5, unit="g"),
         draft(product="Unknown"),
+        draft(days_per_cycle=5, amount=0.4, interval_weeks=None),
     ):
         found |= set(rules_of(check_order(order, PATIENT, RULES)))
     assert found <= set(order_check.RULES)

@@ -509,13 +509,8 @@ def test_a_forged_order_card_is_ignored(client, clinic, db_session, rsa_key):
 
 
 def bad_calls() -> list[tuple[str, dict, int, str]]:
-    no_dose = ivig_order(1.0)
-    no_dose["dosageInstruction"][0]["doseAndRate"] = []
-    stu3_dose = ivig_order(1.0)  # the spec's example puts doseQuantity on the Dosage (pre-R4)
-    dosage = stu3_dose["dosageInstruction"][0]
-    dosage["doseQuantity"] = dosage.pop("doseAndRate")[0]["doseQuantity"]
-    no_dosage = ivig_order(1.0)
-    del no_dosage["dosageInstruction"]
+    """Calls malformed as CDS Hooks calls; an IVIG draft we cannot read is not one of them
+    (unreadable_drafts: it gets a card, since a client ignores a service that errs)."""
     not_a_bundle = order_sign_request()
     not_a_bundle["context"]["draftOrders"] = {"resourceType": "Patient", "id": "1288992"}
     wrong_resource = order_sign_request({"resourceType": "Observation", "id": "o1"})
@@ -526,52 +521,12 @@ def bad_calls() -> list[tuple[str, dict, int, str]]:
     no_user = order_sign_request(ivig_order(1.2))
     del no_user["context"]["userId"]
     entry = "context.draftOrders.entry.2.resource"
-    dose_at = f"{entry}.dosageInstruction.0.doseAndRate"
     return [
         ("draftOrders missing", no_drafts, 400, "context.draftOrders"),
         ("draftOrders not a Bundle", not_a_bundle, 400, "context.draftOrders.resourceType"),
         ("entries not a list", entries_not_a_list, 400, "context.draftOrders.entry"),
         ("an Observation as an order", wrong_resource, 400, f"{entry}.resourceType"),
         ("no userId", no_user, 400, "context.userId"),
-        ("no dose", order_sign_request(no_dose), 400, dose_at),
-        ("a pre-R4 dose", order_sign_request(stu3_dose), 400, dose_at),
-        ("no dosage", order_sign_request(no_dosage), 400, f"{entry}.dosageInstruction"),
-        (
-            "a dose in mL",
-            order_sign_request(ivig_order(50, "mL")),
-            400,
-            f"{dose_at}.0.doseQuantity.code",
-        ),
-        (
-            "a negative dose",
-            order_sign_request(ivig_order(-1.0)),
-            400,
-            f"{dose_at}.0.doseQuantity.value",
-        ),
-        (
-            "days per cycle not whole",
-            order_sign_request(ivig_order(1.0, days=1.5)),
-            400,
-            f"{entry}.dosageInstruction.0.timing.repeat.frequency",
-        ),
-        (
-            "an interval in months",
-            order_sign_request(ivig_order(1.0, period=1, period_unit="mo")),
-            400,
-            f"{entry}.dosageInstruction.0.timing.repeat.periodUnit",
-        ),
-        (
-            "an interval not whole weeks",
-            order_sign_request(ivig_order(1.0, period=30, period_unit="d")),
-            400,
-            f"{entry}.dosageInstruction.0.timing.repeat.period",
-        ),
-        (
-            "an unknown basis",
-            order_sign_request(ivig_order(1.0, basis="lean")),
-            400,
-            f"{entry}.dosageInstruction.0.extension.0.valueCode",
-        ),
         (
             "an unknown patient",
             order_sign_request(ivig_order(1.2), mrn="NO-SUCH-MRN"),
@@ -595,6 +550,129 @@ def test_bad_input_is_a_4xx_naming_the_field_and_writes_nothing(
     assert "cards" not in response.json
     db_session.expire_all()
     assert rows(db_session) == before, name
+
+
+def unreadable_drafts() -> list[tuple[str, dict, str, str]]:
+    no_dose = ivig_order(1.0)
+    no_dose["dosageInstruction"][0]["doseAndRate"] = []
+    stu3_dose = ivig_order(1.0)  # the spec's example puts doseQuantity on the Dosage (pre-R4)
+    dosage = stu3_dose["dosageInstruction"][0]
+    dosage["doseQuantity"] = dosage.pop("doseAndRate")[0]["doseQuantity"]
+    no_dosage = ivig_order(1.0)
+    del no_dosage["dosageInstruction"]
+    daily_no_end = ivig_order(0.4, days=1, period=1, period_unit="d")
+    twice_daily = ivig_order(0.4, days=2, period=1, period_unit="d")
+    twice_daily["dosageInstruction"][0]["timing"]["repeat"]["count"] = 5
+    disagreeing = ivig_order(0.4, days=1, period=1, period_unit="d")
+    disagreeing["dosageInstruction"][0]["timing"]["repeat"].update(
+        count=4, boundsDuration={"value": 5, "unit": "d"}
+    )
+    two_products = ivig_order(1.0)
+    two_products["medicationCodeableConcept"] = {"text": "Octagam 10% or Gamunex-C"}
+    entry = "context.draftOrders.entry.2.resource"
+    dose_at = f"{entry}.dosageInstruction.0.doseAndRate"
+    repeat = f"{entry}.dosageInstruction.0.timing.repeat"
+    return [
+        ("no dose", no_dose, dose_at, "give the dose per infusion day"),
+        ("a pre-R4 dose", stu3_dose, dose_at, "give a JSON array"),
+        ("no dosage", no_dosage, f"{entry}.dosageInstruction", "give a JSON array"),
+        ("a dose in mL", ivig_order(50, "mL"), f"{dose_at}.0.doseQuantity.code", "UCUM"),
+        ("a negative dose", ivig_order(-1.0), f"{dose_at}.0.doseQuantity.value", "above 0"),
+        ("days per cycle not whole", ivig_order(1.0, days=1.5), f"{repeat}.frequency", "whole"),
+        (
+            "an interval in months",
+            ivig_order(1.0, period=1, period_unit="mo"),
+            f"{repeat}.periodUnit",
+            '"wk" or "d"',
+        ),
+        (
+            "an interval not whole weeks",
+            ivig_order(1.0, period=30, period_unit="d"),
+            f"{repeat}.period",
+            "whole weeks between cycles (got 30 d)",
+        ),
+        ("daily with no end", daily_no_end, repeat, "daily with no end"),
+        ("twice daily", twice_daily, f"{repeat}.frequency", "2 infusions a day"),
+        ("count and duration disagree", disagreeing, repeat, "disagree"),
+        (
+            "an unknown basis",
+            ivig_order(1.0, basis="lean"),
+            f"{entry}.dosageInstruction.0.extension.0.valueCode",
+            "give one of",
+        ),
+        (
+            "two products",
+            two_products,
+            f"{entry}.medicationCodeableConcept",
+            "more than one IVIG product",
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "order", "field", "why"),
+    unreadable_drafts(),
+    ids=[case[0] for case in unreadable_drafts()],
+)
+def test_an_ivig_draft_that_cannot_be_read_gets_a_card_saying_so_and_the_others_are_checked(
+    client, clinic, db_session, rsa_key, name, order, field, why
+):
+    """A CDS client ignores a service that errs: a 400 would let the IVIG order through
+    unchecked. So the unreadable draft gets its card, and the call's other drafts theirs."""
+    too_much = ivig_order(1.2, ident="ivig-draft-2")
+    cards = cards_of(client, rsa_key, order, too_much)
+    assert [(topic(c), c["indicator"]) for c in cards] == [
+        ("order-sign.dose@1", "critical"),
+        ("order-sign.order@1", "warning"),
+    ], name
+    unread = cards[1]
+    assert unread["summary"].startswith("IVIG order cannot be checked: ")
+    assert f"order cannot be checked: {field}: " in unread["detail"], name
+    assert why in unread["detail"], name
+    assert "suggestions" not in unread
+    row = db_session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "cds.order_sign")
+    ).one()
+    assert row.after["ivig_orders"] == [f"MedicationRequest/ivig-draft-{n}" for n in (1, 2)]
+    assert row.after["findings"] == ["order-sign.order@1", "order-sign.dose@1"]
+
+
+def daily_for(days: int, dose: float = 0.4, by: str = "boundsDuration") -> dict:
+    """The common IVIG order shape: once a day, every 1 d, for `days` days."""
+    order = ivig_order(dose, days=1, period=1, period_unit="d")
+    repeat = order["dosageInstruction"][0]["timing"]["repeat"]
+    if by == "boundsDuration":
+        repeat["boundsDuration"] = {
+            "value": days,
+            "unit": "day",
+            "system": "http://unitsofmeasure.org",
+            "code": "d",
+        }
+    else:
+        repeat["count"] = days
+    return order
+
+
+@pytest.mark.parametrize("by", ["boundsDuration", "count"])
+def test_daily_for_five_days_is_a_five_day_cycle_checked_with_the_interval_unknown(
+    client, clinic, rsa_key, by
+):
+    # 0.4 g/kg a day for 5 days = 2 g/kg per cycle: the label dose, the interval not said.
+    (card,) = cards_of(client, rsa_key, daily_for(5, by=by))
+    assert topic(card) == "order-sign.interval-unknown@1" and card["indicator"] == "warning"
+    assert "daily for 5 day(s)" in card["summary"]
+    assert "not checked" in card["detail"] and "over 5 day(s)" in card["detail"]
+    assert "suggestions" not in card
+    # The dose is still judged on the five days: 0.5 g/kg a day is 2.5 g/kg per cycle.
+    cards = cards_of(client, rsa_key, daily_for(5, dose=0.5, by=by))
+    assert [(topic(c), c["indicator"]) for c in cards] == [
+        ("order-sign.dose@1", "critical"),
+        ("order-sign.interval-unknown@1", "warning"),
+    ]
+    assert "2.5 g/kg per cycle" in cards[0]["summary"]
+    # Daily for 7 days is past the clinic's 5 days per cycle.
+    cards = cards_of(client, rsa_key, daily_for(7, dose=0.25, by=by))
+    assert "order-sign.days-per-cycle@1" in {topic(c) for c in cards}
 
 
 def test_malformed_json_is_a_400(client, rsa_key):
@@ -715,6 +793,40 @@ def test_a_configured_code_marks_a_draft_as_ivig_and_a_draft_naming_no_product_i
     assert topic(card) == "order-sign.dose@1"  # checked as the regimen's Octagam 10%
     order["medicationCodeableConcept"]["coding"][0]["system"] = "urn:oid:other"
     assert cards_of(client, rsa_key, order) == []
+
+
+def test_a_draft_naming_an_ivig_brand_the_clinic_does_not_stock_is_critical(
+    client, clinic, rsa_key
+):
+    """Not checked as the patient's Octagam: the clinic's vial sizes and rate plan are not
+    Privigen's. The product-free limits (g/kg per cycle, days, interval) are still judged."""
+    order = ivig_order(1.0)
+    order["medicationCodeableConcept"] = {
+        "coding": [
+            {
+                "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                "code": "999",
+                "display": "Privigen 10% immune globulin intravenous (human)",
+            }
+        ],
+        "text": "Privigen (immune globulin intravenous, human) 10% liquid",
+    }
+    (card,) = cards_of(client, rsa_key, order)
+    assert topic(card) == "order-sign.product@1" and card["indicator"] == "critical"
+    assert "Privigen" in card["summary"]
+    assert "does not stock" in card["detail"] and "Octagam 10%" in card["detail"]
+    assert "vial sizes and rate plan" in card["detail"]
+    assert "suggestions" not in card
+    # A brand alone, with no generic words, is IVIG too; too much of it is judged per kg.
+    brand_only = ivig_order(1.2)
+    brand_only["medicationCodeableConcept"] = {"text": "PANZYGA 10% IV"}
+    cards = cards_of(client, rsa_key, brand_only)
+    assert {topic(c) for c in cards} == {"order-sign.product@1", "order-sign.dose@1"}
+    assert all(c["indicator"] == "critical" for c in cards)
+    # A generic draft names no product: it is checked as the regimen's Octagam 10%.
+    generic = ivig_order(1.0)
+    generic["medicationCodeableConcept"] = {"text": "Immune globulin intravenous (human) 10%"}
+    assert cards_of(client, rsa_key, generic) == []
 
 
 def exported_shape(per_day_g_per_kg: float) -> dict:

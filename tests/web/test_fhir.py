@@ -28,7 +28,15 @@ from app.services import adverse_events, assessments, fhir_export, infusions, ta
 from app.services import labs as lab_service
 from app.services import regimens as regimen_service
 from tests.conftest import csrf_of, login, make_settings
-from tests.db.clinic_fixtures import Clinic, at, give, make_clinic, regimen_input, review_course
+from tests.db.clinic_fixtures import (
+    Clinic,
+    at,
+    give,
+    make_clinic,
+    make_patient,
+    regimen_input,
+    review_course,
+)
 from tests.web.test_recalls import record_visit
 
 ISSUER = "https://ehr.hospital.test"
@@ -206,7 +214,10 @@ def test_everything_is_a_bundle_whose_every_resource_parses_back(app, record, db
     bundle = response.get_json()
     Bundle.model_validate(bundle)
     assert bundle["type"] == "searchset"
-    assert bundle["total"] == len(bundle["entry"])
+    # Bundle.total counts the matches (the Patient), not the included resources.
+    modes = Counter(entry["search"]["mode"] for entry in bundle["entry"])
+    assert bundle["total"] == modes["match"] == 1
+    assert modes["include"] == len(bundle["entry"]) - 1
     for entry in bundle["entry"]:
         resource = entry["resource"]
         parse_back(resource)
@@ -340,6 +351,17 @@ def test_given_infusions_carry_their_lots_and_expiry(app, record, db_session):
     assert visit["effectivePeriod"]["start"].endswith("Z")
     assert typed["contained"][0]["batch"] == {"lotNumber": "TYPED-9"}
     assert typed["dosage"]["dose"]["unit"] == "g"
+
+
+def test_an_administration_says_what_was_given_even_when_it_was_nothing(record, db_session):
+    given = next(i for i in live(db_session, record) if i.given_grams is not None)
+    assert fhir_export.administration(given)["dosage"]["dose"]["value"] == given.given_grams
+    given.given_grams = 0.0  # the service refuses 0 g; the export must not read it as unset
+    assert fhir_export.administration(given)["dosage"]["dose"]["value"] == 0
+    given.given_grams = None
+    dose = fhir_export.administration(given)["dosage"]["dose"]["value"]
+    assert dose == given.planned_grams
+    db_session.rollback()
 
 
 def test_appointments_map_our_statuses(app, record, db_session):
@@ -479,7 +501,7 @@ def observation(patient: str | dict, code="14682-9", value=70.0, unit="umol/L", 
         },
     }
     resource.update(changes)
-    return resource
+    return {key: value for key, value in resource.items() if value is not None}
 
 
 def transaction(*resources: dict) -> dict:
@@ -553,6 +575,81 @@ def test_an_ehr_sends_labs_by_reference_and_by_mrn_converting_units(
     ).one()
     assert imported.actor_label == f"ehr:{ISSUER}"
     assert imported.after["converted"] == {"0": "mg/dL", "2": "g/dL"}
+
+
+def test_the_mrn_names_the_patient_and_a_reference_that_disagrees_refuses_the_entry(
+    app, record, db_session, rsa_key, settings
+):
+    """An EHR's Patient/<id> is in its own id space: beside our MRN it must agree with it."""
+    other = make_patient(db_session, record.nursing, record.center, settings, mrn="T-999")
+    db_session.commit()
+    mrn = {"system": SYSTEM, "value": "T-100"}
+    before = rows(db_session)
+    for reference in (f"Patient/{other.id}", "Patient/999999"):
+        disagreeing = observation(reference, "2157-6", 900, "U/L")
+        disagreeing["subject"]["identifier"] = mrn
+        response = post(
+            app.test_client(),
+            transaction(observation(mrn), disagreeing),
+            headers=ehr(rsa_key),
+        )
+        assert response.status_code == 422, response.get_json()
+        (issue,) = response.get_json()["issue"]
+        assert issue["expression"] == ["Bundle.entry[1].resource.subject"]
+        assert "T-100" in issue["diagnostics"] and reference in issue["diagnostics"]
+        assert rows(db_session) == before
+    # Beside another system's identifier, a reference may be in that system's ids: refused.
+    foreign = observation(f"Patient/{record.patient.id}", "2157-6", 900, "U/L")
+    foreign["subject"]["identifier"] = {"system": "urn:oid:9.9.9", "value": "E-1"}
+    response = post(app.test_client(), transaction(foreign), headers=ehr(rsa_key))
+    assert response.status_code == 422, response.get_json()
+    (issue,) = response.get_json()["issue"]
+    assert issue["expression"] == ["Bundle.entry[0].resource.subject"]
+    assert rows(db_session) == before
+    # Both naming the same patient: recorded on them; the MRN alone: resolved by it.
+    agreeing = observation(f"Patient/{record.patient.id}", "2157-6", 901, "U/L")
+    agreeing["subject"]["identifier"] = mrn
+    by_mrn = observation({"system": SYSTEM, "value": " T-999 "}, "2157-6", 902, "U/L")
+    response = post(app.test_client(), transaction(agreeing, by_mrn), headers=ehr(rsa_key))
+    assert response.status_code == 200, response.get_json()
+    got = db_session.scalars(sa.select(LabResult).where(LabResult.value.in_((901, 902)))).all()
+    assert sorted((r.value, r.patient_id) for r in got) == [
+        (901.0, record.patient.id),
+        (902.0, other.id),
+    ]
+
+
+def test_a_result_taken_at_an_instant_is_filed_on_the_clinics_day(app, record, db_session, rsa_key):
+    """03:00Z is 22:00 the evening before on the home center's clock (America/New_York)."""
+    ours = f"Patient/{record.patient.id}"
+    response = post(
+        app.test_client(),
+        transaction(
+            observation(ours, "2157-6", 301, "U/L", effectiveDateTime=f"{TODAY}T03:00:00Z"),
+            observation(ours, "2157-6", 302, "U/L", effectiveDateTime=f"{TODAY}T23:30:00-05:00"),
+            observation(ours, "2157-6", 303, "U/L", effectiveDateTime=TODAY.isoformat()),
+            observation(
+                ours,
+                "2157-6",
+                304,
+                "U/L",
+                effectiveDateTime=None,
+                effectivePeriod={"start": f"{TODAY}T04:59:00Z"},
+            ),
+        ),
+        headers=ehr(rsa_key),
+    )
+    assert response.status_code == 200, response.get_json()
+    got = db_session.scalars(
+        sa.select(LabResult).where(LabResult.value.in_((301, 302, 303, 304)))
+    ).all()
+    day_before = TODAY - dt.timedelta(days=1)
+    assert sorted((r.value, r.taken_on) for r in got) == [
+        (301.0, day_before),
+        (302.0, TODAY),
+        (303.0, TODAY),  # a date is the day as sent
+        (304.0, day_before),
+    ]
 
 
 def test_a_nurse_may_import_with_her_api_token_and_the_page_session_needs_csrf(
