@@ -229,6 +229,13 @@ def _recall(quick: bool) -> list[Figure]:
     ]
 
 
+def _timeline(quick: bool) -> list[Figure]:
+    from bench import timeline
+
+    r = timeline.run(repeat=10 if quick else 30)
+    return [Figure("patient timeline, five years", r["timeline_median_ms"], "<= 100 ms", r["pass"])]
+
+
 BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "recall": _recall,
     "board": _board,
@@ -239,6 +246,7 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "reminders": _reminders,
     "optimise": _optimise,
     "cds": _cds,
+    "timeline": _timeline,
 }
 
 
