@@ -31,11 +31,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from app import create_app
-from app.models import Infusion, Patient, WeightMeasurement
-from app.services import regimens as regimen_service
-from app.services.context import Actor
+from app.models import Infusion
 from bench.common import median_ms, settings_for, throwaway_database
-from bench.rows import booked_patient, center_with_chairs
+from bench.rows import booked_patient, center_with_chairs, regimen_setter
 
 ZONE = ZoneInfo("America/New_York")
 FIRST = dt.date(2027, 3, 1)  # a Monday
@@ -125,44 +123,7 @@ def run(quick: bool = False, repeat: int = 30) -> dict[str, Any]:
         chair_ids = [c.id for c in center.chairs]
         source = _filler_rows(center.id, chair_ids, filler.patient_id, filler.regimen_id, rows)
         per_row = _bulk_book(session, source, 20_000)
-        patient = Patient(
-            mrn="BUSY-1",
-            family_name="Busy",
-            given_name="One",
-            sex="male",
-            birth_date=dt.date(1970, 1, 1),
-            home_center_id=center.id,
-            height_cm=175,
-        )
-        session.add(patient)
-        session.flush()
-        session.add(WeightMeasurement(patient_id=patient.id, measured_on=FIRST, weight_kg=100))
-        session.commit()
-        actor = Actor(label="bench", role="physician")
-        now = dt.datetime.combine(FIRST - dt.timedelta(days=2), dt.time(7), tzinfo=ZONE)
-        version = [0]
-
-        def set_once() -> None:
-            regimen_service.set_regimen(
-                session,
-                actor,
-                patient.id,
-                regimen_service.RegimenInput(
-                    product="Octagam 10%",
-                    dose_g_per_kg=2,
-                    days_per_cycle=2,
-                    interval_weeks=4,
-                    weight_basis="adjusted",
-                    starts_on=FIRST,
-                    preferred_time=dt.time(9),
-                    reason="bench",
-                    based_on_version=version[0] or None,
-                ),
-                settings,
-                now=now,
-            )
-            version[0] += 1
-
+        patient, set_once = regimen_setter(session, settings, center, "BUSY-1", FIRST)
         set_ms = median_ms(set_once, repeat)
         booked = session.scalar(
             sa.select(sa.func.count())

@@ -12,19 +12,30 @@ keeps its own numbers; the defaults are the day board benchmark's. `add_nurse` a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import sqlalchemy.orm as so
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.config import AuthSettings
-from app.models import AdverseEvent, Center, Infusion, InfusionStatus, Patient, Regimen, User
+from app.config import AuthSettings, Settings
+from app.models import (
+    AdverseEvent,
+    Center,
+    Infusion,
+    InfusionStatus,
+    Patient,
+    Regimen,
+    User,
+    WeightMeasurement,
+)
 from app.models.center import Chair, OpeningHours
 from app.models.visit import InfusionVial, Premedication, RateStep, VitalSigns
+from app.services import regimens as regimen_service
 from app.services import users as user_service
-from app.services.context import system_actor
+from app.services.context import Actor, system_actor
 
 #: The benchmarks' nurse: email and password.
 NURSE = ("nurse@bench.test", "bench-password")
@@ -285,3 +296,51 @@ def document_visit(
                 outcome="resolved",
             )
         )
+
+
+def regimen_setter(
+    session: so.Session, settings: Settings, center: Center, mrn: str, starts_on: dt.date
+) -> tuple[Patient, Callable[[], None]]:
+    """A new 100 kg patient of `center`, and a function that sets their regimen again (a new
+    version each call: 2 g/kg over 2 days every 4 weeks from `starts_on`, 09:00) through the
+    service, as the physician's page does, two days before it starts."""
+    patient = Patient(
+        mrn=mrn,
+        family_name="Bench",
+        given_name=mrn,
+        sex="male",
+        birth_date=dt.date(1970, 1, 1),
+        home_center_id=center.id,
+        height_cm=175,
+    )
+    session.add(patient)
+    session.flush()
+    session.add(WeightMeasurement(patient_id=patient.id, measured_on=starts_on, weight_kg=100))
+    session.commit()
+    actor = Actor(label="bench", role="physician")
+    zone = ZoneInfo(center.timezone)
+    now = dt.datetime.combine(starts_on - dt.timedelta(days=2), dt.time(7), tzinfo=zone)
+    version = [0]
+
+    def set_once() -> None:
+        regimen_service.set_regimen(
+            session,
+            actor,
+            patient.id,
+            regimen_service.RegimenInput(
+                product="Octagam 10%",
+                dose_g_per_kg=2,
+                days_per_cycle=2,
+                interval_weeks=4,
+                weight_basis="adjusted",
+                starts_on=starts_on,
+                preferred_time=dt.time(9),
+                reason="bench",
+                based_on_version=version[0] or None,
+            ),
+            settings,
+            now=now,
+        )
+        version[0] += 1
+
+    return patient, set_once

@@ -15,12 +15,17 @@ import sqlalchemy as sa
 from app import create_app
 from app.db import recorded_statements
 from app.domain import schedule
-from app.models import Center, Patient
+from app.models import Center
 from app.services import regimens as regimen_service
 from app.services import scheduling
-from app.services.context import Actor
 from bench.common import median_ms, settings_for, throwaway_database
-from bench.rows import add_nurse, booked_patient, center_with_chairs, logged_in_client
+from bench.rows import (
+    add_nurse,
+    booked_patient,
+    center_with_chairs,
+    logged_in_client,
+    regimen_setter,
+)
 
 ZONE = ZoneInfo("America/New_York")
 DAY = dt.date(2027, 3, 3)  # a Wednesday
@@ -85,46 +90,7 @@ def year_of_infusions(repeat: int = 100) -> dict[str, float]:
         state = app.extensions["ivig"]
         session = state.session_factory()
         center = _busy_center(session, chairs=6, infusions=30)
-        patient = Patient(
-            mrn="YEAR-1",
-            family_name="Year",
-            given_name="One",
-            sex="male",
-            birth_date=dt.date(1970, 1, 1),
-            home_center_id=center.id,
-            height_cm=175,
-        )
-        session.add(patient)
-        session.commit()
-        from app.models import WeightMeasurement
-
-        session.add(WeightMeasurement(patient_id=patient.id, measured_on=DAY, weight_kg=100))
-        session.commit()
-        actor = Actor(label="bench", role="physician")
-        now = dt.datetime.combine(DAY - dt.timedelta(days=2), dt.time(7), tzinfo=ZONE)
-        version = [0]
-
-        def set_once() -> None:
-            regimen_service.set_regimen(
-                session,
-                actor,
-                patient.id,
-                regimen_service.RegimenInput(
-                    product="Octagam 10%",
-                    dose_g_per_kg=2,
-                    days_per_cycle=2,
-                    interval_weeks=4,
-                    weight_basis="adjusted",
-                    starts_on=DAY,
-                    preferred_time=dt.time(9),
-                    reason="bench",
-                    based_on_version=version[0] or None,
-                ),
-                settings,
-                now=now,
-            )
-            version[0] += 1
-
+        patient, set_once = regimen_setter(session, settings, center, "YEAR-1", DAY)
         service_ms = median_ms(set_once, repeat)
         regimen = regimen_service.current_regimen(session, patient.id)
         calendar = scheduling.center_calendar(center, settings, DAY, DAY + dt.timedelta(days=380))
