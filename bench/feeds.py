@@ -1,29 +1,51 @@
-"""A center's calendar feed of 20,000 events: render, 304, and HTTP against Radicale.
+"""Calendar feeds: render against the plain-driver floor, peak memory, 304s under writes.
 
-Targets (calendar feeds issue): a center feed of 20,000 events renders in at most 2x the time
-of fetching its rows from the database (that fetch is the floor); a 304 costs at most 5 ms
-median; served over HTTP by the production server (gunicorn), the same events come out at
-least as fast as Radicale serves its collection GET, same machine, same run.
+    .venv/bin/python -m bench.feeds [--quick] [--json]
+    BENCH_DB=postgresql+psycopg://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.feeds
 
-How it is measured:
-- floor: the SELECT that feed_service.feed_calendar runs (rebuilt here from the service's own
-  _window and _infusion_filter, and checked to send the same SQL), executed and fetched with
-  .all() through the same session;
-- render: ical.render(feed_service.feed_calendar(...)), rows -> events -> bytes;
-- 304: Flask test client, GET with If-None-Match set to the feed's ETag;
-- HTTP: gunicorn (gunicorn.conf.py, 2 workers) and Radicale (auth none, the same feed body
-  PUT as one collection) on loopback, full GETs with Accept-Encoding: identity, alternating,
-  one new connection per request, whole body read.
+SQLite (a throwaway file) by default; BENCH_DB names a PostgreSQL server on which a throwaway
+database is made and dropped. `--quick` runs smaller feeds and shorter phases (a smoke run).
+Prints one row per figure: figure, measured, floor, ratio, target, pass or fail (the rows of
+the `make bench` table; `rows()` returns them).
+
+Targets (issue 18; medians, and ratios measured in one run):
+- feed render <= 2x the plain-driver fetch at 2,000, 20,000 and 100,000 events. Measured:
+  feed_service.render_feed, what GET /feeds/<token>.ics calls (rows -> events -> bytes) for a
+  center feed (staff, initials and short ids). Floor: the very statements that render sends
+  to the database (those through SQLAlchemy recorded as sent, and the infusions' SELECT from
+  feed_service.driver_statement, which render hands to the driver itself), parameters
+  included, replayed through a plain DBAPI cursor (sqlite3 / psycopg, client-side) and
+  fetched with fetchall(): the physical cost of getting the rows, no SQLAlchemy. Both run
+  with the cyclic garbage collector off (render_feed turns it off; the floor gets the same
+  setting), interleaved so a busy moment hits both.
+- peak memory of one 100,000-event render under 50 MB above the process baseline: a fresh
+  child process builds the app, renders a small feed once (imports, caches), then measures
+  its resident set before (VmRSS) and its high-water mark after (VmHWM, reset through
+  /proc/self/clear_refs) one render, body and ETag as the endpoint makes them.
+- 304s at 8 clients with an unrelated write every second at least 80% of the no-write rate:
+  gunicorn (gunicorn.conf.py, its workers) serves; 8 client threads, each its own center
+  subscription, repeat GET with If-None-Match; phases without writes and with one write a
+  second elsewhere in the clinic (an assessment, a weight, a patient's allergies, a
+  reschedule at another center, in turn), alternating; the medians of each kind of phase.
+
+The feed size limit and the staff window are lifted (the clinic's are 900 KB and 12 weeks)
+so the whole feed is rendered and timed. This machine is shared: read ratios, not times.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import cProfile
+import dataclasses
 import datetime as dt
+import gc
+import hashlib
 import http.client
+import importlib.util
 import io
+import json
 import os
 import pstats
 import re
@@ -31,10 +53,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -42,8 +66,7 @@ import sqlalchemy.orm as so
 
 from app import create_app
 from app.config import Settings, load_settings
-from app.db import recorded_statements, utcnow
-from app.domain import ical
+from app.db import utcnow
 from app.models import (
     Center,
     Chair,
@@ -54,56 +77,168 @@ from app.models import (
     Regimen,
     Subscription,
 )
+from app.services import assessments as assessment_service
 from app.services import feeds as feed_service
+from app.services import patients as patient_service
 from app.services import subscriptions as subscription_service
 from app.services import users as user_service
 from app.services.context import Actor, system_actor
-from bench.common import ROOT, free_port, log_tail, median_ms, throwaway_database
+from bench.common import ROOT, free_port, log_tail, throwaway_database
 
 ZONE = ZoneInfo("America/New_York")
-EVENTS = 20_000
-CHAIRS = 36
+SIZES = (2_000, 20_000, 100_000)
+QUICK_SIZES = (500, 2_000)
 PATIENTS = 1_500
-# Two infusions a chair on each weekday: 72 a day fill 20,000 in about 13 months.
+# Two infusions a chair on each weekday, on enough chairs to stay inside the staff window.
 SLOTS = (dt.time(7, 30), dt.time(12, 30))
 INFUSION = dt.timedelta(hours=4)
 TURNOVER = dt.timedelta(minutes=15)
-RATE_LIMIT = 10_000  # the config maximum: the bench fetches one token hundreds of times
+RATE_LIMIT = 10_000  # the config maximum: the bench fetches one token thousands of times
 GIVEN_NAMES = ("Ana", "Ben", "Chloé", "Dmitri", "Emma", "Farid", "Grace", "Hiro", "Inès", "Jon")
 FAMILY_NAMES = ("Ng", "Okafor", "Petrov", "Quinn", "Rossi", "Sato", "Tanaka", "Umar", "Voss")
 RADICALE_USER = "bench"
 STARTUP_SECONDS = 60
 HTTP_SECONDS = 180  # bound on the alternating GET loop, whatever the repeat count
+CLIENTS = 8
+RENDER_TARGET = 2.0
+MEMORY_TARGET_MB = 50.0
+UNDER_WRITES_TARGET = 0.8
 
 
-def calendar_feed(
-    events: int = EVENTS, repeat: int = 21, not_modified_repeat: int = 200, http_repeat: int = 10
-) -> dict[str, object]:
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    """One row of the benchmark table."""
+
+    figure: str
+    measured: float
+    floor: float | None
+    target: str
+    passed: bool
+    unit: str = "ms"
+
+    @property
+    def ratio(self) -> float | None:
+        return self.measured / self.floor if self.floor else None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "figure": self.figure,
+            "measured": round(self.measured, 2),
+            "floor": None if self.floor is None else round(self.floor, 2),
+            "ratio": None if self.ratio is None else round(self.ratio, 3),
+            "target": self.target,
+            "unit": self.unit,
+            "result": "pass" if self.passed else "FAIL",
+        }
+
+
+@dataclasses.dataclass
+class Feed:
+    """One center with `events` infusions and subscriptions to its feed."""
+
+    events: int
+    center_id: int
+    subscriptions: list[Subscription]
+    tokens: list[str]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller feeds, shorter phases")
+    parser.add_argument("--json", action="store_true", help="print JSON rows instead")
+    parser.add_argument("--memory-child", nargs=2, metavar=("URL", "SUBSCRIPTION_ID"))
+    args = parser.parse_args()
+    if args.memory_child:
+        _memory_child(args.memory_child[0], int(args.memory_child[1]))
+        return
+    database = os.environ.get("BENCH_DB", "sqlite").split("://")[0]
+    figures, extra = run(quick=args.quick)
+    if args.json:
+        print(json.dumps({"database": database, "rows": [f.as_dict() for f in figures]} | extra))
+    else:
+        print(table(figures, database, extra))
+
+
+def rows(quick: bool = False) -> list[dict[str, object]]:
+    """The benchmark's rows for the `make bench` table."""
+    return [figure.as_dict() for figure in run(quick=quick)[0]]
+
+
+def calendar_feed() -> dict[str, object]:
+    """Every figure as one flat dict (what `python -m bench` prints as JSON)."""
+    figures, extra = run(quick=False)
+    result: dict[str, object] = dict(extra)
+    for figure in figures:
+        key = re.sub(r"[^a-z0-9]+", "_", figure.figure.lower()).strip("_")
+        result[f"{key}_measured"] = figure.measured
+        if figure.floor is not None:
+            result[f"{key}_floor"] = figure.floor
+            result[f"{key}_ratio"] = figure.ratio
+        result[f"{key}_pass"] = figure.passed
+    if importlib.util.find_spec("radicale") is not None:  # `make bench` installs it
+        result |= http_against_radicale()
+    return result
+
+
+def table(figures: list[Figure], database: str, extra: dict[str, object]) -> str:
+    header = ("figure", "measured", "floor", "ratio", "target", "result")
+    lines = [header]
+    for f in figures:
+        lines.append(
+            (
+                f.figure,
+                f"{f.measured:.2f} {f.unit}",
+                "-" if f.floor is None else f"{f.floor:.2f} {f.unit}",
+                "-" if f.ratio is None else f"{f.ratio:.2f}",
+                f.target,
+                "pass" if f.passed else "FAIL",
+            )
+        )
+    widths = [max(len(line[n]) for line in lines) for n in range(len(header))]
+    out = [f"feeds benchmark on {database} (shared machine: read the ratios)"]
+    for n, line in enumerate(lines):
+        out.append("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        if n == 0:
+            out.append("  ".join("-" * width for width in widths))
+    out.append(json.dumps(extra))
+    return "\n".join(out)
+
+
+def run(quick: bool = False) -> tuple[list[Figure], dict[str, object]]:
+    sizes = QUICK_SIZES if quick else SIZES
+    figures: list[Figure] = []
+    extra: dict[str, object] = {"load_average_1min_at_start": os.getloadavg()[0]}
     with throwaway_database() as url:
         settings = _settings(url)
         app = create_app(settings)
         state = app.extensions["ivig"]
         session = state.session_factory()
-        _progress(f"inserting {events} infusions")
-        center = _center(session)
-        _infusions(session, center, events)
-        token, sub = _subscription(session, settings, center)
+        feeds = {}
+        for events in sizes:
+            _progress(f"inserting a center with {events} infusions")
+            feeds[events] = _feed(session, settings, events, subscriptions=CLIENTS)
+        elsewhere = _elsewhere(session, settings)
         now = utcnow()
-        # Two cores: anything else running (a test suite) shows in the numbers.
-        result: dict[str, object] = {
-            "feed_events": events,
-            "feed_load_average_1min_at_start": os.getloadavg()[0],
-        }
-        _progress("floor and render")
-        rendered, body = _render(session, sub, settings, now, events, repeat)
-        result |= rendered
+        repeat = 5 if quick else 15
+        for events in sizes:
+            _progress(f"render and floor at {events} events")
+            feed = feeds[events]
+            figures.append(
+                _render_figure(session, feed.subscriptions[0], settings, now, events, repeat)
+            )
         session.close()
-        _progress("304")
-        result |= _not_modified(app, token, not_modified_repeat)
         state.engine.dispose()
-        _progress("HTTP: gunicorn and Radicale (the PUT of the collection takes a while)")
-        result |= _http_against_radicale(url, token, body, events, http_repeat)
-        return result
+        largest = feeds[sizes[-1]]
+        _progress(f"peak memory of one {largest.events}-event render (child process)")
+        figures.append(_memory_figure(url, largest))
+        _progress("304s at 8 clients, without and with an unrelated write every second")
+        smallest = feeds[sizes[0] if quick else 2_000]
+        figure, detail = _under_writes(
+            url, app, smallest, elsewhere, seconds=3 if quick else 6, rounds=1 if quick else 5
+        )
+        figures.append(figure)
+        extra |= detail
+    return figures, extra
 
 
 def _progress(message: str) -> None:
@@ -115,8 +250,8 @@ def _settings(url: str) -> Settings:
         ROOT / "config.toml",
         overrides={
             "app": {"database_url": url},
-            # The clinic's feeds are bounded (12 weeks, 900 KB); the benchmark lifts both to time
-            # the 20,000-event render it always measured.
+            # The clinic's feeds are bounded (12 weeks, 900 KB); the benchmark lifts both to
+            # render and time whole feeds.
             "feeds": {
                 "rate_limit_per_minute": RATE_LIMIT,
                 "staff_future_weeks": 156,
@@ -127,37 +262,78 @@ def _settings(url: str) -> Settings:
     )
 
 
-def _center(session: so.Session) -> Center:
-    center = Center(
-        name="Bench Feed Center", timezone=ZONE.key, address="1 Infusion Way, Springfield"
+# --- data ------------------------------------------------------------------------------------
+
+
+def _feed(session: so.Session, settings: Settings, events: int, subscriptions: int) -> Feed:
+    # 72 infusions a weekday on 36 chairs; more chairs for a larger feed, so a year holds it.
+    chairs = max(36, events // 400)
+    center = _center(session, f"Bench Feed Center {events}", chairs)
+    _infusions(session, center, events, patients=min(PATIENTS, events))
+    tokens, subs = [], []
+    admin = _admin(session, settings)
+    for _ in range(subscriptions):
+        token, sub = subscription_service.create_subscription(
+            session, admin, scope="center", scope_id=center.id, privacy="minimal", settings=settings
+        )
+        tokens.append(token)
+        subs.append(sub)
+    return Feed(events, center.id, subs, tokens)
+
+
+def _admin(session: so.Session, settings: Settings) -> Actor:
+    existing = session.scalar(
+        sa.text("SELECT id FROM users WHERE email = :e").bindparams(e="feeds@bench.test")
     )
+    if existing is None:
+        user = user_service.create_user(
+            session,
+            system_actor("bench"),
+            email="feeds@bench.test",
+            full_name="Bench Admin",
+            role="admin",
+            password="bench-password",
+            settings=settings.auth,
+        )
+        existing = user.id
+    return Actor(label="feeds@bench.test", user_id=existing, role="admin")
+
+
+def _center(session: so.Session, name: str, chairs: int) -> Center:
+    center = Center(name=name, timezone=ZONE.key, address="1 Infusion Way, Springfield")
     center.opening_hours = [
         OpeningHours(weekday=d, opens_at=dt.time(7), closes_at=dt.time(19)) for d in range(5)
     ]
-    center.chairs = [Chair(name=f"Chair {n:02d}") for n in range(1, CHAIRS + 1)]
+    center.chairs = [Chair(name=f"Chair {n:02d}") for n in range(1, chairs + 1)]
     session.add(center)
     session.commit()
     return center
 
 
-def _infusions(session: so.Session, center: Center, count: int) -> None:
+def _patients(session: so.Session, center: Center, count: int, prefix: str) -> list[int]:
+    return list(
+        session.scalars(
+            sa.insert(Patient).returning(Patient.id, sort_by_parameter_order=True),
+            [
+                {
+                    "mrn": f"{prefix}-{n:05d}",
+                    "family_name": FAMILY_NAMES[n % len(FAMILY_NAMES)] + str(n),
+                    "given_name": GIVEN_NAMES[n % len(GIVEN_NAMES)],
+                    "sex": ("female", "male")[n % 2],
+                    "birth_date": dt.date(1950 + n % 50, 1 + n % 12, 1 + n % 28),
+                    "home_center_id": center.id,
+                    "height_cm": 150 + n % 40,
+                }
+                for n in range(count)
+            ],
+        ).all()
+    )
+
+
+def _infusions(session: so.Session, center: Center, count: int, patients: int) -> None:
     """Insert patients, one regimen each and `count` infusions on distinct chair slots."""
     today = dt.datetime.now(ZONE).date()
-    patient_ids = session.scalars(
-        sa.insert(Patient).returning(Patient.id, sort_by_parameter_order=True),
-        [
-            {
-                "mrn": f"FEED-{n:05d}",
-                "family_name": FAMILY_NAMES[n % len(FAMILY_NAMES)] + str(n),
-                "given_name": GIVEN_NAMES[n % len(GIVEN_NAMES)],
-                "sex": ("female", "male")[n % 2],
-                "birth_date": dt.date(1950 + n % 50, 1 + n % 12, 1 + n % 28),
-                "home_center_id": center.id,
-                "height_cm": 150 + n % 40,
-            }
-            for n in range(PATIENTS)
-        ],
-    ).all()
+    patient_ids = _patients(session, center, patients, f"FEED{center.id}")
     regimen_ids = session.scalars(
         sa.insert(Regimen).returning(Regimen.id, sort_by_parameter_order=True),
         [
@@ -186,7 +362,7 @@ def _infusions(session: so.Session, center: Center, count: int) -> None:
         ],
     ).all()
     now = utcnow()
-    rows = []
+    rows: list[dict[str, Any]] = []
     day = today - dt.timedelta(days=30)
     while len(rows) < count:
         if day.weekday() < 5:
@@ -196,12 +372,15 @@ def _infusions(session: so.Session, center: Center, count: int) -> None:
                     n = len(rows)
                     if n == count:
                         break
-                    rows.append(_infusion_row(n, day, today, starts, chair.id, center.id, now))
+                    rows.append(
+                        _infusion_row(n, day, today, starts, chair.id, center.id, now, patients)
+                    )
         day += dt.timedelta(days=1)
     for row in rows:
-        row["patient_id"] = patient_ids[row["n"] % PATIENTS]
-        row["regimen_id"] = regimen_ids[row.pop("n") % PATIENTS]
-    session.execute(sa.insert(Infusion), rows)
+        row["patient_id"] = patient_ids[row["n"] % patients]
+        row["regimen_id"] = regimen_ids[row.pop("n") % patients]
+    for start in range(0, len(rows), 20_000):
+        session.execute(sa.insert(Infusion), rows[start : start + 20_000])
     session.commit()
     if session.get_bind().dialect.name == "postgresql":
         # Autovacuum would do this soon after such a load; without it the plans are a guess.
@@ -217,6 +396,7 @@ def _infusion_row(
     chair_id: int,
     center_id: int,
     now: dt.datetime,
+    patients: int,
 ) -> dict[str, object]:
     if n % 97 == 0:
         # Cancelled a few days ago: inside feeds.cancelled_retention_days, so still in the feed.
@@ -227,7 +407,8 @@ def _infusion_row(
     return {
         "n": n,
         "uid": uuid.uuid4().hex,
-        "cycle_number": n // PATIENTS + 1,
+        # Each of a patient's infusions its own cycle (the therapy-integrity check).
+        "cycle_number": n // patients + 1,
         "day_number": 1,
         "planned_date": day,
         "cycle_planned_on": day,
@@ -247,106 +428,155 @@ def _infusion_row(
     }
 
 
-def _subscription(
-    session: so.Session, settings: Settings, center: Center
-) -> tuple[str, Subscription]:
-    user = user_service.create_user(
-        session,
-        system_actor("bench"),
-        email="feeds@bench.test",
-        full_name="Bench Admin",
-        role="admin",
-        password="bench-password",
-        settings=settings.auth,
+@dataclasses.dataclass
+class Elsewhere:
+    """Another center, its patients and infusions: where the unrelated writes go."""
+
+    center_id: int
+    patient_ids: list[int]
+    infusion_ids: list[int]
+
+
+def _elsewhere(session: so.Session, settings: Settings) -> Elsewhere:
+    center = _center(session, "Bench Elsewhere Center", 4)
+    _infusions(session, center, 40, patients=8)
+    patient_ids = list(
+        session.scalars(sa.select(Patient.id).where(Patient.home_center_id == center.id))
     )
-    actor = Actor(label=user.email, user_id=user.id, role=user.role)
-    return subscription_service.create_subscription(
-        session, actor, scope="center", scope_id=center.id, privacy="minimal", settings=settings
+    infusion_ids = list(
+        session.scalars(sa.select(Infusion.id).where(Infusion.center_id == center.id))
     )
+    return Elsewhere(center.id, patient_ids, infusion_ids)
 
 
-def _feed_rows(sub: Subscription, settings: Settings, now: dt.datetime) -> sa.Select:
-    """The SELECT feed_service.feed_calendar runs: the floor."""
-    return feed_service.infusion_rows(sub, settings, now)
+# --- render against the plain driver -------------------------------------------------------
 
 
-def _sql_of(session: so.Session, run: Callable[[], object]) -> list[str]:
-    """The SQL statements `run` sends, without their parameters' values."""
-    with recorded_statements(session.get_bind()) as sent:
+def _endpoint_body(out: object) -> tuple[bytes | list[bytes], str]:
+    """The body and the ETag the endpoint makes of what render_feed returns."""
+    if isinstance(out, bytes):
+        return out, '"' + hashlib.sha256(out).hexdigest()[:40] + '"'
+    return out.chunks, out.etag  # type: ignore[attr-defined]
+
+
+def _body_bytes(out: object) -> bytes:
+    body, _ = _endpoint_body(out)
+    return body if isinstance(body, bytes) else b"".join(body)
+
+
+def _statements_sent(session: so.Session, run: Callable[[], object]) -> list[tuple[str, Any]]:
+    """The statements `run` sends to the database, with their parameters as sent."""
+    sent: list[tuple[str, Any]] = []
+    bind = session.get_bind()
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    sa.event.listen(bind, "before_cursor_execute", record)
+    try:
         run()
+    finally:
+        sa.event.remove(bind, "before_cursor_execute", record)
     return sent
 
 
-def _render(
+@contextlib.contextmanager
+def _gc_off() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _render_figure(
     session: so.Session,
     sub: Subscription,
     settings: Settings,
     now: dt.datetime,
     events: int,
     repeat: int,
-) -> tuple[dict[str, object], bytes]:
-    statement = _feed_rows(sub, settings, now)
+) -> Figure:
+    def render() -> object:
+        with _gc_off():
+            out = feed_service.render_feed(session, sub, settings, now)
+            _endpoint_body(out)
+            return out
 
-    def fetch() -> object:
-        return session.execute(statement).all()
-
-    def build() -> ical.FeedCalendar:
-        return feed_service.feed_calendar(session, sub, settings, now)
-
-    def render_total() -> bytes:
-        # The function the feed endpoint calls (rows -> events -> bytes).
-        return feed_service.render_feed(session, sub, settings, now)
-
-    assert len(fetch()) == events
-    body = render_total()
-    assert body.count(b"BEGIN:VEVENT\r\n") == events
-    # The floor must be the feed's own query: a change in the service shows up here.
-    same_sql = _sql_of(session, fetch) == [
-        s for s in _sql_of(session, build) if "FROM infusions" in s
+    session.commit()
+    body = _body_bytes(render())
+    assert body.count(b"BEGIN:VEVENT\r\n") == events, body.count(b"BEGIN:VEVENT\r\n")
+    session.commit()
+    statements = [
+        s for s in _statements_sent(session, render) if s[0].lstrip().upper().startswith("SELECT")
     ]
-    if not same_sql:
-        print("warning: the floor's SELECT differs from feed_calendar's", file=sys.stderr)
-    calendar = build()
-    # Interleaved, so a busy moment on the machine hits the floor and the render alike.
-    medians = _interleaved_medians_ms(
-        {
-            "fetch": fetch,
-            "build": build,
-            "render": lambda: ical.render(calendar),
-            "total": render_total,
-        },
-        repeat,
+    if hasattr(feed_service, "driver_statement"):
+        # The infusions' SELECT goes to the driver itself, past SQLAlchemy's events.
+        statements.append(feed_service.driver_statement(session, sub, settings, now))
+    session.commit()
+    raw = session.get_bind().raw_connection()  # type: ignore[union-attr]
+    try:
+
+        def floor() -> object:
+            with _gc_off():
+                cursor = raw.cursor()
+                fetched = []
+                for statement, parameters in statements:
+                    cursor.execute(statement, parameters)
+                    fetched.append(cursor.fetchall())
+                cursor.close()
+                return fetched
+
+        fetched = floor()
+        assert sum(len(r) for r in fetched) >= events, [len(r) for r in fetched]
+        raw.rollback()
+
+        def timed_render() -> float:
+            # Inside a transaction, as the endpoint renders: its BEGIN and COMMIT are not
+            # the render's (the floor's raw SQLite connection has none at all).
+            session.connection()
+            start = time.perf_counter()
+            render()
+            elapsed = time.perf_counter() - start
+            session.commit()
+            return elapsed
+
+        def timed_floor() -> float:
+            start = time.perf_counter()
+            floor()
+            elapsed = time.perf_counter() - start
+            raw.rollback()
+            return elapsed
+
+        medians = _interleaved_medians_ms({"floor": timed_floor, "render": timed_render}, repeat)
+    finally:
+        raw.close()
+    floor_ms, render_ms = medians["floor"], medians["render"]
+    if render_ms > RENDER_TARGET * floor_ms and events >= 20_000:
+        _profile(f"render of {events} is {render_ms / floor_ms:.2f}x the floor, one run", render)
+    return Figure(
+        f"feed render {events // 1000}k events"
+        if events >= 1000
+        else f"feed render {events} events",
+        render_ms,
+        floor_ms,
+        f"<= {RENDER_TARGET:g}x floor",
+        render_ms <= RENDER_TARGET * floor_ms,
     )
-    floor, total = medians["fetch"], medians["total"]
-    result: dict[str, object] = {
-        "feed_body_bytes": len(body),
-        "feed_floor_statement_matches_service": same_sql,
-        "feed_floor_fetch_rows_median_ms": floor,
-        "feed_calendar_rows_to_events_median_ms": medians["build"],
-        "feed_render_events_to_bytes_median_ms": medians["render"],
-        "feed_render_total_median_ms": total,
-        "feed_render_over_floor_ratio": total / floor,
-        # The one query a 304 cannot skip: it tells whether the feed changed.
-        "feed_fingerprint_query_median_ms": median_ms(
-            lambda: feed_service.fingerprint(session, sub, settings, now), repeat * 5
-        ),
-    }
-    if total > 2 * floor:
-        _profile(f"render is {total / floor:.2f}x the floor (target 2x), one run", render_total)
-    return result, body
 
 
 def _interleaved_medians_ms(
-    runs: dict[str, Callable[[], object]], repeat: int, warmup: int = 2
+    runs: dict[str, Callable[[], float]], repeat: int, warmup: int = 2
 ) -> dict[str, float]:
-    """Median wall time of each run in milliseconds, taking one sample of each in turn."""
+    """Median of the seconds each run reports, in milliseconds, one sample of each in turn."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for n in range(warmup + repeat):
         for name, run in runs.items():
-            start = time.perf_counter()
-            run()
+            elapsed = run()
             if n >= warmup:
-                samples[name].append(time.perf_counter() - start)
+                samples[name].append(elapsed)
     return {name: statistics.median(values) * 1000 for name, values in samples.items()}
 
 
@@ -361,33 +591,257 @@ def _profile(title: str, run: Callable[[], object], restrict: str | None = None)
     print(f"--- {title} ---\n{out.getvalue()}", file=sys.stderr)
 
 
-def _not_modified(app, token: str, repeat: int) -> dict[str, object]:
-    client = app.test_client()
-    path = f"/feeds/{token}.ics"
-    first = client.get(path)
-    assert first.status_code == 200, first.status_code
-    etag = first.headers["ETag"]
-    again = client.get(path, headers={"If-None-Match": etag})
-    assert again.status_code == 304, again.status_code
+# --- peak memory -----------------------------------------------------------------------------
 
-    def not_modified() -> object:
-        return client.get(path, headers={"If-None-Match": etag})
 
-    result = {
-        "feed_200_in_process_median_ms": median_ms(lambda: client.get(path), 5, warmup=1),
-        "feed_304_median_ms": median_ms(not_modified, repeat),
+def _memory_figure(url: str, feed: Feed) -> Figure:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.feeds", "--memory-child", url, str(feed.subscriptions[0].id)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ | {"PYTHONPATH": str(ROOT)},
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"memory child failed:\n{done.stderr[-3000:]}")
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    peak_mb = measured["peak_above_baseline_mb"]
+    return Figure(
+        f"feed peak memory, one {feed.events // 1000}k render"
+        if feed.events >= 1000
+        else f"feed peak memory, one {feed.events} render",
+        peak_mb,
+        None,
+        f"< {MEMORY_TARGET_MB:g} MB above baseline",
+        peak_mb < MEMORY_TARGET_MB,
+        unit="MB",
+    )
+
+
+def _status_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _memory_child(url: str, subscription_id: int) -> None:
+    settings = _settings(url)
+    app = create_app(settings)
+    session = app.extensions["ivig"].session_factory()
+    sub = session.get(Subscription, subscription_id)
+    assert sub is not None
+    now = utcnow()
+    # A small feed first: imports, statement caches and the driver's first use are not the
+    # render's memory.
+    small = session.scalar(
+        sa.select(Subscription).where(Subscription.id != subscription_id).order_by(Subscription.id)
+    )
+    if small is not None:
+        _endpoint_body(feed_service.render_feed(session, small, settings, now))
+    session.commit()
+    gc.collect()
+    baseline_kb = _status_kb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")
+    out = feed_service.render_feed(session, sub, settings, now)
+    body, etag = _endpoint_body(out)
+    peak_kb = _status_kb("VmHWM")
+    size = len(body) if isinstance(body, bytes) else sum(len(b) for b in body)
+    print(
+        json.dumps(
+            {
+                "baseline_mb": baseline_kb / 1024,
+                "peak_mb": peak_kb / 1024,
+                "peak_above_baseline_mb": (peak_kb - baseline_kb) / 1024,
+                "body_mb": size / 1e6,
+                "etag": etag,
+            }
+        )
+    )
+
+
+# --- 304s under writes -----------------------------------------------------------------------
+
+
+def _under_writes(
+    url: str, app: Any, feed: Feed, elsewhere: Elsewhere, seconds: float, rounds: int
+) -> tuple[Figure, dict[str, object]]:
+    with tempfile.TemporaryDirectory(prefix="ivig-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        port = free_port()
+        with _server(
+            _gunicorn_command(port), _gunicorn_env(url, tmp), tmp / "gunicorn.log"
+        ) as ours:
+            _wait_ready(ours, port, "/feeds/x.ics")
+            etags = []
+            for token in feed.tokens:
+                status, _, headers = _get(port, f"/feeds/{token}.ics")
+                assert status == 200, status
+                etags.append(headers["etag"])
+            writer = _Writer(app, elsewhere)
+            _phase(port, feed.tokens, etags, 2, None)  # warm-up: every worker has served
+            quiet: list[float] = []
+            busy: list[float] = []
+            statuses: dict[str, dict[int, int]] = {"quiet": {}, "busy": {}}
+            for _ in range(rounds):
+                for name, samples, writes in (("quiet", quiet, False), ("busy", busy, True)):
+                    rate, counted = _phase(
+                        port, feed.tokens, etags, seconds, writer if writes else None
+                    )
+                    samples.append(rate)
+                    for status, n in counted.items():
+                        statuses[name][status] = statuses[name].get(status, 0) + n
+            writer.close()
+    quiet_rate, busy_rate = statistics.median(quiet), statistics.median(busy)
+    figure = Figure(
+        "feed 304s/s, 8 clients, a write every second",
+        busy_rate,
+        quiet_rate,
+        f">= {UNDER_WRITES_TARGET:.0%} of no-write rate",
+        busy_rate >= UNDER_WRITES_TARGET * quiet_rate,
+        unit="req/s",
+    )
+    detail: dict[str, object] = {
+        "under_writes_quiet_rates": [round(r, 1) for r in quiet],
+        "under_writes_busy_rates": [round(r, 1) for r in busy],
+        "under_writes_statuses": statuses,
+        "under_writes_writes": writer.done,
+        "under_writes_write_errors": writer.errors[:3],
     }
-    if result["feed_304_median_ms"] > 5:
-
-        def hundred() -> None:
-            for _ in range(100):
-                not_modified()
-
-        _profile("304 above 5 ms: 100 requests, app code", hundred, "app/")
-    return result
+    return figure, detail
 
 
-# --- HTTP: gunicorn against Radicale on loopback ---------------------------------------------
+class _Writer:
+    """One write a second elsewhere in the clinic, through the services, in turn by kind."""
+
+    KINDS = ("assessment", "weight", "allergies", "reschedule")
+
+    def __init__(self, app: Any, elsewhere: Elsewhere) -> None:
+        self.session: so.Session = app.extensions["ivig"].session_factory()
+        self.settings: Settings = app.extensions["ivig"].settings
+        self.elsewhere = elsewhere
+        self.done: dict[str, int] = {}
+        self.errors: list[str] = []
+        self.count = 0
+        self.actor = system_actor("bench")
+
+    def write(self) -> None:
+        kind = self.KINDS[self.count % len(self.KINDS)]
+        pid = self.elsewhere.patient_ids[self.count % len(self.elsewhere.patient_ids)]
+        today = dt.date.today()
+        self.count += 1
+        try:
+            if kind == "assessment":
+                assessment_service.record_assessment(
+                    self.session,
+                    self.actor,
+                    pid,
+                    assessment_service.AssessmentInput(
+                        assessed_on=today, scores={"cdasi_activity": self.count % 40}
+                    ),
+                    today,
+                )
+            elif kind == "weight":
+                patient_service.record_weight(
+                    self.session, self.actor, pid, 60 + self.count % 20, today, self.settings, today
+                )
+            elif kind == "allergies":
+                patient_service.update_patient(
+                    self.session,
+                    self.actor,
+                    pid,
+                    patient_service.PatientChanges(allergies=f"bench {self.count}"),
+                    self.settings,
+                )
+            else:
+                infusion_id = self.elsewhere.infusion_ids[
+                    self.count % len(self.elsewhere.infusion_ids)
+                ]
+                infusion = self.session.get(Infusion, infusion_id)
+                assert infusion is not None
+                assert infusion.starts_at and infusion.ends_at and infusion.occupied_until
+                # A reschedule by a quarter of an hour and back: the other center's feed moves.
+                shift = dt.timedelta(minutes=15 if self.count % 8 < 4 else -15)
+                infusion.starts_at += shift
+                infusion.ends_at += shift
+                infusion.occupied_until += shift
+                infusion.mark_changed(utcnow(), significant=True)
+                self.session.commit()
+            self.done[kind] = self.done.get(kind, 0) + 1
+        except Exception as exc:
+            self.session.rollback()
+            self.errors.append(f"{kind}: {exc!r}"[:300])
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _phase(
+    port: int, tokens: list[str], etags: list[str], seconds: float, writer: _Writer | None
+) -> tuple[float, dict[int, int]]:
+    counted: dict[int, int] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(n: int) -> None:
+        path, etag = f"/feeds/{tokens[n]}.ics", etags[n]
+        while not stop.is_set():
+            status, _, _ = _get(port, path, {"If-None-Match": etag})
+            with lock:
+                counted[status] = counted.get(status, 0) + 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(len(tokens))]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)  # the clients are all running before the count starts
+    with lock:
+        counted.clear()
+    started = time.perf_counter()
+    next_write = started + 0.5
+    while (elapsed := time.perf_counter() - started) < seconds:
+        if writer is not None and time.perf_counter() >= next_write:
+            writer.write()
+            next_write += 1.0
+        time.sleep(0.01)
+    with lock:
+        result = dict(counted)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    return result.get(304, 0) / elapsed, result
+
+
+def _get(
+    port: int, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, bytes, dict[str, str]]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        connection.request("GET", path, headers={"Accept-Encoding": "identity"} | (headers or {}))
+        response = connection.getresponse()
+        body = response.read()
+        return response.status, body, {k.lower(): v for k, v in response.getheaders()}
+    finally:
+        connection.close()
+
+
+# --- HTTP: gunicorn against Radicale on loopback (python -m bench) ---------------------------
+
+
+def http_against_radicale(repeat: int = 10, events: int = 20_000) -> dict[str, object]:
+    """Full GETs of a feed from gunicorn and of the same collection from Radicale."""
+    with throwaway_database() as url:
+        settings = _settings(url)
+        app = create_app(settings)
+        state = app.extensions["ivig"]
+        session = state.session_factory()
+        feed = _feed(session, settings, events, subscriptions=1)
+        body = _body_bytes(
+            feed_service.render_feed(session, feed.subscriptions[0], settings, utcnow())
+        )
+        session.close()
+        state.engine.dispose()
+        return _http_against_radicale(url, feed.tokens[0], body, events, repeat)
 
 
 def _http_against_radicale(
@@ -491,8 +945,6 @@ def _gunicorn_command(port: int) -> list[str]:
         "gunicorn.conf.py",
         "--bind",
         f"127.0.0.1:{port}",
-        "--workers",
-        "2",
         "wsgi:app",
     ]
 
@@ -560,3 +1012,7 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, path: str) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+if __name__ == "__main__":
+    main()

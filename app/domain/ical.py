@@ -25,15 +25,23 @@ A UID is an identity, not free text: a control character in it raises ValueError
 silently editing it could merge two appointments or change a UID between fetches.
 
 Events are validated when a FeedEvent is built, so an invalid one never reaches render().
+A large feed takes the light path instead: Writer.timed_texts writes plain tuples (TimedRecord)
+a batch at a time, checking what it writes as text but not what the rows already guarantee,
+and Body keeps the result as blocks of bytes, nearest first, under a size limit. render()
+writes through the same Writer, so both paths give the same bytes.
 """
 
 from __future__ import annotations
 
+import array
+import bisect
 import datetime as dt
+import functools
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeGuard
+from typing import Any, Literal, TypeGuard
 
 Status = Literal["CONFIRMED", "TENTATIVE", "CANCELLED"]
 
@@ -67,6 +75,16 @@ _TEXT_TABLE.update(
     if code not in (0x09, 0x0A, 0x0D)
 )
 _UID_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: Distinct start times a Writer remembers (their text and day) before starting over.
+_SLOTS_KEPT = 10_000
+#: Events encoded and joined into one block of a Body at a time.
+_BLOCK_EVENTS = 256
+
+#: A timed event as plain values, the light record of a large feed: uid, sequence, dtstamp,
+#: status, summary, starts_at, ends_at, location, description. Unlike a FeedEvent it is not
+#: checked when made: Writer.timed_texts checks what it writes as text (the UID, SEQUENCE and
+#: STATUS) but not what the rows already guarantee (start before end, unique UIDs).
+TimedRecord = tuple[str, int, Any, str, str, Any, Any, str | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -198,27 +216,13 @@ def render(calendar: FeedCalendar) -> bytes:
     """Render calendar as UTF-8 iCalendar bytes with CRLF line ends."""
     # Same calendar, same bytes: nothing here reads a clock, a locale or a hash order. A UID
     # repeated within the calendar raises ValueError.
+    writer = Writer()
     out: list[str] = [
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n",
-        _text_line("PRODID:", calendar.prodid),
-        "CALSCALE:GREGORIAN\r\nMETHOD:PUBLISH\r\n",
-        _text_line("NAME:", calendar.name),
-        _text_line("X-WR-CALNAME:", calendar.name),
+        writer.header(
+            calendar.name, calendar.prodid, calendar.refresh_minutes, calendar.description
+        )
     ]
-    if calendar.description is not None:
-        out.append(_text_line("DESCRIPTION:", calendar.description))
-        out.append(_text_line("X-WR-CALDESC:", calendar.description))
-    refresh = _duration(calendar.refresh_minutes)
-    out.append(f"REFRESH-INTERVAL;VALUE=DURATION:{refresh}\r\nX-PUBLISHED-TTL:{refresh}\r\n")
-
-    # A feed repeats a handful of summaries, locations, days and times of day thousands of
-    # times: escape, fold and format each distinct one once per render.
-    summaries: dict[str, str] = {}
-    locations: dict[str, str] = {}
-    descriptions: dict[str, str] = {}
-    stamps = _Stamps()
-    utc_stamp = stamps.utc
-    date_stamp = stamps.date
+    utc = writer.utc
     seen_uids: set[str] = set()
     append = out.append
     for event in calendar.events:
@@ -227,45 +231,404 @@ def render(calendar: FeedCalendar) -> bytes:
             # Without RECURRENCE-ID a repeated UID is one event twice: clients keep either.
             raise ValueError(f"duplicate uid in calendar: {uid!r}")
         seen_uids.add(uid)
-
-        summary = summaries.get(event.summary)
-        if summary is None:
-            summary = summaries[event.summary] = _text_line("SUMMARY:", event.summary)
         starts_at, ends_at = event.starts_at, event.ends_at
         if starts_at is not None and ends_at is not None:
-            when = f"DTSTART:{utc_stamp(starts_at)}\r\nDTEND:{utc_stamp(ends_at)}\r\n"
-            transp = "TRANSP:OPAQUE\r\n"
-        else:
-            day_start, day_end = event.all_day_start, event.all_day_end
-            # FeedEvent.__post_init__ guarantees the all-day pair when the timed one is absent.
-            assert day_start is not None and day_end is not None
-            when = (
-                f"DTSTART;VALUE=DATE:{date_stamp(day_start)}\r\n"
-                f"DTEND;VALUE=DATE:{date_stamp(day_end)}\r\n"
-            )
-            # An all-day step must not block the patient's day as busy time.
-            transp = "TRANSP:TRANSPARENT\r\n"
-        extra = ""
-        if event.location is not None:
-            location = locations.get(event.location)
-            if location is None:
-                location = locations[event.location] = _text_line("LOCATION:", event.location)
-            extra = location
-        if event.description is not None:
-            description = descriptions.get(event.description)
-            if description is None:
-                description = descriptions[event.description] = _text_line(
-                    "DESCRIPTION:", event.description
+            append(
+                writer.timed(
+                    uid,
+                    event.sequence,
+                    utc(event.dtstamp),
+                    event.status,
+                    event.summary,
+                    utc(starts_at),
+                    utc(ends_at),
+                    event.location,
+                    event.description,
                 )
-            extra += description
-        append(
-            f"BEGIN:VEVENT\r\n{_text_line('UID:', uid)}"
-            f"DTSTAMP:{utc_stamp(event.dtstamp)}\r\n"
-            f"SEQUENCE:{event.sequence}\r\nSTATUS:{event.status}\r\n"
-            f"{summary}{when}{extra}{transp}END:VEVENT\r\n"
-        )
-    append("END:VCALENDAR\r\n")
+            )
+        else:
+            # FeedEvent.__post_init__ guarantees the all-day pair when the timed one is absent.
+            assert event.all_day_start is not None and event.all_day_end is not None
+            append(
+                writer.all_day(
+                    uid,
+                    event.sequence,
+                    utc(event.dtstamp),
+                    event.status,
+                    event.summary,
+                    event.all_day_start,
+                    event.all_day_end,
+                    event.location,
+                    event.description,
+                )
+            )
+    append(FOOTER)
     return "".join(out).encode("utf-8")
+
+
+#: The calendar's last line (Writer.header opens it).
+FOOTER = "END:VCALENDAR\r\n"
+
+
+class Writer:
+    """Write a calendar a part at a time: its header, one VEVENT at a time; then FOOTER.
+
+    The light path for feeds of many events: plain values in, text out, and each distinct
+    summary, location, description, time pair and SEQUENCE/STATUS escaped or formatted
+    once per writer. render() writes every FeedEvent through it, so both give the same bytes.
+    It checks what it writes as text (a UID, a SEQUENCE, a STATUS) but not what the caller's
+    rows already guarantee and FeedEvent checks: a start before its end, unique UIDs, and that
+    the stamps came from utc() or utc_text().
+    """
+
+    __slots__ = (
+        "_descriptions",
+        "_heads",
+        "_locations",
+        "_slots",
+        "_stamps",
+        "_states",
+        "_summaries",
+        "_tails",
+        "_whens",
+    )
+
+    def __init__(self) -> None:
+        self._stamps = _Stamps()
+        self._summaries: dict[str, str] = {}
+        self._locations: dict[str, str] = {}
+        self._descriptions: dict[str, str] = {}
+        self._states: dict[tuple[int, str], str] = {}
+        self._whens: dict[tuple[str, str], str] = {}
+        self._slots: dict[Any, tuple[Any, str, int]] = {}
+        self._heads: dict[str, dict[int, dict[str, str]]] = {}
+        self._tails: dict[str | None, dict[str | None, str]] = {}
+
+    def header(
+        self, name: str, prodid: str, refresh_minutes: int, description: str | None = None
+    ) -> str:
+        """Return the VCALENDAR's opening lines, up to its first VEVENT."""
+        out = [
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n",
+            _text_line("PRODID:", prodid),
+            "CALSCALE:GREGORIAN\r\nMETHOD:PUBLISH\r\n",
+            _text_line("NAME:", name),
+            _text_line("X-WR-CALNAME:", name),
+        ]
+        if description is not None:
+            out.append(_text_line("DESCRIPTION:", description))
+            out.append(_text_line("X-WR-CALDESC:", description))
+        refresh = _duration(refresh_minutes)
+        out.append(f"REFRESH-INTERVAL;VALUE=DURATION:{refresh}\r\nX-PUBLISHED-TTL:{refresh}\r\n")
+        return "".join(out)
+
+    def utc(self, value: dt.datetime) -> str:
+        """Return an aware datetime as a UTC DATE-TIME (YYYYMMDDTHHMMSSZ), seconds floored."""
+        return self._stamps.utc(value)
+
+    @staticmethod
+    def utc_text(value: str) -> str:
+        """Return an ISO 8601 UTC time as text ("YYYY-MM-DD HH:MM:SS[.ffffff]", a space or a
+        T between, no offset: how SQLite keeps them) as a UTC DATE-TIME, seconds floored."""
+        if len(value) < 19 or value[4] != "-" or value[13] != ":" or value[10] not in " T":
+            raise ValueError(f"not an ISO 8601 date and time: {value!r}")
+        return value[:19].replace("-", "").replace(":", "").replace(" ", "T") + "Z"
+
+    def timed_texts(
+        self, records: Iterable[TimedRecord], *, uid_suffix: str = "", iso_text: bool = False
+    ) -> tuple[list[str], list[int]]:
+        """Each record's VEVENT text, and the UTC day it starts on (as YYYYMMDD), in order.
+
+        The loop of a large feed, a batch of light records at a time (see TimedRecord): the
+        times are aware datetimes, or with iso_text UTC text as SQLite keeps it ("YYYY-MM-DD
+        HH:MM:SS[.ffffff]", as UTCDateTime writes it); the UID is uid + uid_suffix.
+        """
+        if not (uid_suffix.isascii() and uid_suffix.isprintable()) or any(
+            char in uid_suffix for char in "\\;,"
+        ):
+            raise ValueError("uid_suffix must be plain ASCII text")
+        stamp = self.utc_text if iso_text else self._stamps.utc
+        uid_room = _LINE_OCTETS - len("UID:") - len(uid_suffix)
+        slots, heads, tails = self._slots, self._heads, self._tails
+        texts: list[str] = []
+        days: list[int] = []
+        add_text, add_day = texts.append, days.append
+        for (
+            uid,
+            sequence,
+            dtstamp,
+            status,
+            summary,
+            starts_at,
+            ends_at,
+            location,
+            description,
+        ) in records:
+            # Start times repeat day after day (chair slots): each one's text and day once.
+            slot = slots.get(starts_at)
+            if slot is None or slot[0] != ends_at:
+                slot = self._slot(starts_at, ends_at, stamp)
+            # SEQUENCE, STATUS and SUMMARY lines, made once per distinct three.
+            by_sequence = heads.get(status)
+            if by_sequence is None:
+                by_sequence = heads[status] = {}
+            by_summary = by_sequence.get(sequence)
+            if by_summary is None:
+                by_summary = by_sequence[sequence] = {}
+            head = by_summary.get(summary)
+            if head is None:
+                head = by_summary[summary] = self._head(sequence, status, summary)
+            # LOCATION and DESCRIPTION lines, made once per distinct pair.
+            by_description = tails.get(location)
+            if by_description is None:
+                by_description = tails[location] = {}
+            tail = by_description.get(description)
+            if tail is None:
+                tail = by_description[description] = self._tail(location, description)
+            # A UID of letters and digits (what the database makes) needs no escape or fold.
+            uid_line = (
+                f"UID:{uid}{uid_suffix}\r\n"
+                if uid.isalnum() and uid.isascii() and len(uid) <= uid_room
+                else _uid_line(uid + uid_suffix)
+            )
+            if iso_text:
+                # As utc_text, inline: this is the one time that differs on every row.
+                dtstamp = dtstamp[:19].replace("-", "").replace(":", "").replace(" ", "T") + "Z"
+            else:
+                dtstamp = stamp(dtstamp)
+            add_text(
+                f"BEGIN:VEVENT\r\n{uid_line}DTSTAMP:{dtstamp}\r\n{head}{slot[1]}{tail}"
+                "TRANSP:OPAQUE\r\nEND:VEVENT\r\n"
+            )
+            add_day(slot[2])
+        return texts, days
+
+    def _slot(self, starts_at: Any, ends_at: Any, stamp: Any) -> tuple[Any, str, int]:
+        """Remember a start time's end, DTSTART and DTEND lines and UTC day (YYYYMMDD)."""
+        if len(self._slots) > _SLOTS_KEPT:
+            self._slots.clear()
+        start = stamp(starts_at)
+        slot = self._slots[starts_at] = (
+            ends_at,
+            f"DTSTART:{start}\r\nDTEND:{stamp(ends_at)}\r\n",
+            int(start[:8]),
+        )
+        return slot
+
+    @staticmethod
+    @functools.lru_cache(maxsize=32_768)
+    def _head(sequence: int, status: str, summary: str) -> str:
+        # Kept per process: a feed names each patient once per render, and the next render
+        # (any feed, any worker request) names the same patients again.
+        if status not in _STATUSES:
+            raise ValueError(f"status must be one of {sorted(_STATUSES)}, got {status!r}")
+        return _state(sequence, status) + _text_line("SUMMARY:", summary)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=4_096)
+    def _tail(location: str | None, description: str | None) -> str:
+        tail = "" if location is None else _text_line("LOCATION:", location)
+        return tail if description is None else tail + _text_line("DESCRIPTION:", description)
+
+    def timed(
+        self,
+        uid: str,
+        sequence: int,
+        dtstamp: str,
+        status: Status,
+        summary: str,
+        starts_at: str,
+        ends_at: str,
+        location: str | None = None,
+        description: str | None = None,
+    ) -> str:
+        """Return one timed VEVENT; dtstamp, starts_at and ends_at as utc() returns them."""
+        when = self._whens.get((starts_at, ends_at))
+        if when is None:
+            when = self._whens[(starts_at, ends_at)] = f"DTSTART:{starts_at}\r\nDTEND:{ends_at}\r\n"
+        return self._event(
+            uid, sequence, dtstamp, status, summary, when, location, description, "OPAQUE"
+        )
+
+    def all_day(
+        self,
+        uid: str,
+        sequence: int,
+        dtstamp: str,
+        status: Status,
+        summary: str,
+        first_day: dt.date,
+        end_day: dt.date,
+        location: str | None = None,
+        description: str | None = None,
+    ) -> str:
+        """Return one all-day VEVENT; end_day is exclusive (the day after the last)."""
+        date = self._stamps.date
+        when = f"DTSTART;VALUE=DATE:{date(first_day)}\r\nDTEND;VALUE=DATE:{date(end_day)}\r\n"
+        # An all-day step must not block the patient's day as busy time.
+        return self._event(
+            uid, sequence, dtstamp, status, summary, when, location, description, "TRANSPARENT"
+        )
+
+    def _event(
+        self,
+        uid: str,
+        sequence: int,
+        dtstamp: str,
+        status: Status,
+        summary: str,
+        when: str,
+        location: str | None,
+        description: str | None,
+        transp: str,
+    ) -> str:
+        state = self._states.get((sequence, status))
+        if state is None:
+            if status not in _STATUSES:
+                raise ValueError(f"status must be one of {sorted(_STATUSES)}, got {status!r}")
+            state = self._states[(sequence, status)] = _state(sequence, status)
+        summary_line = self._summaries.get(summary)
+        if summary_line is None:
+            summary_line = self._summaries[summary] = _text_line("SUMMARY:", summary)
+        extra = ""
+        if location is not None:
+            extra = self._locations.get(location)  # type: ignore[assignment]
+            if extra is None:
+                extra = self._locations[location] = _text_line("LOCATION:", location)
+        if description is not None:
+            line = self._descriptions.get(description)
+            if line is None:
+                line = self._descriptions[description] = _text_line("DESCRIPTION:", description)
+            extra += line
+        return (
+            f"BEGIN:VEVENT\r\n{_uid_line(uid)}DTSTAMP:{dtstamp}\r\n{state}{summary_line}{when}{extra}"
+            f"TRANSP:{transp}\r\nEND:VEVENT\r\n"
+        )
+
+
+def _state(sequence: int, status: str) -> str:
+    """Return the SEQUENCE and STATUS lines."""
+    # bool is an int subclass; SEQUENCE:True is a bug at the caller, not a revision.
+    if type(sequence) is not int or not 0 <= sequence <= _MAX_SEQUENCE:
+        raise ValueError(f"sequence must be an int from 0 to {_MAX_SEQUENCE}")
+    return f"SEQUENCE:{sequence}\r\nSTATUS:{status}\r\n"
+
+
+def _uid_line(uid: str) -> str:
+    """Return the UID line; a UID is an identity, so a control character in it raises."""
+    if not uid or (not uid.isprintable() and _UID_FORBIDDEN.search(uid)):
+        raise ValueError("uid must be a non-empty string without control characters")
+    return _text_line("UID:", uid)
+
+
+class Body:
+    """A calendar's bytes, event by event in the order served, cut to a size limit.
+
+    Events that do not fit are left out from the end: the longest prefix the feeds always
+    kept (scaling down by the bytes an event takes, with a margin, until the body fits), found
+    from each event's length rather than by rendering again. An event past the limit is
+    measured but not kept, so a capped body never holds more than the limit. The body comes
+    out as blocks of bytes, never joined into one copy.
+    """
+
+    __slots__ = ("_fixed", "_lengths", "_limit", "_past", "_pending", "_room", "_total", "blocks")
+
+    def __init__(self, header: str, limit: int) -> None:
+        self.blocks: list[bytes] = [header.encode("utf-8")]
+        self._fixed = len(self.blocks[0]) + len(FOOTER)
+        self._limit = limit
+        self._room = limit - self._fixed
+        self._lengths = array.array("q")
+        self._total = 0
+        self._pending: list[str] = []
+        #: Days before today, each with its events in order, until finish().
+        self._past: list[tuple[int, list[str]]] = []
+
+    def add(self, text: str) -> None:
+        """Append one event's text."""
+        # isascii() is O(1) on CPython strings: only non-ASCII text is encoded to be measured.
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        self._lengths.append(size)
+        self._total += size
+        if self._total <= self._room:
+            self._pending.append(text)
+            if len(self._pending) >= _BLOCK_EVENTS:
+                self._flush()
+
+    def add_in_time_order(self, texts: list[str], days: list[int], today: int) -> None:
+        """Append events that come in time order (over every call), with the day each is on
+        (YYYYMMDD), nearest first: from today on as they come; the days before today go last,
+        from the latest back, when the body is finished."""
+        first = bisect.bisect_left(days, today)
+        past = self._past
+        start = 0
+        while start < first:
+            # One day's events at a time (the days are in order).
+            day = days[start]
+            end = bisect.bisect_right(days, day, start, first)
+            if past and past[-1][0] == day:
+                past[-1][1].extend(texts[start:end])
+            else:
+                past.append((day, texts[start:end]))
+            start = end
+        if first == 0:
+            self._add_all(texts)
+        elif first < len(texts):
+            self._add_all(texts[first:])
+
+    def _add_all(self, texts: list[str]) -> None:
+        """Append many events at once (what add() does to each, a block at a time)."""
+        self._flush()
+        joined = "".join(texts)
+        data = joined.encode("utf-8")
+        if self._total + len(data) > self._room:
+            for text in texts:
+                self.add(text)
+            return
+        # Only a block with multi-octet characters has its events encoded one by one.
+        self._lengths.extend(
+            map(len, texts) if len(data) == len(joined) else (len(t.encode()) for t in texts)
+        )
+        self._total += len(data)
+        self.blocks.append(data)
+
+    def finish(self) -> tuple[list[bytes], int]:
+        """Return the body's blocks (header and footer included) and its size in bytes."""
+        for _, texts in reversed(self._past):
+            self._add_all(texts)
+        self._past.clear()
+        self._flush()
+        blocks = self.blocks
+        if self._fixed + self._total > self._limit:
+            blocks = _prefix(blocks, len(blocks[0]) + self._kept_bytes())
+        blocks.append(FOOTER.encode("utf-8"))
+        return blocks, sum(len(block) for block in blocks)
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.blocks.append("".join(self._pending).encode("utf-8"))
+            self._pending.clear()
+
+    def _kept_bytes(self) -> int:
+        sums = array.array("q", itertools.accumulate(self._lengths, initial=0))
+        keep = len(self._lengths)
+        while True:
+            size = self._fixed + sums[keep]
+            if size <= self._limit or keep == 0:
+                return sums[keep]
+            # Scale down by the bytes an event takes, with a margin; rarely more than twice.
+            keep = min(keep - 1, int(keep * self._limit / size * 0.98))
+
+
+def _prefix(blocks: list[bytes], size: int) -> list[bytes]:
+    """The first `size` bytes of the blocks' concatenation, as blocks."""
+    out = []
+    for block in blocks:
+        if size <= 0:
+            break
+        out.append(block if len(block) <= size else block[:size])
+        size -= len(block)
+    return out
 
 
 def _is_aware(value: object) -> TypeGuard[dt.datetime]:

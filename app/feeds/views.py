@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
+import zlib
 from email.utils import format_datetime, parsedate_to_datetime
 
 from flask import Blueprint, Response, request
@@ -62,8 +62,8 @@ def feed(name: str) -> Response:
     ):
         subscription_service.record_fetch(session, sub, sub.content_etag, print_, now)
         return _not_modified(sub.content_etag, wants_gzip, sub.content_changed_at)
-    body = feed_service.render_feed(session, sub, settings, now)
-    etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
+    rendered = feed_service.render_feed(session, sub, settings, now)
+    etag = rendered.etag
     subscription_service.record_fetch(session, sub, etag, print_, now)
     last_modified = sub.content_changed_at or now
     if if_none_match is not None:
@@ -71,12 +71,28 @@ def feed(name: str) -> Response:
             return _not_modified(etag, wants_gzip, last_modified)
     elif _not_modified_since(last_modified):
         return _not_modified(etag, wants_gzip, last_modified)
-    response = Response(body, status=200, content_type="text/calendar; charset=utf-8")
-    if wants_gzip:
-        response.set_data(gzip.compress(body, compresslevel=6, mtime=0))
+    return _full(rendered, wants_gzip, last_modified)
+
+
+def _full(rendered: feed_service.RenderedFeed, gzipped: bool, last_modified: object) -> Response:
+    """A 200 with the body; its blocks go out as they are, never joined into one copy."""
+    chunks, etag = rendered.chunks, rendered.etag
+    if gzipped:
+        chunks, etag = (_gzip(chunks),), _gz(etag)
+    response = Response(chunks, status=200, content_type="text/calendar; charset=utf-8")
+    response.headers["Content-Length"] = str(sum(len(chunk) for chunk in chunks))
+    if gzipped:
         response.headers["Content-Encoding"] = "gzip"
-        etag = _gz(etag)
     return _cache_headers(response, etag, last_modified)
+
+
+def _gzip(chunks: tuple[bytes, ...]) -> bytes:
+    """gzip.compress(b"".join(chunks), compresslevel=6, mtime=0), without the joined copy."""
+    # wbits 31: zlib's gzip wrapper, mtime 0, exactly what gzip.compress writes with mtime=0.
+    deflate = zlib.compressobj(6, zlib.DEFLATED, 31)
+    out = [deflate.compress(chunk) for chunk in chunks]
+    out.append(deflate.flush())
+    return b"".join(out)
 
 
 def _gz(etag: str) -> str:
