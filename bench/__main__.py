@@ -215,8 +215,6 @@ def _cds(quick: bool) -> list[Figure]:
 def _recall(quick: bool) -> list[Figure]:
     from bench import recall
 
-    if quick:
-        os.environ.setdefault("BENCH_VIALS", "20000")
     r = recall.lot_recall(repeat=100 if quick else 500)
     ms = _num(r["recall_service_median_ms"])
     return [
