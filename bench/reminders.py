@@ -77,7 +77,11 @@ def _mail_server(port: int) -> Iterator[None]:
 
 def _populate(session: so.Session, settings: Settings, today: dt.date) -> None:
     centers = [
-        center_with_chairs(session, f"Bench Center {n}", chairs=30, timezone=ZONE) for n in range(4)
+        # Open every day: the bench books tomorrow, whatever day it runs on.
+        center_with_chairs(
+            session, f"Bench Center {n}", chairs=30, timezone=ZONE, weekdays=range(7)
+        )
+        for n in range(4)
     ]
     user_service.create_user(
         session,

@@ -75,12 +75,13 @@ def center_with_chairs(
     timezone: str,
     opens_at: dt.time = dt.time(7),
     closes_at: dt.time = dt.time(19),
+    weekdays: Sequence[int] = range(5),
 ) -> Center:
-    """A center open `opens_at`-`closes_at` Monday to Friday with chairs "Chair 01" to
-    "Chair <chairs>", flushed."""
+    """A center open `opens_at`-`closes_at` on `weekdays` (Monday to Friday) with chairs
+    "Chair 01" to "Chair <chairs>", flushed."""
     center = Center(name=name, timezone=timezone)
     center.opening_hours = [
-        OpeningHours(weekday=d, opens_at=opens_at, closes_at=closes_at) for d in range(5)
+        OpeningHours(weekday=d, opens_at=opens_at, closes_at=closes_at) for d in weekdays
     ]
     center.chairs = [Chair(name=f"Chair {n:02d}") for n in range(1, chairs + 1)]
     session.add(center)
