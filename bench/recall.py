@@ -188,6 +188,8 @@ def lot_recall(repeat: int = 500) -> dict[str, float]:
             "recall_populate_s": populate_s,
             "recall_patients_of_the_lot": len({r.patient_id for r in found}),
             "recall_queries": len(statements),
+            # SQLite's BEGIN IMMEDIATE is sent through the cursor too: count the SELECTs.
+            "recall_selects": sum(1 for s in statements if s.lstrip().upper().startswith("SELECT")),
             "recall_service_median_ms": service_ms,
             "recall_unknown_lot_median_ms": miss_ms,
             "recall_api_json_median_ms": api_ms,
