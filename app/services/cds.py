@@ -282,21 +282,35 @@ def patient_view_cards(
                 settings, issuer, page_url, f"IVIG assistant ({settings.app.clinic_name})"
             )
             cards = _cards_for(session, patient, context)
-        audit.record(
-            session,
-            actor,
-            "cds.patient_view",
-            "patient",
-            patient.id if patient else None,
-            after={
-                "hook_instance": call.hook_instance[:100],
-                "fhir_patient_id": call.fhir_patient_id[:100],
-                "user": (call.user or "")[:200] or None,
-                "matched": patient is not None,
-                "cards": [card["uuid"] for card in cards],
-            },
-        )
+        _audit_call(session, actor, "cds.patient_view", patient, call, cards)
     return cards
+
+
+def _audit_call(
+    session: so.Session,
+    actor: Actor,
+    action: str,
+    patient: Patient | None,
+    call: Any,
+    cards: Sequence[Mapping[str, Any]],
+    **details: object,
+) -> None:
+    """The audit row of a CDS call: who asked about whom, and the cards answered."""
+    audit.record(
+        session,
+        actor,
+        action,
+        "patient",
+        patient.id if patient else None,
+        after={
+            "hook_instance": call.hook_instance[:100],
+            "fhir_patient_id": call.fhir_patient_id[:100],
+            "user": (call.user or "")[:200] or None,
+            "matched": patient is not None,
+            **details,
+            "cards": [card["uuid"] for card in cards],
+        },
+    )
 
 
 def _cards_for(
@@ -656,22 +670,16 @@ def order_sign_cards(
                 made = _order_cards(draft, facts, today, current, patient, call, context)
                 findings += [card["source"]["topic"]["code"] for card in made]
                 cards += made
-        audit.record(
+        _audit_call(
             session,
             actor,
             "cds.order_sign",
-            "patient",
-            patient.id if patient else None,
-            after={
-                "hook_instance": call.hook_instance[:100],
-                "fhir_patient_id": call.fhir_patient_id[:100],
-                "user": (call.user or "")[:200] or None,
-                "matched": patient is not None,
-                "orders": call.orders,
-                "ivig_orders": [draft.reference[:100] for draft in call.drafts],
-                "findings": findings,
-                "cards": [card["uuid"] for card in cards],
-            },
+            patient,
+            call,
+            cards,
+            orders=call.orders,
+            ivig_orders=[draft.reference[:100] for draft in call.drafts],
+            findings=findings,
         )
     return sorted(cards, key=lambda card: _ORDER[card["indicator"]])
 
