@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import sqlalchemy as sa
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from app import http
 from app.models import AuditLink, Role
@@ -346,7 +347,76 @@ def fhir_export_command(directory: Path) -> None:
         click.echo(f"{kind}.ndjson: {count}")
 
 
+@click.command("import")
+@with_appcontext
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check everything, write nothing.")
+def import_command(file: Path, dry_run: bool) -> None:
+    """Import a clinic file (CSV: patients, weights, regimens, tapers, assessments, labs and
+    past infusions; see app/domain/clinic_file.py). Nothing is written unless the whole file
+    is clean; every bad row is listed by line and column, and the exit status is 1."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from app import clock
+    from app.services import clinic, clinic_file
+
+    raw = file.read_bytes()
+    session = http.state().session_factory()
+    try:
+        centers = clinic.list_centers(session)
+        today = clock.clinic_today(centers[0].timezone if centers else "UTC")
+        with Progress(
+            TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn()
+        ) as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done)
+
+            report = clinic_file.import_file(
+                session,
+                system_actor("cli:import"),
+                raw,
+                http.settings(),
+                today,
+                dry_run=dry_run,
+                progress=progress,
+            )
+    finally:
+        session.close()
+    for problem in report.problems:
+        click.echo(f"{file.name}: {problem}", err=True)
+    if not report.ok:
+        raise click.ClickException(f"{len(report.problems)} problem(s); nothing was imported")
+    shown = ", ".join(f"{kind} {count}" for kind, count in report.counts.items())
+    verb = "would import" if dry_run else "imported"
+    click.echo(f"{file.name}: {verb} {shown} (sha256 {report.sha256[:12]})")
+
+
+@click.command("export")
+@with_appcontext
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def export_command(file: Path) -> None:
+    """Write every patient and their recorded history as a clinic file (what import reads)."""
+    from app.services import clinic_file
+
+    session = http.state().session_factory()
+    try:
+        text, rows = clinic_file.export_file(session, system_actor("cli:export"))
+    finally:
+        session.close()
+    try:
+        file.write_text(text, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise click.ClickException(f"{file}: {exc.strerror or exc}") from exc
+    click.echo(f"{file}: {rows} rows")
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(import_command)
+    app.cli.add_command(export_command)
     for group in (
         users_cli,
         tokens_cli,

@@ -277,22 +277,40 @@ def _snapshot(session: so.Session, _context: Any, _instances: Any) -> None:
             state.before[patient_id] = check_patient(session, patient_id, settings)
 
 
+def fresh_patients(session: so.Session, patient_ids: Sequence[int]) -> None:
+    """Patients this transaction created had no violations before it: nothing to look up."""
+    state = _state(session)
+    for patient_id in patient_ids:
+        state.before.setdefault(patient_id, [])
+        state.locked.add(patient_id)
+
+
+def added_violations(session: so.Session) -> dict[int, list[integrity.Violation]]:
+    """Each patient this transaction touched, with the violations it would add (none: left
+    out), in patient order."""
+    session.flush()  # changes not yet flushed take their "before" snapshot now
+    state = session.info.get(_STATE)
+    if state is None or not state.before:
+        return {}
+    settings = settings_of(session)
+    found = {}
+    for patient_id, before in sorted(state.before.items()):
+        added = integrity.new_violations(before, check_patient(session, patient_id, settings))
+        if added:
+            found[patient_id] = added
+    return found
+
+
 def verify_commit(session: so.Session) -> None:
     """Refuse the commit if it adds a violation (soft ones pass with a physician's override)."""
     if session.in_nested_transaction():
         return
-    session.flush()  # changes not yet flushed take their "before" snapshot now
     state = session.info.get(_STATE)
-    if state is None or not state.before:
-        return
-    settings = settings_of(session)
-    for patient_id, before in sorted(state.before.items()):
-        added = integrity.new_violations(before, check_patient(session, patient_id, settings))
+    for patient_id, added in added_violations(session).items():
+        assert state is not None
         hard = [v for v in added if v.hard]
         if hard:
             raise TherapyRuleBroken(hard, state.field, overridable=False)
-        if not added:
-            continue
         override = state.override
         if override is None or not policy.can(override.actor.role, policy.Action.OVERRIDE_RULE):
             raise TherapyRuleBroken(added, state.field, overridable=True)

@@ -62,9 +62,19 @@ def patient_view(patient: Patient) -> dict[str, object]:
     }
 
 
-def _check_fields(data: PatientInput, settings: Settings) -> None:
-    """What a patient's own fields must be, before anything is looked up."""
+def check_weight(weight_kg: float, settings: Settings) -> None:
+    """A body weight within the dosing limits (config.toml [dosing])."""
     limits = settings.dosing
+    _check_range(weight_kg, "weight_kg", limits.min_weight_kg, limits.max_weight_kg, "kg")
+
+
+def check_birth_date(birth_date: dt.date, today: dt.date) -> None:
+    if not dt.date(1900, 1, 1) <= birth_date <= today:
+        raise InvalidInput("birth_date: between 1900-01-01 and today", field="birth_date")
+
+
+def check_fields(data: PatientInput, settings: Settings) -> None:
+    """What a patient's own fields must be, before anything is looked up."""
     if not 1 <= len(data.mrn.strip()) <= 40:
         raise InvalidInput("mrn: 1 to 40 characters", field="mrn")
     for field in ("family_name", "given_name"):
@@ -74,7 +84,7 @@ def _check_fields(data: PatientInput, settings: Settings) -> None:
         raise InvalidInput("sex: female or male", field="sex")
     _check_clinical(settings, data.height_cm, data.dm_subtype)
     if data.weight_kg is not None:
-        _check_range(data.weight_kg, "weight_kg", limits.min_weight_kg, limits.max_weight_kg, "kg")
+        check_weight(data.weight_kg, settings)
 
 
 def _check_clinical(settings: Settings, height_cm: float | None, dm_subtype: str | None) -> None:
@@ -96,6 +106,16 @@ def _check_physician(session: so.Session, user_id: int | None) -> None:
         )
 
 
+def new_patient(data: PatientInput) -> tuple[Patient, float | None]:
+    """The patient row of checked input (MRN and allergies as kept), and the first weight."""
+    values = dataclasses.asdict(data) | {
+        "mrn": data.mrn.strip(),
+        "allergies": _allergies(data.allergies),
+    }
+    weight = values.pop("weight_kg")
+    return Patient(**values), weight
+
+
 def create_patient(
     session: so.Session,
     actor: Actor,
@@ -108,7 +128,7 @@ def create_patient(
     Without `today`, dates are checked against the wall-clock date of the home center.
     """
     mrn = data.mrn.strip()
-    _check_fields(data, settings)
+    check_fields(data, settings)
     with unit_of_work(session):
         center = session.get(Center, data.home_center_id)
         if center is None:
@@ -116,14 +136,11 @@ def create_patient(
                 f"home_center_id: no center {data.home_center_id}", field="home_center_id"
             )
         today = today or clock.clinic_today(center.timezone)
-        if not dt.date(1900, 1, 1) <= data.birth_date <= today:
-            raise InvalidInput("birth_date: between 1900-01-01 and today", field="birth_date")
+        check_birth_date(data.birth_date, today)
         _check_physician(session, data.treating_physician_id)
         if session.scalar(sa.select(Patient.id).where(Patient.mrn == mrn)) is not None:
             raise Conflict(f"mrn: a patient with MRN {mrn} exists already", field="mrn")
-        values = dataclasses.asdict(data) | {"mrn": mrn, "allergies": _allergies(data.allergies)}
-        weight = values.pop("weight_kg")
-        patient = Patient(**values)
+        patient, weight = new_patient(data)
         session.add(patient)
         session.flush()
         if weight is not None:
@@ -156,8 +173,7 @@ def record_weight(
     today: dt.date,
 ) -> WeightMeasurement:
     """Record a body weight (dosing uses the latest)."""
-    limits = settings.dosing
-    _check_range(weight_kg, "weight_kg", limits.min_weight_kg, limits.max_weight_kg, "kg")
+    check_weight(weight_kg, settings)
     if measured_on > today:
         raise InvalidInput("measured_on: not in the future", field="measured_on")
     with unit_of_work(session):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -198,29 +199,17 @@ def _set_regimen_once(
                 f"override_reason: a physician's reason is needed to go ahead: {warnings}",
                 field="override_reason",
             )
-        regimen = Regimen(
-            patient_id=patient_id,
-            version=(current_version or 0) + 1,
-            product=data.product,
-            dose_g_per_kg=data.dose_g_per_kg,
-            days_per_cycle=data.days_per_cycle,
-            interval_weeks=data.interval_weeks,
-            weight_basis=data.weight_basis,
-            starts_on=data.starts_on,
-            preferred_weekday=data.preferred_weekday,
-            preferred_time=data.preferred_time or settings.scheduling.default_start_time,
-            center_id=center_id,
-            weight_kg=weight.weight_kg,
-            height_cm=patient.height_cm,
-            dosing_weight_kg=result.dosing_weight_kg,
-            grams_per_day=result.rounding.rounded_g,
-            grams_per_cycle=result.rounded_grams_per_cycle,
-            minutes_per_day=result.infusion.minutes,
-            calculation=audit.json_safe(dataclasses.asdict(result)),
-            soft_stops=[dataclasses.asdict(problem) for problem in soft_stops],
-            override_reason=override if soft_stops else None,
-            reason=data.reason.strip(),
-            created_by_id=actor.user_id,
+        regimen = build_version(
+            patient,
+            (current_version or 0) + 1,
+            data,
+            weight.weight_kg,
+            result,
+            soft_stops,
+            override if soft_stops else None,
+            center_id,
+            settings,
+            actor,
         )
         session.add(regimen)
         session.flush()
@@ -239,6 +228,46 @@ def _set_regimen_once(
             },
         )
     return regimen, plan
+
+
+def build_version(
+    patient: Patient,
+    version: int,
+    data: RegimenInput,
+    weight_kg: float,
+    result: dosing.DoseResult,
+    soft_stops: Sequence[Problem],
+    override_reason: str | None,
+    center_id: int,
+    settings: Settings,
+    actor: Actor,
+) -> Regimen:
+    """A regimen version as saved: the prescription, the dose computed for it, and who set it
+    (setting a regimen on the page, and the clinic file's import, build it here)."""
+    return Regimen(
+        patient_id=patient.id,
+        version=version,
+        product=data.product,
+        dose_g_per_kg=data.dose_g_per_kg,
+        days_per_cycle=data.days_per_cycle,
+        interval_weeks=data.interval_weeks,
+        weight_basis=data.weight_basis,
+        starts_on=data.starts_on,
+        preferred_weekday=data.preferred_weekday,
+        preferred_time=data.preferred_time or settings.scheduling.default_start_time,
+        center_id=center_id,
+        weight_kg=weight_kg,
+        height_cm=patient.height_cm,
+        dosing_weight_kg=result.dosing_weight_kg,
+        grams_per_day=result.rounding.rounded_g,
+        grams_per_cycle=result.rounded_grams_per_cycle,
+        minutes_per_day=result.infusion.minutes,
+        calculation=audit.json_safe(dataclasses.asdict(result)),
+        soft_stops=[dataclasses.asdict(problem) for problem in soft_stops],
+        override_reason=override_reason,
+        reason=data.reason.strip(),
+        created_by_id=actor.user_id,
+    )
 
 
 def preview_regimen(
