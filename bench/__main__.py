@@ -234,6 +234,21 @@ def _timeline(quick: bool) -> list[Figure]:
     return [Figure("patient timeline, five years", r["timeline_median_ms"], "<= 100 ms", r["pass"])]
 
 
+def _clinic_import(quick: bool) -> list[Figure]:
+    from bench import clinic_import
+
+    r = clinic_import.run(patients=500 if quick else clinic_import.TARGET_PATIENTS)
+    return [
+        Figure(
+            f"import a clinic file, {r['patients']:,} patients ({r['rows']:,} rows)",
+            _num(r["import_seconds"]),
+            "<= 60 s at 10k patients, export identical",
+            bool(r["pass"]),
+            unit="s",
+        )
+    ]
+
+
 BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "recall": _recall,
     "board": _board,
@@ -245,6 +260,7 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "optimise": _optimise,
     "cds": _cds,
     "timeline": _timeline,
+    "import": _clinic_import,
 }
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import functools
 import io
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -118,7 +119,7 @@ class Kind:
     optional: tuple[str, ...] = ()
     key: tuple[str, ...] = ("mrn", "date")
 
-    @property
+    @functools.cached_property
     def columns(self) -> frozenset[str]:
         return frozenset({"record", *self.required, *self.optional})
 
@@ -386,8 +387,15 @@ def _cell(name: str, raw: str) -> object:
     return raw
 
 
-def _row(line: int, cells: Mapping[str, str], problems: list[FileProblem]) -> Row | None:
-    kind = cells.get("record", "")
+#: Each column's reader of a cell (raises ValueError saying what is wrong).
+_CONVERT: Mapping[str, Callable[[str], object]] = {
+    name: functools.partial(_cell, name) for name in COLUMNS
+}
+
+
+def _row(line: int, filled: Mapping[str, str], problems: list[FileProblem]) -> Row | None:
+    """A row of its filled cells (stripped), or None with its problems noted."""
+    kind = filled.get("record", "")
     if kind not in KINDS:
         reason = "empty" if not kind else f"{kind!r} is not one of {', '.join(KINDS)}"
         problems.append(FileProblem(line, "record", reason))
@@ -395,17 +403,17 @@ def _row(line: int, cells: Mapping[str, str], problems: list[FileProblem]) -> Ro
     spec = KINDS[kind]
     values: dict[str, Any] = {}
     before = len(problems)
-    for name in COLUMNS[1:]:
-        raw = cells.get(name, "").strip()
-        if not raw:
-            if name in spec.required:
-                problems.append(FileProblem(line, name, f"a {kind} row needs this"))
+    for name in spec.required:
+        if name not in filled:
+            problems.append(FileProblem(line, name, f"a {kind} row needs this"))
+    for name, raw in filled.items():
+        if name == "record":
             continue
         if name not in spec.columns:
             problems.append(FileProblem(line, name, f"a {kind} row leaves this empty"))
             continue
         try:
-            values[name] = _cell(name, raw)
+            values[name] = _CONVERT[name](raw)
         except ValueError as exc:
             problems.append(FileProblem(line, name, str(exc)))
     if (
@@ -444,17 +452,19 @@ def _rows(reader: Any, names: Sequence[str], parsed: Parsed) -> None:
     seen: dict[tuple[object, ...], int] = {}
     for cells in reader:
         line = reader.line_num
-        if not any(cell.strip() for cell in cells):
+        filled = {
+            name: raw for name, cell in zip(names, cells, strict=False) if (raw := cell.strip())
+        }
+        if not filled and not any(cells[len(names) :]):
             continue
         if len(cells) != len(names):
             parsed.problems.append(
                 FileProblem(line, "", f"{len(cells)} cells; the header has {len(names)}")
             )
             continue
-        named = dict(zip(names, cells, strict=True))
-        row = _row(line, named, parsed.problems)
+        row = _row(line, filled, parsed.problems)
         if row is None:
-            parsed.failed.add((named.get("mrn", "").strip(), named.get("record", "").strip()))
+            parsed.failed.add((filled.get("mrn", ""), filled.get("record", "")))
             continue
         first = seen.setdefault(row.key, line)
         if first != line:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -176,11 +177,18 @@ def _clean_strengths(strengths_mg: Sequence[float]) -> tuple[float, ...]:
     return sizes
 
 
-def _fewest_table(units: Sequence[int], top: int) -> list[int]:
+def _fewest_table(units: Sequence[int], top: int) -> Sequence[int]:
     """The fewest tablets for every total 0..top; top + 1 marks an unmakeable total."""
     if top > _MAX_TABLE_UNITS:
         raise ValueError(f"dose of {top} units is too large to build tablets for")
-    return packing.fewest_table(units, top)
+    return _table(tuple(units), top)
+
+
+@functools.lru_cache(maxsize=256)
+def _table(units: tuple[int, ...], top: int) -> tuple[int, ...]:
+    # A plan checks every step's dose against the same strengths: the table is built once
+    # per (strengths, dose) instead of once per step (a clinic file's tapers, a preview).
+    return tuple(packing.fewest_table(units, top))
 
 
 # --- public arithmetic -----------------------------------------------------------------------

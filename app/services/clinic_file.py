@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -32,7 +33,8 @@ import sqlalchemy.orm as so
 
 from app.config import Settings
 from app.csvout import safe_cell
-from app.domain import clinic_file, integrity, schedule
+from app.db import utcnow
+from app.domain import clinic_file, integrity, schedule, taper
 from app.domain.clinic_file import FileProblem, Row
 from app.models import (
     Assessment,
@@ -121,6 +123,8 @@ class _Plan:
     patient: Patient
     created: bool
     regimens: list[_Regimen] = dataclasses.field(default_factory=list)
+    #: A taper row's line -> the steps its template makes (checked, written as they are).
+    tapers: dict[int, Sequence[taper.StepPlan]] = dataclasses.field(default_factory=dict)
 
 
 class _Lookups:
@@ -252,6 +256,10 @@ class _Checking:
     today: dt.date
     #: A regimen row of this patient has a problem: its infusions are not judged without it.
     regimen_failed: bool = False
+    #: Steps of each taper input seen (a clinic's tapers repeat: the same start, template).
+    steps_of: dict[tuple[object, ...], Sequence[taper.StepPlan]] = dataclasses.field(
+        default_factory=dict
+    )
     weights: list[tuple[dt.date, float]] = dataclasses.field(default_factory=list)
 
 
@@ -296,10 +304,19 @@ def _check_infusion(row: Row, at: _Checking) -> None:
         raise InvalidInput(f"{grams:g} g: more than 0", field="grams")
 
 
+def _check_taper(row: Row, at: _Checking) -> None:
+    data = _taper_input(row)
+    key = (data.drug, data.start_mg, data.template, tuple(sorted(data.params.items())))
+    steps = at.steps_of.get(key)
+    if steps is None:
+        steps = at.steps_of[key] = tapers.build_steps(data, at.settings)
+    at.plan.tapers[row.line] = steps
+
+
 _CHECKS: Mapping[str, Callable[[Row, _Checking], object]] = {
     "weight": _check_weight,
     "regimen": _check_regimen,
-    "taper": lambda row, at: tapers.build_steps(_taper_input(row), at.settings),
+    "taper": _check_taper,
     "assessment": lambda row, _at: assessments.check_scores(_scores(row)),
     "lab": lambda row, at: labs.check_lab(_lab_input(row), at.settings.labs, at.today),
     "infusion": _check_infusion,
@@ -321,6 +338,7 @@ def _check(
     progress: Progress | None,
 ) -> tuple[list[_Plan], list[FileProblem]]:
     plans, problems = [], []
+    steps_of: dict[tuple[object, ...], Sequence[taper.StepPlan]] = {}
     for done, (mrn, rows) in enumerate(groups.items(), start=1):
         head = rows[0]
         if (mrn, "patient") in failed:
@@ -337,9 +355,7 @@ def _check(
             problems.append(_problem(head, exc))
             continue
         plan = _Plan(mrn, rows, patient, created=head.kind == "patient")
-        checking = _Checking(
-            plan, found, settings, today, regimen_failed=(mrn, "regimen") in failed
-        )
+        checking = _Checking(plan, found, settings, today, (mrn, "regimen") in failed, steps_of)
         for row in rows[1:] if plan.created else rows:
             try:
                 _check_row(row, checking)
@@ -363,7 +379,7 @@ def _given_times(
     return started, started + dt.timedelta(minutes=minutes)
 
 
-def _infusions(plan: _Plan, zones: Mapping[int, ZoneInfo]) -> list[tuple[Row, Infusion]]:
+def _infusions(plan: _Plan, zones: Mapping[int, ZoneInfo]) -> list[dict[str, object]]:
     """The patient's past infusions, each in the regimen version in force when its cycle began."""
     versions = [
         integrity.VersionFact(
@@ -382,6 +398,7 @@ def _infusions(plan: _Plan, zones: Mapping[int, ZoneInfo]) -> list[tuple[Row, In
     rows = [row for row in plan.rows if row.kind == "infusion"]
     first_days = {row.get("cycle"): row.get("date") for row in rows if row.get("day") == 1}
     made = []
+    now = utcnow()
     for row in rows:
         cycle_start = first_days.get(row.get("cycle")) or row.get("date") - dt.timedelta(
             days=row.get("day") - 1
@@ -390,31 +407,31 @@ def _infusions(plan: _Plan, zones: Mapping[int, ZoneInfo]) -> list[tuple[Row, In
         regimen = plan.regimens[fact.id].saved
         assert regimen is not None
         started, ended = _given_times(row, regimen, zones[regimen.center_id])
-        status = row.get("status")
         made.append(
-            (
-                row,
-                Infusion(
-                    patient_id=plan.patient.id,
-                    regimen_id=regimen.id,
-                    cycle_number=row.get("cycle"),
-                    day_number=row.get("day"),
-                    planned_date=row.get("date"),
-                    cycle_planned_on=cycle_start,
-                    center_id=regimen.center_id,
-                    status=status,
-                    planned_grams=regimen.grams_per_day,
-                    planned_vials=regimen.calculation["rounding"]["vials"],
-                    planned_minutes=regimen.minutes_per_day,
-                    given_grams=row.get("grams"),
-                    lot_numbers=row.get("lots"),
-                    given_started_at=started,
-                    given_ended_at=ended,
-                    status_reason=row.get("reason"),
-                    sequence=0,
-                    version=1,
-                ),
-            )
+            {
+                "uid": uuid.uuid4().hex,
+                "patient_id": plan.patient.id,
+                "regimen_id": regimen.id,
+                "cycle_number": row.get("cycle"),
+                "day_number": row.get("day"),
+                "planned_date": row.get("date"),
+                "cycle_planned_on": cycle_start,
+                "center_id": regimen.center_id,
+                "status": row.get("status"),
+                "planned_grams": regimen.grams_per_day,
+                "planned_vials": regimen.calculation["rounding"]["vials"],
+                "planned_minutes": regimen.minutes_per_day,
+                "given_grams": row.get("grams"),
+                "lot_numbers": row.get("lots"),
+                "given_started_at": started,
+                "given_ended_at": ended,
+                "status_reason": row.get("reason"),
+                "waived_rules": [],
+                "sequence": 0,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
         )
     return made
 
@@ -425,31 +442,45 @@ def _write(
     plans: Sequence[_Plan],
     settings: Settings,
     progress: Progress | None,
-) -> dict[int, int]:
-    """Write every checked plan; return infusion id -> its line (for the checker's findings)."""
+) -> None:
+    """Write every checked plan, a batch of patients at a time: the patients and regimen
+    versions as objects (their ids are needed), the history rows in bulk."""
     zones = {c.id: ZoneInfo(c.timezone) for c in session.scalars(sa.select(Center))}
-    lines: dict[int, int] = {}
     for done_batch, batch in enumerate(_chunks(plans, BATCH), start=1):
         session.add_all([plan.patient for plan in batch if plan.created])
         session.flush()
         integrity_service.fresh_patients(session, [p.patient.id for p in batch if p.created])
-        made: list[tuple[Row, Infusion]] = []
+        rows: dict[type, list[dict[str, object]]] = defaultdict(list)
         for plan in batch:
-            _write_patient(session, actor, plan, settings)
+            _versions(session, actor, plan, settings)
+            for model, values in _history(plan, actor, settings):
+                rows[model].append(values)
         session.flush()
         for plan in batch:
-            infusions = _infusions(plan, zones)
-            session.add_all([infusion for _row, infusion in infusions])
-            made.extend(infusions)
+            rows[Infusion].extend(_infusions(plan, zones))
+        for model, values_list in rows.items():
+            # Core, not the ORM: nothing here needs an object or an id back.
+            session.execute(sa.insert(model.__table__), values_list)
+        for plan in batch:
+            for row in plan.rows:
+                if row.kind == "taper":
+                    data = _taper_input(row)
+                    tapers.create_plan(
+                        session,
+                        actor,
+                        plan.patient.id,
+                        data,
+                        settings,
+                        data.starts_on,
+                        plan.tapers[row.line],
+                    )
             _audit_patient(session, actor, plan)
         session.flush()
-        lines.update({infusion.id: row.line for row, infusion in made})
         if progress is not None:
             progress("writing", min(done_batch * BATCH, len(plans)), len(plans))
-    return lines
 
 
-def _write_patient(session: so.Session, actor: Actor, plan: _Plan, settings: Settings) -> None:
+def _versions(session: so.Session, actor: Actor, plan: _Plan, settings: Settings) -> None:
     patient_id = plan.patient.id
     version = (
         session.scalar(
@@ -474,44 +505,55 @@ def _write_patient(session: so.Session, actor: Actor, plan: _Plan, settings: Set
             actor,
         )
         session.add(item.saved)
+
+
+def _history(
+    plan: _Plan, actor: Actor, settings: Settings
+) -> Iterator[tuple[type, dict[str, object]]]:
+    """The weights, assessments and lab results of a patient, as rows to insert."""
+    patient_id = plan.patient.id
+    now = utcnow()
     for row in plan.rows:
         if row.kind == "weight":
-            session.add(
-                WeightMeasurement(
-                    patient_id=patient_id,
-                    measured_on=row.get("date"),
-                    weight_kg=row.get("weight_kg"),
-                    recorded_by_id=actor.user_id,
-                )
+            yield (
+                WeightMeasurement,
+                {
+                    "patient_id": patient_id,
+                    "measured_on": row.get("date"),
+                    "weight_kg": row.get("weight_kg"),
+                    "recorded_by_id": actor.user_id,
+                    "created_at": now,
+                },
             )
         elif row.kind == "assessment":
-            session.add(
-                Assessment(
-                    patient_id=patient_id,
-                    assessed_on=row.get("date"),
-                    notes=(row.get("notes") or "").strip(),
-                    recorded_by_id=actor.user_id,
+            yield (
+                Assessment,
+                {
+                    "patient_id": patient_id,
+                    "assessed_on": row.get("date"),
+                    "notes": (row.get("notes") or "").strip(),
+                    "recorded_by_id": actor.user_id,
+                    "created_at": now,
                     **_scores(row),
-                )
+                },
             )
         elif row.kind == "lab":
             known, value = labs.check_lab(_lab_input(row), settings.labs, row.get("date"))
             given_range = row.get("ref_low") is not None or row.get("ref_high") is not None
-            session.add(
-                LabResult(
-                    patient_id=patient_id,
-                    test=row.get("test"),
-                    value=value,
-                    unit=known.unit,
-                    ref_low=row.get("ref_low") if given_range else known.ref_low,
-                    ref_high=row.get("ref_high") if given_range else known.ref_high,
-                    taken_on=row.get("date"),
-                    recorded_by_id=actor.user_id,
-                )
+            yield (
+                LabResult,
+                {
+                    "patient_id": patient_id,
+                    "test": row.get("test"),
+                    "value": value,
+                    "unit": known.unit,
+                    "ref_low": row.get("ref_low") if given_range else known.ref_low,
+                    "ref_high": row.get("ref_high") if given_range else known.ref_high,
+                    "taken_on": row.get("date"),
+                    "recorded_by_id": actor.user_id,
+                    "created_at": now,
+                },
             )
-        elif row.kind == "taper":
-            data = _taper_input(row)
-            tapers.create_plan(session, actor, patient_id, data, settings, data.starts_on)
 
 
 def _audit_patient(session: so.Session, actor: Actor, plan: _Plan) -> None:
@@ -532,13 +574,33 @@ def _audit_patient(session: so.Session, actor: Actor, plan: _Plan) -> None:
     )
 
 
-def _violations(session: so.Session, lines: Mapping[int, int]) -> list[FileProblem]:
-    found = []
-    for violations in integrity_service.added_violations(session).values():
+def _violations(session: so.Session, plans: Sequence[_Plan]) -> list[FileProblem]:
+    """What the therapy-integrity checker refuses in the written history, by line."""
+    found = integrity_service.added_violations(session, remember=True)
+    if not found:
+        return []
+    line_of = {
+        (plan.patient.id, row.get("cycle"), row.get("day")): row.line
+        for plan in plans
+        if plan.patient.id in found
+        for row in plan.rows
+        if row.kind == "infusion"
+    }
+    ids = {i for violations in found.values() for v in violations for i in v.infusion_ids}
+    where = {
+        r.id: line_of.get((r.patient_id, r.cycle_number, r.day_number))
+        for r in session.execute(
+            sa.select(
+                Infusion.id, Infusion.patient_id, Infusion.cycle_number, Infusion.day_number
+            ).where(Infusion.id.in_(ids))
+        )
+    }
+    problems = []
+    for violations in found.values():
         for violation in violations:
-            at = [lines[i] for i in violation.infusion_ids if i in lines]
-            found.append(FileProblem(min(at) if at else 0, "", violation.message))
-    return found
+            at = [line for i in violation.infusion_ids if (line := where.get(i)) is not None]
+            problems.append(FileProblem(min(at) if at else 0, "", violation.message))
+    return problems
 
 
 def import_file(
@@ -566,10 +628,10 @@ def import_file(
             problems += parsed.problems
             if problems:
                 raise _Abandon
-            lines = _write(session, actor, plans, settings, progress)
+            _write(session, actor, plans, settings, progress)
             if progress is not None:
                 progress("checking therapy", 0, 1)
-            problems = _violations(session, lines)
+            problems = _violations(session, plans)
             if problems or dry_run:
                 raise _Abandon
             audit.record(

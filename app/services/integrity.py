@@ -32,6 +32,8 @@ from app.services.context import Actor
 from app.services.errors import Conflict
 
 _STATE = "integrity"
+#: Patients checked together (their facts loaded in one set of queries).
+_CHECK_BATCH = 500
 
 
 class TherapyRuleBroken(Conflict):
@@ -66,6 +68,8 @@ class _State:
     before: dict[int, list[integrity.Violation]] = field(default_factory=dict)
     locked: set[int] = field(default_factory=set)
     override: _Override | None = None
+    #: Patients checked sound since this transaction last changed them (commit skips them).
+    verified: set[int] = field(default_factory=set)
     #: The request field a refusal names (e.g. starts_at for a reschedule).
     field: str | None = None
 
@@ -145,68 +149,85 @@ _COLUMNS = (
 
 def load_facts(session: so.Session, patient_id: int, settings: Settings) -> PatientFacts:
     """Load one patient's regimen versions, infusions and center calendars as plain values."""
+    return load_many_facts(session, [patient_id], settings)[patient_id]
+
+
+def _infusion_fact(row: Any) -> integrity.InfusionFact:
+    return integrity.InfusionFact(
+        id=row.id,
+        regimen_id=row.regimen_id,
+        center_id=row.center_id,
+        cycle_number=row.cycle_number,
+        day_number=row.day_number,
+        planned_date=row.planned_date,
+        cycle_planned_on=row.cycle_planned_on,
+        status=row.status,
+        planned_grams=row.planned_grams,
+        given_grams=row.given_grams,
+        starts_at=row.starts_at,
+        ends_at=row.ends_at,
+        chair_id=row.chair_id,
+        day_grams=(
+            visit.visit_grams(row.planned_grams, row.day_grams, row.dose_approval)
+            if row.day_grams is not None
+            else None
+        ),
+        given_started_at=row.given_started_at,
+        given_ended_at=row.given_ended_at,
+        waived=frozenset(row.waived_rules or ()),
+    )
+
+
+def load_many_facts(
+    session: so.Session, patient_ids: Sequence[int], settings: Settings
+) -> dict[int, PatientFacts]:
+    """Load patients' facts in three queries and a calendar per center: each center's calendar
+    spans every date of these patients (a wider calendar answers each date the same)."""
     from app.services import scheduling
 
-    versions = [
-        integrity.VersionFact(
-            id=r.id,
-            version=r.version,
-            effective_on=schedule.first_cycle_start(r.starts_on, r.preferred_weekday),
-            grams_per_day=r.grams_per_day,
-            grams_per_cycle=r.grams_per_cycle,
-            days_per_cycle=r.days_per_cycle,
-            interval_weeks=r.interval_weeks,
+    facts = {pid: PatientFacts([], [], {}) for pid in patient_ids}
+    for r in session.execute(
+        sa.select(
+            Regimen.patient_id,
+            Regimen.id,
+            Regimen.version,
+            Regimen.starts_on,
+            Regimen.preferred_weekday,
+            Regimen.grams_per_day,
+            Regimen.grams_per_cycle,
+            Regimen.days_per_cycle,
+            Regimen.interval_weeks,
+        ).where(Regimen.patient_id.in_(patient_ids))
+    ):
+        facts[r.patient_id].versions.append(
+            integrity.VersionFact(
+                id=r.id,
+                version=r.version,
+                effective_on=schedule.first_cycle_start(r.starts_on, r.preferred_weekday),
+                grams_per_day=r.grams_per_day,
+                grams_per_cycle=r.grams_per_cycle,
+                days_per_cycle=r.days_per_cycle,
+                interval_weeks=r.interval_weeks,
+            )
         )
-        for r in session.execute(
-            sa.select(
-                Regimen.id,
-                Regimen.version,
-                Regimen.starts_on,
-                Regimen.preferred_weekday,
-                Regimen.grams_per_day,
-                Regimen.grams_per_cycle,
-                Regimen.days_per_cycle,
-                Regimen.interval_weeks,
-            ).where(Regimen.patient_id == patient_id)
-        )
-    ]
-    rows = session.execute(sa.select(*_COLUMNS).where(Infusion.patient_id == patient_id)).all()
-    infusions = [
-        integrity.InfusionFact(
-            id=row.id,
-            regimen_id=row.regimen_id,
-            center_id=row.center_id,
-            cycle_number=row.cycle_number,
-            day_number=row.day_number,
-            planned_date=row.planned_date,
-            cycle_planned_on=row.cycle_planned_on,
-            status=row.status,
-            planned_grams=row.planned_grams,
-            given_grams=row.given_grams,
-            starts_at=row.starts_at,
-            ends_at=row.ends_at,
-            chair_id=row.chair_id,
-            day_grams=(
-                visit.visit_grams(row.planned_grams, row.day_grams, row.dose_approval)
-                if row.day_grams is not None
-                else None
-            ),
-            given_started_at=row.given_started_at,
-            given_ended_at=row.given_ended_at,
-            waived=frozenset(row.waived_rules or ()),
-        )
-        for row in rows
-    ]
+    spans: dict[int, tuple[dt.date, dt.date]] = {}
+    for row in session.execute(
+        sa.select(Infusion.patient_id, *_COLUMNS).where(Infusion.patient_id.in_(patient_ids))
+    ):
+        facts[row.patient_id].infusions.append(_infusion_fact(row))
+        low, high = spans.get(row.center_id, (row.planned_date, row.planned_date))
+        spans[row.center_id] = (min(low, row.planned_date), max(high, row.planned_date))
     calendars: dict[int, schedule.CenterCalendar] = {}
-    if infusions:
-        dates = [i.planned_date for i in infusions]
-        start, end = min(dates) - dt.timedelta(days=7), max(dates) + dt.timedelta(days=7)
-        for center_id in {i.center_id for i in infusions}:
-            # The session's own copy: a re-plan or a closure in this transaction loaded it.
-            center = session.get(Center, center_id)
-            assert center is not None
-            calendars[center_id] = scheduling.center_calendar(center, settings, start, end)
-    return PatientFacts(versions, infusions, calendars)
+    for center_id, (low, high) in spans.items():
+        # The session's own copy: a re-plan or a closure in this transaction loaded it.
+        center = session.get(Center, center_id)
+        assert center is not None
+        week = dt.timedelta(days=7)
+        calendars[center_id] = scheduling.center_calendar(center, settings, low - week, high + week)
+    for patient in facts.values():
+        for center_id in {i.center_id for i in patient.infusions}:
+            patient.calendars[center_id] = calendars[center_id]
+    return facts
 
 
 CourseLimits = integrity.CourseLimits
@@ -216,39 +237,55 @@ def check_patient(
     session: so.Session, patient_id: int, settings: Settings, now: dt.datetime | None = None
 ) -> list[integrity.Violation]:
     """Return the rules a patient's booked therapy breaks now (empty when sound)."""
+    return check_patients(session, [patient_id], settings, now)[patient_id]
+
+
+def check_patients(
+    session: so.Session,
+    patient_ids: Sequence[int],
+    settings: Settings,
+    now: dt.datetime | None = None,
+) -> dict[int, list[integrity.Violation]]:
+    """Return each patient's broken rules now (empty lists when sound), in a fixed number of
+    queries for the lot."""
     from app.services import reviews
 
     now = now or utcnow()
-    facts = load_facts(session, patient_id, settings)
-    course = None
-    if facts.infusions:
-        zone = next(iter(facts.calendars.values())).timezone
-        starts: dict[int, dt.date] = {}
-        for infusion in facts.infusions:
+    facts = load_many_facts(session, patient_ids, settings)
+    starts: dict[int, dict[int, dt.date]] = {}
+    for patient_id, patient in facts.items():
+        if not patient.infusions:
+            continue
+        firsts = starts[patient_id] = {}
+        for infusion in patient.infusions:
             if infusion.live:
-                first = starts.get(infusion.cycle_number)
+                first = firsts.get(infusion.cycle_number)
                 if first is None or infusion.planned_date < first:
-                    starts[infusion.cycle_number] = infusion.planned_date
-        course = reviews.course_limits(
-            session, patient_id, settings, schedule.local_date(now, zone), starts
-        ).integrity
-    return integrity.check(
-        facts.versions,
-        facts.infusions,
-        facts.calendars,
-        now,
-        settings.integrity_limits(),
-        course,
-    )
+                    firsts[infusion.cycle_number] = infusion.planned_date
+    courses = reviews.load_courses(session, list(starts), starts) if starts else {}
+    limits = settings.integrity_limits()
+    return {
+        patient_id: integrity.check(
+            patient.versions,
+            patient.infusions,
+            patient.calendars,
+            now,
+            limits,
+            reviews.integrity_limits(courses[patient_id]) if patient_id in courses else None,
+        )
+        for patient_id, patient in facts.items()
+    }
 
 
 def check_everyone(session: so.Session, settings: Settings) -> dict[int, list[integrity.Violation]]:
     """Return every patient's violations (for `flask integrity check`); writes nothing."""
     found = {}
-    for patient_id in session.scalars(sa.select(Patient.id).order_by(Patient.id)):
-        violations = check_patient(session, patient_id, settings)
-        if violations:
-            found[patient_id] = violations
+    everyone = list(session.scalars(sa.select(Patient.id).order_by(Patient.id)))
+    for start in range(0, len(everyone), _CHECK_BATCH):
+        batch = everyone[start : start + _CHECK_BATCH]
+        for patient_id, violations in check_patients(session, batch, settings).items():
+            if violations:
+                found[patient_id] = violations
     return found
 
 
@@ -267,6 +304,7 @@ def _snapshot(session: so.Session, _context: Any, _instances: Any) -> None:
     if not patients:
         return
     state = _state(session)
+    state.verified -= patients
     fresh = sorted(patients - state.before.keys())
     if not fresh:
         return
@@ -274,7 +312,7 @@ def _snapshot(session: so.Session, _context: Any, _instances: Any) -> None:
     with session.no_autoflush:
         for patient_id in fresh:
             lock_patient(session, patient_id)
-            state.before[patient_id] = check_patient(session, patient_id, settings)
+        state.before.update(check_patients(session, fresh, settings))
 
 
 def fresh_patients(session: so.Session, patient_ids: Sequence[int]) -> None:
@@ -285,19 +323,28 @@ def fresh_patients(session: so.Session, patient_ids: Sequence[int]) -> None:
         state.locked.add(patient_id)
 
 
-def added_violations(session: so.Session) -> dict[int, list[integrity.Violation]]:
+def added_violations(
+    session: so.Session, remember: bool = False
+) -> dict[int, list[integrity.Violation]]:
     """Each patient this transaction touched, with the violations it would add (none: left
-    out), in patient order."""
+    out), in patient order. With `remember`, the patients found sound are not checked again
+    at commit unless a later flush changes their infusions or regimens through the session
+    (a caller writing in bulk after this must check again)."""
     session.flush()  # changes not yet flushed take their "before" snapshot now
     state = session.info.get(_STATE)
     if state is None or not state.before:
         return {}
     settings = settings_of(session)
     found = {}
-    for patient_id, before in sorted(state.before.items()):
-        added = integrity.new_violations(before, check_patient(session, patient_id, settings))
-        if added:
-            found[patient_id] = added
+    waiting = sorted(pid for pid in state.before if pid not in state.verified)
+    for start in range(0, len(waiting), _CHECK_BATCH):
+        batch = waiting[start : start + _CHECK_BATCH]
+        for patient_id, now in check_patients(session, batch, settings).items():
+            added = integrity.new_violations(state.before[patient_id], now)
+            if added:
+                found[patient_id] = added
+            elif remember:
+                state.verified.add(patient_id)
     return found
 
 

@@ -249,9 +249,7 @@ class CourseLimits:
 
     @property
     def integrity(self) -> integrity.CourseLimits:
-        return integrity.CourseLimits(
-            authorised=tuple((a.starts_on, a.ends_on) for a in self.authorisations)
-        )
+        return _authorised(self.authorisations)
 
     @property
     def booking_stop(self) -> str | None:
@@ -264,6 +262,17 @@ class CourseLimits:
                 f"({self.review_reason}) and is not recorded"
             )
         return None
+
+
+def _authorised(authorisations: Sequence[reviews.AuthorisationFact]) -> integrity.CourseLimits:
+    return integrity.CourseLimits(
+        authorised=tuple((a.starts_on, a.ends_on) for a in authorisations)
+    )
+
+
+def integrity_limits(course: reviews.CourseFacts) -> integrity.CourseLimits:
+    """What the therapy-integrity checker reads of a course: its authorisations."""
+    return _authorised(course.authorisations)
 
 
 def course_limits(

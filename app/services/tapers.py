@@ -177,13 +177,15 @@ def create_plan(
     data: PlanInput,
     settings: Settings,
     today: dt.date,
+    steps: Sequence[taper.StepPlan] | None = None,
 ) -> TaperPlan:
-    """Set a new taper plan version; its first step starts now (the physician set it)."""
+    """Set a new taper plan version; its first step starts now (the physician set it).
+    `steps`: what build_steps made of this very input, when the caller checked it already."""
     if not data.reason.strip():
         raise InvalidInput("reason: say why the taper is set or changed", field="reason")
     if data.starts_on < today - dt.timedelta(days=1):
         raise InvalidInput("starts_on: not in the past", field="starts_on")
-    steps = build_steps(data, settings)
+    steps = build_steps(data, settings) if steps is None else steps
     dated = taper.date_steps(steps, data.starts_on)
     now = utcnow()
     with unit_of_work(session):
