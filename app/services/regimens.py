@@ -135,6 +135,9 @@ def set_regimen(
     for attempt in range(1, attempts + 1):
         try:
             with unit_of_work(session):
+                if fingerprint is None:
+                    # No preview was confirmed: nothing to compare the bookings against.
+                    return _set_regimen_once(session, actor, patient_id, data, settings, now)
                 result, _preview = previews.confirmed(
                     session,
                     Infusion.patient_id == patient_id,
