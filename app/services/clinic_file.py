@@ -25,7 +25,7 @@ import hashlib
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -33,7 +33,7 @@ import sqlalchemy.orm as so
 
 from app.config import Settings
 from app.csvout import safe_cell
-from app.db import utcnow
+from app.db import Base, utcnow
 from app.domain import clinic_file, integrity, schedule, taper
 from app.domain.clinic_file import FileProblem, Row
 from app.models import (
@@ -450,7 +450,7 @@ def _write(
         session.add_all([plan.patient for plan in batch if plan.created])
         session.flush()
         integrity_service.fresh_patients(session, [p.patient.id for p in batch if p.created])
-        rows: dict[type, list[dict[str, object]]] = defaultdict(list)
+        rows: dict[type[Base], list[dict[str, object]]] = defaultdict(list)
         for plan in batch:
             _versions(session, actor, plan, settings)
             for model, values in _history(plan, actor, settings):
@@ -460,7 +460,7 @@ def _write(
             rows[Infusion].extend(_infusions(plan, zones))
         for model, values_list in rows.items():
             # Core, not the ORM: nothing here needs an object or an id back.
-            session.execute(sa.insert(model.__table__), values_list)
+            session.execute(sa.insert(cast(sa.Table, model.__table__)), values_list)
         for plan in batch:
             for row in plan.rows:
                 if row.kind == "taper":
@@ -509,7 +509,7 @@ def _versions(session: so.Session, actor: Actor, plan: _Plan, settings: Settings
 
 def _history(
     plan: _Plan, actor: Actor, settings: Settings
-) -> Iterator[tuple[type, dict[str, object]]]:
+) -> Iterator[tuple[type[Base], dict[str, object]]]:
     """The weights, assessments and lab results of a patient, as rows to insert."""
     patient_id = plan.patient.id
     now = utcnow()

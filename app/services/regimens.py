@@ -216,7 +216,7 @@ def _set_regimen_once(
         )
         session.add(regimen)
         session.flush()
-        plan = scheduling.replan(session, regimen, settings, today, now)
+        plan = scheduling.replan(session, regimen, settings, today, now, course=course)
         audit.record(
             session,
             actor,

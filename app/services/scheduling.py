@@ -270,12 +270,14 @@ def replan(
     *,
     extend_only: bool = False,
     cause: str | None = None,
+    course: reviews.CourseLimits | None = None,
 ) -> ReplanResult:
     """Book the regimen from today to the horizon; only future, not-started infusions move.
 
     With extend_only, every existing infusion stays where it is and only dates beyond them
     (the horizon rolling forward) are booked. `cause` says why, for cancelled infusions and
-    for the worklist of a nurse whose manual move could not be kept.
+    for the worklist of a nurse whose manual move could not be kept. `course`: the course's
+    limits as of `today`, when the caller loaded them already.
     """
     now = now or utcnow()
     # A calendar change's cause also stands on the days it books afresh (where they went).
@@ -293,7 +295,8 @@ def replan(
         )
     )
     until = add_months(today, settings.scheduling.horizon_months)
-    authorised = _course(session, regimen.patient_id, settings, today).authorised_until
+    course = course or _course(session, regimen.patient_id, settings, today)
+    authorised = course.authorised_until
     if authorised is not None and authorised < until:
         # The horizon books up to the authorisation's end; the rest needs a renewal.
         until = authorised
