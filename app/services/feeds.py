@@ -145,8 +145,12 @@ def fingerprint(
         parts.append(_versions(session, TaperStep, _step_filter(sub, window)))
     elif sub.scope == "physician":
         # A step becomes due, and its shown day moves, at the patient's local midnight
-        # without any row changing.
-        parts += [f"{step.id}:{day}" for step, day in _approval_days(session, sub, now)]
+        # without any row changing; a change to a waiting step (its dose) shows as its
+        # SEQUENCE and DTSTAMP.
+        parts += [
+            f"{step.id}:{step.sequence}:{step.updated_at.isoformat()}:{day}"
+            for step, day in _approval_days(session, sub, now)
+        ]
         parts.append(
             _versions(
                 session,

@@ -252,3 +252,49 @@ def test_a_busy_centers_feed_stays_under_the_size_limit_nearest_first(
     shown = [e["DTSTART"].dt for e in icalendar.Calendar.from_ical(body).walk("VEVENT")]
     assert 0 < len(shown) < booked  # the far future was left out, not the near
     assert shown == sorted(shown) and min(shown).date() <= start + dt.timedelta(days=3)
+
+
+def test_a_waiting_steps_change_reaches_the_physician_feed_not_a_stale_304(
+    client, bearer, clinic, db_session, settings
+):
+    """A step waiting for approval whose dose the physician changes keeps its id and its day:
+    the feed's event still changes (a higher SEQUENCE, a new DTSTAMP), so no 304 may hide it."""
+    start = clock.clinic_today("America/New_York") - dt.timedelta(days=40)
+    plan = tapers.create_plan(
+        db_session,
+        clinic.doctor,
+        clinic.patient.id,
+        tapers.PlanInput(
+            drug="prednisone", start_mg=20, template="banded", starts_on=start, reason="DM"
+        ),
+        settings,
+        start,
+    )
+    path = subscribe(client, bearer, clinic.physician, "physician", clinic.physician.id)
+
+    def step_event(body: bytes):
+        (event,) = [
+            e
+            for e in icalendar.Calendar.from_ical(body).walk("VEVENT")
+            if str(e["SUMMARY"]).startswith("Taper step")
+        ]
+        return event
+
+    first = client.get(path)
+    before = step_event(first.get_data())
+    waiting = tapers.next_step(plan.steps)
+    assert waiting is not None
+    tapers.change_step_dose(
+        db_session,
+        clinic.doctor,
+        waiting.id,
+        waiting.mg_per_day - 2.5,
+        "slower at this dose",
+        settings,
+        expected_version=waiting.version,
+    )
+    again = client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 200
+    after = step_event(again.get_data())
+    assert after["UID"] == before["UID"] and after["DTSTART"].dt == before["DTSTART"].dt
+    assert int(after["SEQUENCE"]) > int(before["SEQUENCE"])
