@@ -36,6 +36,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+SCORES: tuple[str, ...] = (
+    "cdasi_activity",
+    "cdasi_damage",
+    "mmt8",
+    "ck",
+    "ck_uln",
+    "physician_global",
+    "patient_global",
+    "pruritus",
+    "haq",
+    "extramuscular_global",
+)
+
 #: Every column, in the order the file has them.
 COLUMNS: tuple[str, ...] = (
     "record",
@@ -67,16 +80,7 @@ COLUMNS: tuple[str, ...] = (
     "decrement_mg",
     "percent",
     "step_days",
-    "cdasi_activity",
-    "cdasi_damage",
-    "mmt8",
-    "ck",
-    "ck_uln",
-    "physician_global",
-    "patient_global",
-    "pruritus",
-    "haq",
-    "extramuscular_global",
+    *SCORES,
     "test",
     "value",
     "unit",
@@ -93,18 +97,6 @@ COLUMNS: tuple[str, ...] = (
     "notes",
 )
 
-SCORES: tuple[str, ...] = (
-    "cdasi_activity",
-    "cdasi_damage",
-    "mmt8",
-    "ck",
-    "ck_uln",
-    "physician_global",
-    "patient_global",
-    "pruritus",
-    "haq",
-    "extramuscular_global",
-)
 
 #: Past infusions the file carries: what a nurse recorded (planned ones follow the regimen).
 INFUSION_STATUSES: tuple[str, ...] = ("given", "partial", "missed")

@@ -43,12 +43,9 @@ def clinic(db_session, make_user, settings) -> Clinic:
     return holder
 
 
-def test_a_physician_feed_changes_at_the_centers_midnight_not_a_stale_304(
-    client, bearer, clinic, db_session, settings
-):
-    day = clock.clinic_today("America/New_York") + dt.timedelta(days=2)
-    start = day - dt.timedelta(days=40)  # the first step has been due for days
-    tapers.create_plan(
+def taper_from(db_session, clinic: Clinic, settings, start: dt.date):
+    """A prednisone taper from 20 mg begun on `start` (its next step waits for approval)."""
+    return tapers.create_plan(
         db_session,
         clinic.doctor,
         clinic.patient.id,
@@ -58,6 +55,13 @@ def test_a_physician_feed_changes_at_the_centers_midnight_not_a_stale_304(
         settings,
         start,
     )
+
+
+def test_a_physician_feed_changes_at_the_centers_midnight_not_a_stale_304(
+    client, bearer, clinic, db_session, settings
+):
+    day = clock.clinic_today("America/New_York") + dt.timedelta(days=2)
+    taper_from(db_session, clinic, settings, day - dt.timedelta(days=40))  # due for days
     path = subscribe(client, bearer, clinic.physician, "physician", clinic.physician.id)
     # 20:00 in New York is already tomorrow in UTC; 00:30 the next night is the same UTC date.
     clock.set_now(new_york(day, 20))
@@ -260,16 +264,7 @@ def test_a_waiting_steps_change_reaches_the_physician_feed_not_a_stale_304(
     """A step waiting for approval whose dose the physician changes keeps its id and its day:
     the feed's event still changes (a higher SEQUENCE, a new DTSTAMP), so no 304 may hide it."""
     start = clock.clinic_today("America/New_York") - dt.timedelta(days=40)
-    plan = tapers.create_plan(
-        db_session,
-        clinic.doctor,
-        clinic.patient.id,
-        tapers.PlanInput(
-            drug="prednisone", start_mg=20, template="banded", starts_on=start, reason="DM"
-        ),
-        settings,
-        start,
-    )
+    plan = taper_from(db_session, clinic, settings, start)
     path = subscribe(client, bearer, clinic.physician, "physician", clinic.physician.id)
 
     def step_event(body: bytes):
