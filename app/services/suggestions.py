@@ -18,6 +18,7 @@ from app import clock
 from app.config import PROJECT_ROOT, Settings
 from app.db import utcnow
 from app.domain import schedule
+from app.domain.integrity import GIVEN
 from app.domain.rules import engine, facts
 from app.models import (
     AdverseEvent,
@@ -31,7 +32,6 @@ from app.models import (
     TaperPlan,
     TaperStep,
 )
-from app.models.infusion import RECORDED
 from app.services import (
     audit,
     integrity,
@@ -90,6 +90,7 @@ class PatientRecord:
 
     assessments: list[Assessment]
     regimens: list[Regimen]
+    #: Each cycle given (a day of it given or partial), as the date of its first day given.
     day_ones_given: list[dt.date]
     adverse_events: list[AdverseEvent]
     taper: tapers.TaperView | None
@@ -100,40 +101,17 @@ class PatientRecord:
 def load_record(
     session: so.Session, patient_id: int, settings: Settings, as_of: dt.date
 ) -> PatientRecord:
-    assessments = list(
-        session.scalars(
-            sa.select(Assessment)
-            .where(Assessment.patient_id == patient_id)
-            .order_by(Assessment.assessed_on, Assessment.id)
-        )
+    """One patient's record (load_records of one)."""
+    return load_records(session, [patient_id], settings, as_of)[patient_id]
+
+
+def _cycles_given(which: sa.ColumnElement[bool]) -> sa.Select[int, dt.date]:
+    """(patient id, first day given) of each cycle with a day given or partial."""
+    return (
+        sa.select(Infusion.patient_id, sa.func.min(Infusion.planned_date).label("first_given"))
+        .where(which, Infusion.status.in_(sorted(GIVEN)))
+        .group_by(Infusion.patient_id, Infusion.cycle_number)
     )
-    history = list(
-        session.scalars(
-            sa.select(Regimen).where(Regimen.patient_id == patient_id).order_by(Regimen.version)
-        )
-    )
-    day_ones = list(
-        session.scalars(
-            sa.select(Infusion.planned_date).where(
-                Infusion.patient_id == patient_id,
-                Infusion.day_number == 1,
-                Infusion.status.in_([s.value for s in RECORDED]),
-            )
-        )
-    )
-    events = list(
-        session.scalars(sa.select(AdverseEvent).where(AdverseEvent.patient_id == patient_id))
-    )
-    has_taper = session.scalar(
-        sa.select(TaperPlan.id).where(TaperPlan.patient_id == patient_id).limit(1)
-    )
-    taper_view = tapers.patient_taper(session, patient_id, settings, as_of) if has_taper else None
-    zone = session.scalar(
-        sa.select(Center.timezone)
-        .join(Patient, Patient.home_center_id == Center.id)
-        .where(Patient.id == patient_id)
-    )
-    return PatientRecord(assessments, history, sorted(day_ones), events, taper_view, zone or "UTC")
 
 
 #: Patients per IN (...) list when loading many records at once.
@@ -160,13 +138,9 @@ def load_records(
             sa.select(Regimen).where(Regimen.patient_id.in_(chunk)).order_by(Regimen.version)
         ):
             by["r"][r.patient_id].append(r)
-        for pid, day in session.execute(
-            sa.select(Infusion.patient_id, Infusion.planned_date).where(
-                Infusion.patient_id.in_(chunk),
-                Infusion.day_number == 1,
-                Infusion.status.in_([s.value for s in RECORDED]),
-            )
-        ):
+        # A cycle counts as given from its first day given: a cycle missed altogether is no
+        # cycle of therapy (its day 1 recorded as missed is not one either).
+        for pid, day in session.execute(_cycles_given(Infusion.patient_id.in_(chunk))):
             by["d"][pid].append(day)
         for e in session.scalars(sa.select(AdverseEvent).where(AdverseEvent.patient_id.in_(chunk))):
             by["e"][e.patient_id].append(e)
@@ -576,13 +550,8 @@ def _next_cycle_start(
 ) -> dt.date:
     """Where a changed regimen starts: the next planned cycle, but never sooner than the new
     interval after the last cycle given (widening 4 to 6 weeks moves the next cycle out)."""
-    last_given = session.scalar(
-        sa.select(sa.func.max(Infusion.planned_date)).where(
-            Infusion.patient_id == patient_id,
-            Infusion.day_number == 1,
-            Infusion.status.in_([s.value for s in RECORDED]),
-        )
-    )
+    cycles = _cycles_given(Infusion.patient_id == patient_id).subquery()
+    last_given = session.scalar(sa.select(sa.func.max(cycles.c.first_given)))
     earliest = last_given + dt.timedelta(weeks=interval_weeks) if last_given else today
     return max(scheduling.next_planned_start(session, patient_id, today), earliest)
 

@@ -100,7 +100,8 @@ def test_a_responder_gets_one_deescalation_that_approval_applies(db_session, cli
         sa.select(Infusion).where(
             Infusion.patient_id == clinic.patient.id,
             Infusion.status == InfusionStatus.SCHEDULED,
-            Infusion.planned_date >= dt.date.today() + dt.timedelta(days=1),
+            # Cycles still to begin: one begun today (the real date) finishes on its version.
+            Infusion.cycle_planned_on >= dt.date.today() + dt.timedelta(days=1),
         )
     ).all()
     assert future and all(i.regimen_id == current.id for i in future)
@@ -125,6 +126,31 @@ def test_a_non_responder_is_flagged_for_review_and_rejection_sticks(db_session, 
     db_session.commit()
     assert pending(db_session, clinic.patient.id) == []  # not repeated without new evidence
     assert db_session.scalar(sa.select(sa.func.count(Regimen.id))) == 1  # therapy unchanged
+
+
+def test_a_cycle_missed_altogether_is_not_counted_as_given(db_session, clinic, settings):
+    """Two cycles given and the third missed on both days: the rules see two cycles, too few
+    to judge a response (the non-response review waits for three)."""
+    from app.services import infusions
+
+    assess(db_session, clinic, settings, START - dt.timedelta(days=1), 40)
+    give_until(db_session, clinic, settings, START + dt.timedelta(weeks=5))
+    third = db_session.scalars(
+        sa.select(Infusion).where(
+            Infusion.patient_id == clinic.patient.id, Infusion.cycle_number == 3
+        )
+    ).all()
+    assert len(third) == 2
+    for infusion in third:
+        infusions.set_status(
+            db_session, clinic.nursing, infusion.id, InfusionStatus.MISSED, "patient unwell"
+        )
+    assess(db_session, clinic, settings, START + dt.timedelta(weeks=9), 38)
+    assert pending(db_session, clinic.patient.id) == []
+    record = suggestions.load_record(
+        db_session, clinic.patient.id, settings, START + dt.timedelta(weeks=9)
+    )
+    assert record.day_ones_given == [START, START + dt.timedelta(weeks=4)]
 
 
 def test_a_serious_adverse_event_holds_ivig_and_blocks_deescalation(db_session, clinic, settings):
