@@ -525,6 +525,36 @@ class StewardshipSettings(_Section):
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
 
 
+class ReportSettings(_Section):
+    """The clinic reports' response definitions and reference figures (DOMAIN.md: "The clinical
+    story", "Response measures")."""
+
+    #: Weeks from the first infusion given after which no response means a non-responder.
+    response_window_weeks: int = Field(16, ge=1, le=520)
+    #: The seed's mean cycles to response, its share improved (percent), its cohort and how
+    #: many of it stopped for adverse events.
+    reference_cycles_to_response: float = Field(1.82, gt=0, le=100)
+    reference_improved_percent: float = Field(80.0, ge=0, le=100)
+    reference_patients: int = Field(42, ge=1, le=1_000_000)
+    reference_stopped_for_adverse_events: int = Field(6, ge=0, le=1_000_000)
+    #: ProDERM's week of measure, its TIS threshold, and its share at it then (percent).
+    reference_week: int = Field(16, ge=1, le=520)
+    reference_week_tis: float = Field(20.0, gt=0, le=100)
+    reference_week_percent: float = Field(78.7, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _stopped_within_cohort(self) -> ReportSettings:
+        if self.reference_stopped_for_adverse_events > self.reference_patients:
+            raise ValueError(
+                "reference_stopped_for_adverse_events must not be above reference_patients"
+            )
+        return self
+
+    @property
+    def reference_stopped_percent(self) -> float:
+        return self.reference_stopped_for_adverse_events / self.reference_patients * 100
+
+
 class Settings(_Section):
     app: AppSettings = AppSettings()
     auth: AuthSettings = AuthSettings()
@@ -545,6 +575,7 @@ class Settings(_Section):
     fhir: FhirSettings = FhirSettings()
     optimiser: OptimiserSettings = OptimiserSettings()
     stewardship: StewardshipSettings = StewardshipSettings()
+    reports: ReportSettings = ReportSettings()
     #: Where the settings were read from (for messages); not a config.toml key.
     source: str = Field("defaults", exclude=True)
 

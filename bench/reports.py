@@ -1,5 +1,5 @@
-"""`python -m bench.reports`: the clinic's stewardship ledger and the rule outcomes over 10,000
-patients with two years of history.
+"""`python -m bench.reports`: the clinic's stewardship ledger, the rule outcomes and the clinic
+reports over 10,000 patients with two years of history.
 
 Issue target (issue 15, Performance): reports and the ledger over 10,000 patients with two
 years of history in at most 1 s median, with a fixed number of queries.
@@ -13,11 +13,18 @@ one patient in ten stopped by a review after cycle 18; one cycle day in fifty on
 given. Every cycle day up to the benchmark's day is given (about 40 infusion rows a patient,
 400,000 in all). Each patient has four suggestions of ten rule versions (approved, approved
 at another value, rejected with one of four reasons, expired undecided or no longer
-indicated, pending) and one in ten an order-sign check recorded from an EHR.
+indicated, pending) and one in ten an order-sign check recorded from an EHR. For the clinic
+reports, each patient is assessed the day before the course and then every 12 weeks (seven in
+ten improving by every measure, about 90,000 assessments), one in eight has an adverse event
+on a cycle day, and four in ten take a prednisone taper from the course's start (40 mg/day,
+5 mg less every 14 days, then stopped: about 36,000 steps, those due by the benchmark's day
+started). The infusions still planned are the cycle days after the benchmark's day of the
+courses not stopped, up to a year ahead.
 
-Measured: the median wall time of `stewardship.clinic_ledger` (every patient, no filter) and
-of `stewardship.rule_outcomes`, each in a fresh session, and the statements each sends: for
-the whole clinic and for one center's patients (the same number: "fixed").
+Measured: the median wall time of `stewardship.clinic_ledger` (every patient, no filter), of
+`stewardship.rule_outcomes` and of `clinic_report.clinic_report`, each in a fresh session, and
+the statements each sends: for the whole clinic and for one center's patients (the same
+number: "fixed").
 
 BENCH_DB=postgresql+psycopg://postgres@127.0.0.1:5432/postgres runs it on PostgreSQL;
 BENCH_PATIENTS changes the number of patients.
@@ -40,8 +47,19 @@ import sqlalchemy.orm as so
 
 from app.config import Settings
 from app.db import Base, make_engine, make_session_factory, recorded_statements, utcnow
-from app.models import CourseReview, Infusion, Patient, Regimen, Suggestion, User
-from app.services import stewardship
+from app.models import (
+    AdverseEvent,
+    Assessment,
+    CourseReview,
+    Infusion,
+    Patient,
+    Regimen,
+    Suggestion,
+    TaperPlan,
+    TaperStep,
+    User,
+)
+from app.services import clinic_report, stewardship
 from app.services.suggestions import UNDECIDED
 from bench.common import median_ms, settings_for, throwaway_database
 from bench.rows import center_with_chairs
@@ -53,6 +71,7 @@ ZONE = "America/New_York"
 CHUNK = 5000
 RULES = tuple((f"rule_{n}", version) for n in range(5) for version in (1, 2))
 REASONS = ("Too early", "Patient preference", "Flare last month", "Awaiting labs")
+EVENTS = ("headache", "fever", "chills", "rash", "thrombosis")
 
 
 def _insert(session: so.Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
@@ -265,7 +284,151 @@ def _populate(session: so.Session) -> None:
     _insert(session, Infusion, infusions)
     _insert(session, CourseReview, reviews)
     _insert(session, Suggestion, _suggestions(rng, patient_ids, version_ids, now))
+    _insert(session, Infusion, _planned_rows(courses, stops, version_ids, regimen_by_id))
+    _insert(session, Assessment, _assessments(rng, courses, now))
+    _insert(session, AdverseEvent, _adverse_events(rng, courses, now))
+    _tapers(session, rng, courses, now)
     session.commit()
+
+
+def _planned_rows(
+    courses: dict[int, list[tuple[int, dt.date, int]]],
+    stops: set[int],
+    version_ids: dict[tuple[int, int], int],
+    regimen_by_id: dict[int, dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The cycle days after TODAY, up to a year ahead, of every course not stopped (unbooked)."""
+    rows = []
+    for pid, course in courses.items():
+        if pid in stops or not course:
+            continue
+        cycle, on, version = course[-1]
+        rid = version_ids[(pid, version)]
+        regimen = regimen_by_id[rid]
+        while on <= TODAY + dt.timedelta(days=365):
+            for day_number in (1, 2):
+                if on + dt.timedelta(days=day_number - 1) > TODAY:
+                    planned = regimen["grams_per_day"]
+                    row = _infusion(pid, rid, regimen, cycle, day_number, on, planned)
+                    rows.append(row | {"status": "unbooked", "given_grams": None})
+            cycle += 1
+            on += dt.timedelta(weeks=regimen["interval_weeks"])
+    return rows
+
+
+def _assessments(
+    rng: random.Random, courses: dict[int, list[tuple[int, dt.date, int]]], now: dt.datetime
+) -> list[dict[str, Any]]:
+    """The day before each course and every 12 weeks after; seven in ten improving."""
+    rows = []
+    for pid, course in courses.items():
+        if not course:
+            continue
+        improving = rng.random() < 0.7
+        on, visit = course[0][1] - dt.timedelta(days=1), 0
+        while on <= TODAY:
+            kept = 1 - (min(0.6, 0.15 * visit) if improving else 0.0)
+            rows.append(
+                {
+                    "patient_id": pid,
+                    "assessed_on": on,
+                    "cdasi_activity": round(35 * kept, 1),
+                    "mmt8": round(60 * (1 + (1 - kept) / 3), 1),
+                    "ck": round(900 * kept),
+                    "ck_uln": 200.0,
+                    "physician_global": round(6 * kept, 1),
+                    "patient_global": round(6 * kept, 1),
+                    "haq": round(1.2 * kept, 2),
+                    "extramuscular_global": round(4 * kept, 1),
+                    "notes": "",
+                    "created_at": now,
+                }
+            )
+            on += dt.timedelta(weeks=12)
+            visit += 1
+    return rows
+
+
+def _adverse_events(
+    rng: random.Random, courses: dict[int, list[tuple[int, dt.date, int]]], now: dt.datetime
+) -> list[dict[str, Any]]:
+    rows = []
+    for pid, course in courses.items():
+        if not course or rng.random() >= 1 / 8:
+            continue
+        _cycle, on, _version = course[rng.randrange(len(course))]
+        grade = rng.choice((1, 1, 2, 3))
+        rows.append(
+            {
+                "patient_id": pid,
+                "infusion_id": None,
+                "occurred_on": on,
+                "event_type": rng.choice(EVENTS),
+                "grade": grade,
+                "serious": grade >= 3,
+                "description": "",
+                "resolved_on": on + dt.timedelta(days=3),
+                "created_at": now,
+            }
+        )
+    return rows
+
+
+def _tapers(
+    session: so.Session,
+    rng: random.Random,
+    courses: dict[int, list[tuple[int, dt.date, int]]],
+    now: dt.datetime,
+) -> None:
+    """Four in ten: prednisone 40 mg/day from the course's start, 5 mg less every 14 days."""
+    starts = {pid: course[0][1] for pid, course in courses.items() if course and rng.random() < 0.4}
+    _insert(
+        session,
+        TaperPlan,
+        [
+            {
+                "patient_id": pid,
+                "version": 1,
+                "drug": "prednisone",
+                "start_mg": 40.0,
+                "template": "fixed",
+                "template_params": {},
+                "starts_on": on,
+                "reason": "bench",
+                "created_at": now,
+            }
+            for pid, on in starts.items()
+        ],
+    )
+    plans = {
+        pid: plan for pid, plan in session.execute(sa.select(TaperPlan.patient_id, TaperPlan.id))
+    }
+    steps = []
+    for pid, on in starts.items():
+        for position, mg in enumerate(range(40, -1, -5)):
+            earliest = on + dt.timedelta(days=14 * position)
+            started = earliest if earliest <= TODAY else None
+            following = earliest + dt.timedelta(days=14)
+            done = started is not None and following <= TODAY and mg > 0
+            steps.append(
+                {
+                    "uid": uuid.uuid4().hex,
+                    "plan_id": plans[pid],
+                    "patient_id": pid,
+                    "position": position,
+                    "mg_per_day": float(mg),
+                    "min_days": 14,
+                    "requires_cortisol": mg == 0,
+                    "status": "completed" if done else "active" if started else "planned",
+                    "earliest_on": earliest,
+                    "started_on": started,
+                    "ended_on": following if done else None,
+                    "sequence": 0,
+                    "version": 1,
+                    "updated_at": now,
+                }
+            )
+    _insert(session, TaperStep, steps)
 
 
 def _suggestions(
@@ -379,20 +542,26 @@ def main() -> None:
         results["populate_seconds"] = round(time.perf_counter() - built, 1)
         everyone = stewardship.ClinicFilter()
         one_center = stewardship.ClinicFilter(center_id=center)
-        ledgers: dict[str, stewardship.ClinicLedger] = {}
+        kept: dict[str, Any] = {}
 
-        def ledger(filt: stewardship.ClinicFilter) -> Callable[[so.Session], object]:
-            def run(session: so.Session) -> object:
-                ledgers[str(filt.center_id)] = stewardship.clinic_ledger(
-                    session, filt, settings, TODAY
-                )
-                return ledgers[str(filt.center_id)]
+        def keep(
+            name: str, run: Callable[[so.Session, stewardship.ClinicFilter, Settings, dt.date], Any]
+        ) -> Callable[[stewardship.ClinicFilter], Callable[[so.Session], object]]:
+            """A measured run of a report under a filter, its last result kept under a name."""
 
-            return run
+            def under(filt: stewardship.ClinicFilter) -> Callable[[so.Session], object]:
+                def once(session: so.Session) -> object:
+                    kept[f"{name}:{filt.center_id}"] = run(session, filt, settings, TODAY)
+                    return kept[f"{name}:{filt.center_id}"]
 
+                return once
+
+            return under
+
+        ledger = keep("ledger", stewardship.clinic_ledger)
         results["clinic_ledger"] = _measure(engine, factory, ledger(everyone), repeat=5)
         results["clinic_ledger_one_center"] = _measure(engine, factory, ledger(one_center), 5)
-        total = ledgers["None"].total
+        total = kept["ledger:None"].total
         results["ledger_figures"] = {
             "patients": total.patients,
             "grams_given": round(total.grams_given),
@@ -400,10 +569,29 @@ def main() -> None:
             "saved": {cause: round(grams) for cause, grams in total.saved.items()},
         }
         results["rule_outcomes"] = _measure(engine, factory, stewardship.rule_outcomes, 5)
+        report = keep("report", clinic_report.clinic_report)
+        results["clinic_report"] = _measure(engine, factory, report(everyone), repeat=5)
+        results["clinic_report_one_center"] = _measure(engine, factory, report(one_center), 5)
+        shown: clinic_report.ClinicReport = kept["report:None"]
+        summary = shown.responses
+        results["report_figures"] = {
+            "patients": summary.patients,
+            "by_status": dict(summary.by_status),
+            "improved_percent": round(summary.improved_percent or 0, 1),
+            "cycles_to_response_mean": round(summary.cycles_to_response.mean or 0, 2),
+            "adverse_event_types": len(shown.adverse_events),
+            "on_steroids": shown.steroids.current_mg_per_day.count,
+        }
         engine.dispose()
     queries = {results["clinic_ledger"]["queries"], results["clinic_ledger_one_center"]["queries"]}
+    report_queries = {
+        results["clinic_report"]["queries"],
+        results["clinic_report_one_center"]["queries"],
+    }
     results["targets"] = {
         "clinic_ledger_at_most_1_s": results["clinic_ledger"]["median_ms"] <= 1000,
+        "clinic_report_at_most_1_s": results["clinic_report"]["median_ms"] <= 1000,
+        "fixed_report_queries": report_queries == {7, 8},
         "rule_outcomes_at_most_1_s": results["rule_outcomes"]["median_ms"] <= 1000,
         # One center's patients: the filter's check of the center is one more lookup.
         "fixed_ledger_queries": queries == {4, 5},

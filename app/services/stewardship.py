@@ -65,7 +65,7 @@ class ClinicLedger:
     currency: str
 
 
-def _patients(filt: ClinicFilter) -> sa.Select[int] | None:
+def filtered_patients(filt: ClinicFilter) -> sa.Select[int] | None:
     """The filter's patients' ids, or None for every patient (no IN clause at all: the
     database then reads the whole table in one pass)."""
     if filt.center_id is None and filt.physician_id is None:
@@ -78,9 +78,10 @@ def _patients(filt: ClinicFilter) -> sa.Select[int] | None:
     return statement
 
 
-def _among(
+def among(
     column: so.InstrumentedAttribute[int], patients: sa.Select[int] | None
 ) -> sa.ColumnElement[bool]:
+    """The column's patient among the filter's (filtered_patients), or true for everyone."""
     return sa.true() if patients is None else column.in_(patients)
 
 
@@ -123,7 +124,7 @@ def _histories(
             Regimen.dosing_weight_kg,
             Regimen.grams_per_cycle,
             Regimen.minutes_per_day,
-        ).where(_among(Regimen.patient_id, patients))
+        ).where(among(Regimen.patient_id, patients))
     ).all():
         versions[rid] = version
         regimens[pid].append(
@@ -143,7 +144,7 @@ def _histories(
             )
         )
     given_rows = sa.and_(
-        _among(Infusion.patient_id, patients),
+        among(Infusion.patient_id, patients),
         Infusion.status.in_(_GIVEN),
         Infusion.planned_date <= as_of,
         Infusion.planned_date >= since if since is not None else sa.true(),
@@ -200,7 +201,7 @@ def _histories(
     decided: dict[int, list[review_rules.ReviewFact]] = defaultdict(list)
     for pid, on, decision in connection.execute(
         sa.select(CourseReview.patient_id, CourseReview.reviewed_on, CourseReview.decision).where(
-            _among(CourseReview.patient_id, patients), CourseReview.reviewed_on <= as_of
+            among(CourseReview.patient_id, patients), CourseReview.reviewed_on <= as_of
         )
     ).all():
         decided[pid].append(review_rules.ReviewFact(on, decision))
@@ -217,7 +218,8 @@ def _histories(
     }
 
 
-def _as_of(today: dt.date, until: dt.date | None) -> dt.date:
+def period_end(today: dt.date, until: dt.date | None) -> dt.date:
+    """The last day a report covers: today, or the end of its date range if earlier."""
     return min(today, until) if until is not None else today
 
 
@@ -234,7 +236,7 @@ def patient_ledger(
     if patient is None:
         raise NotFound(f"patient_id: no patient {patient_id}", field="patient_id")
     _check_range(since, until)
-    as_of = _as_of(today, until)
+    as_of = period_end(today, until)
     price = settings.stewardship.price_per_gram
     history = _histories(
         session, sa.select(Patient.id).where(Patient.id == patient_id), as_of, since
@@ -263,7 +265,7 @@ def check_filter(session: so.Session, filt: ClinicFilter) -> None:
 
 
 @contextlib.contextmanager
-def _no_cycle_collection() -> Iterator[None]:
+def no_cycle_collection() -> Iterator[None]:
     """Pause Python's cycle collector: the values built here hold no reference cycles
     (reference counting frees them), and over a clinic's rows its passes cost a third of the
     ledger's time (bench/reports.py)."""
@@ -282,16 +284,16 @@ def clinic_ledger(
     """Every patient's ledger under the filter, and their total, in a fixed number of queries
     (the filter's check, the patients, then app.services.stewardship._histories' three)."""
     check_filter(session, filt)
-    with _no_cycle_collection():
+    with no_cycle_collection():
         return _clinic_ledger(session, filt, settings, today)
 
 
 def _clinic_ledger(
     session: so.Session, filt: ClinicFilter, settings: Settings, today: dt.date
 ) -> ClinicLedger:
-    as_of = _as_of(today, filt.until)
+    as_of = period_end(today, filt.until)
     price = settings.stewardship.price_per_gram
-    patients = _patients(filt)
+    patients = filtered_patients(filt)
     people = session.execute(
         sa.select(
             Patient.id,
@@ -303,7 +305,7 @@ def _clinic_ledger(
         )
         .join(Center, Center.id == Patient.home_center_id)
         .outerjoin(User, User.id == Patient.treating_physician_id)
-        .where(_among(Patient.id, patients))
+        .where(among(Patient.id, patients))
         .order_by(Patient.family_name, Patient.given_name, Patient.id)
     ).all()
     histories = _histories(session, patients, as_of, filt.since, summed=True)

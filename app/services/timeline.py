@@ -5,7 +5,8 @@ the reviews and the taper steps)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -61,15 +62,7 @@ def course(
         .order_by(CourseReview.reviewed_on)
     ).all()
     steps = session.execute(
-        sa.select(
-            TaperPlan.version,
-            TaperPlan.drug,
-            TaperStep.mg_per_day,
-            TaperStep.status,
-            TaperStep.started_on,
-            TaperStep.earliest_on,
-        )
-        .join(TaperPlan, TaperPlan.id == TaperStep.plan_id)
+        taper_steps_select()
         .where(TaperStep.patient_id == patient_id)
         .order_by(TaperPlan.version, TaperStep.position)
     ).all()
@@ -93,17 +86,7 @@ def course(
         timeline.Marker(day, "review", f"Course review on {day}: {decision}")
         for day, decision in reviewed
     ]
-    latest_plan = max((version for version, *_ in steps), default=None)
-    prednisone = [
-        timeline.Step(
-            started or earliest,
-            mg * settings.steroids.equivalence.get(drug, 1.0),
-            f"{mg * settings.steroids.equivalence.get(drug, 1.0):g} mg/day"
-            + ("" if started else " (planned)"),
-        )
-        for version, drug, mg, _status, started, earliest in steps
-        if started is not None or version == latest_plan
-    ]
+    prednisone = prednisone_steps(steps, settings.steroids.equivalence)
     ivig = [
         timeline.Step(
             v.effective_on,
@@ -130,10 +113,43 @@ def course(
             timeline.Point(day, value) for day, value in facts.tis_series(history, ruleset.settings)
         ),
         ivig=tuple(ivig),
-        prednisone=tuple(sorted(prednisone, key=lambda s: s.since)),
+        prednisone=tuple(prednisone),
         markers=tuple(markers),
     )
     return drawn, f"Course of {patient.display_name}, {first} to {last}"
+
+
+def taper_steps_select() -> sa.Select[int, str, float, str, dt.date | None, dt.date]:
+    """A patient's taper steps as prednisone_steps reads them (plan version, drug, mg/day,
+    status, started on, earliest on); the caller adds which patients and the order (plan
+    version, then position)."""
+    return sa.select(
+        TaperPlan.version,
+        TaperPlan.drug,
+        TaperStep.mg_per_day,
+        TaperStep.status,
+        TaperStep.started_on,
+        TaperStep.earliest_on,
+    ).join(TaperPlan, TaperPlan.id == TaperStep.plan_id)
+
+
+def prednisone_steps(
+    rows: Iterable[Sequence[Any]], equivalence: Mapping[str, float], *, planned: bool = True
+) -> list[timeline.Step]:
+    """One patient's prednisone-equivalent mg/day as steps, by start: every step started, and
+    (`planned`) the newest plan's steps not started yet, from their earliest day."""
+    rows = list(rows)
+    latest_plan = max((row[0] for row in rows), default=None)
+    steps = [
+        timeline.Step(
+            started or earliest,
+            mg * equivalence.get(drug, 1.0),
+            f"{mg * equivalence.get(drug, 1.0):g} mg/day" + ("" if started else " (planned)"),
+        )
+        for version, drug, mg, _status, started, earliest in rows
+        if started is not None or (planned and version == latest_plan)
+    ]
+    return sorted(steps, key=lambda s: s.since)
 
 
 def _points(assessments: Sequence[Assessment], name: str) -> tuple[timeline.Point, ...]:

@@ -11,6 +11,7 @@ from app.web import (
     admin,
     auth,
     care,
+    clinic_report,
     csrf,
     feeds,
     forms,
@@ -42,6 +43,7 @@ def init_app(app: Flask) -> None:
         recalls.bp,
         review_pack.bp,
         stewardship.bp,
+        clinic_report.bp,
     ):
         app.register_blueprint(blueprint)
 

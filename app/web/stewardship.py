@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template
 
 from app import clock, http
 from app.auth import require
 from app.csvout import csv_response
 from app.domain import rule_outcomes, stewardship
 from app.policy import Action
-from app.services import clinic
 from app.services import patients as patient_service
 from app.services import stewardship as ledger_service
-from app.services.errors import InvalidInput
+from app.web.report_filters import clinic_filter, clinic_today, form_values, query_date
 
 bp = Blueprint("stewardship", __name__)
 
@@ -22,44 +19,11 @@ bp = Blueprint("stewardship", __name__)
 PAGE_LINES = 500
 
 
-def _date(name: str) -> dt.date | None:
-    raw = request.args.get(name, "").strip()[:40]
-    if not raw:
-        return None
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput(f"{name}: {raw!r} is not a date (YYYY-MM-DD)", field=name) from None
-
-
-def _id(name: str) -> int | None:
-    raw = request.args.get(name, "").strip()[:40]
-    if not raw:
-        return None
-    if not raw.isdigit() or int(raw) >= 2**31:
-        raise InvalidInput(f"{name}: {raw!r} is not an id", field=name)
-    return int(raw)
-
-
-def _filter() -> ledger_service.ClinicFilter:
-    return ledger_service.ClinicFilter(
-        center_id=_id("center"),
-        physician_id=_id("physician"),
-        since=_date("since"),
-        until=_date("until"),
-    )
-
-
-def _clinic_today() -> dt.date:
-    centers = clinic.list_centers(http.db())
-    return clock.clinic_today(centers[0].timezone if centers else "UTC")
-
-
 @bp.get("/patients/<int:patient_id>/stewardship")
 @require(Action.VIEW_PATIENTS)
 def patient(patient_id: int) -> http.ResponseValue:
     """A patient's ledger: grams given and saved against the starting regimen, by cause."""
-    since, until = _date("since"), _date("until")
+    since, until = query_date("since"), query_date("until")
     today = clock.clinic_today(
         patient_service.get_patient(http.db(), patient_id).home_center.timezone
     )
@@ -89,17 +53,16 @@ def _words() -> dict[str, object]:
 @require(Action.VIEW_REPORTS)
 def clinic_ledger() -> http.ResponseValue:
     """The clinic's ledger: every patient's, and the total, under the filters."""
-    filt = _filter()
-    shown = ledger_service.clinic_ledger(http.db(), filt, http.settings(), _clinic_today())
+    shown = ledger_service.clinic_ledger(
+        http.db(), clinic_filter(), http.settings(), clinic_today()
+    )
     return render_template(
         "reports/stewardship.html",
         clinic=shown,
         lines=shown.lines[:PAGE_LINES],
         figures=ledger_service.figures,
         header=ledger_service.CSV_HEADER,
-        centers=clinic.list_centers(http.db()),
-        physicians=clinic.list_physicians(http.db()),
-        args={k: v for k, v in request.args.items() if v},
+        **form_values(),
         **_words(),
     )
 
@@ -111,7 +74,9 @@ def clinic_csv() -> http.ResponseValue:
     (app.services.stewardship.CSV_HEADER), a row per patient with a cycle given in the period,
     then a TOTAL row; grams and hours to 2 decimals, dates ISO 8601, cost empty while no price
     per gram is set. The same filters as the page."""
-    shown = ledger_service.clinic_ledger(http.db(), _filter(), http.settings(), _clinic_today())
+    shown = ledger_service.clinic_ledger(
+        http.db(), clinic_filter(), http.settings(), clinic_today()
+    )
     return csv_response(
         ledger_service.csv_rows(shown), f"stewardship-{shown.as_of.isoformat()}.csv"
     )

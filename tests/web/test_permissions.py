@@ -205,6 +205,9 @@ ALLOWED_STATUS = {
     ("GET", "/reports/stewardship.csv"): 200,
     ("GET", "/reports/rules"): 200,
     ("GET", "/reports/rules.csv"): 200,
+    # The clinic reports (tests/web/test_clinic_report.py).
+    ("GET", "/reports/clinic"): 200,
+    ("GET", "/reports/clinic.csv"): 200,
     ("POST", "/patients/<int:patient_id>/tapers"): 404,
     ("POST", "/patients/<int:patient_id>/weights"): 404,
     ("GET", "/patients/new"): 200,
