@@ -226,10 +226,15 @@ def _demo_past_course(
     why: str,
 ) -> dt.date:
     """The demo's regimen set the day before a Monday `weeks_ago` weeks back (its infusions
-    booked from then); returns that Monday."""
+    booked from then); returns that Monday. A week earlier when a cycle would begin today:
+    by the afternoon it would have begun on the clock with nothing recorded, and the demo's
+    next cycle (what an approval changes) would be four weeks off."""
     zone = ZoneInfo(patient.home_center.timezone)
-    start = clock.clinic_today(patient.home_center.timezone) - dt.timedelta(weeks=weeks_ago)
+    today = clock.clinic_today(patient.home_center.timezone)
+    start = today - dt.timedelta(weeks=weeks_ago)
     start -= dt.timedelta(days=start.weekday())  # a Monday
+    if (today - start).days % 28 == 0:  # the demo's cycles come every four weeks
+        start -= dt.timedelta(weeks=1)
     _demo_regimen(
         session,
         settings,
