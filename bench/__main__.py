@@ -234,6 +234,33 @@ def _timeline(quick: bool) -> list[Figure]:
     return [Figure("patient timeline, five years", r["timeline_median_ms"], "<= 100 ms", r["pass"])]
 
 
+def _reports(quick: bool) -> list[Figure]:
+    from bench import reports
+
+    r = reports.run(patients=1000 if quick else reports.PATIENTS)
+    n, met = r["patients"], r["targets"]
+    return [
+        Figure(
+            f"stewardship ledger, {n:,} patients",
+            _num(r["clinic_ledger"]["median_ms"]),
+            "<= 1000 ms, fixed queries",
+            bool(met["clinic_ledger_at_most_1_s"] and met["fixed_ledger_queries"]),
+        ),
+        Figure(
+            "rule outcomes",
+            _num(r["rule_outcomes"]["median_ms"]),
+            "<= 1000 ms, fixed queries",
+            bool(met["rule_outcomes_at_most_1_s"] and met["fixed_rule_queries"]),
+        ),
+        Figure(
+            f"clinic reports, {n:,} patients",
+            _num(r["clinic_report"]["median_ms"]),
+            "<= 1000 ms, fixed queries",
+            bool(met["clinic_report_at_most_1_s"] and met["fixed_report_queries"]),
+        ),
+    ]
+
+
 def _clinic_import(quick: bool) -> list[Figure]:
     from bench import clinic_import
 
@@ -260,6 +287,7 @@ BENCHES: dict[str, Callable[[bool], list[Figure]]] = {
     "optimise": _optimise,
     "cds": _cds,
     "timeline": _timeline,
+    "reports": _reports,
     "import": _clinic_import,
 }
 

@@ -185,7 +185,7 @@ def _infusion(
 
 
 def _patient_rows(
-    centers: list[int], physicians: list[int], now: dt.datetime
+    centers: list[int], physicians: list[int], now: dt.datetime, patients: int
 ) -> list[dict[str, Any]]:
     return [
         {
@@ -203,7 +203,7 @@ def _patient_rows(
             "iga_deficient": False,
             "created_at": now,
         }
-        for k in range(PATIENTS)
+        for k in range(patients)
     ]
 
 
@@ -243,7 +243,7 @@ def _given_rows(
     return infusions, reviews
 
 
-def _populate(session: so.Session) -> None:
+def _populate(session: so.Session, patients: int) -> None:
     """Write the synthetic clinic (see the module docstring) and commit."""
     rng = random.Random(15)
     centers = [
@@ -251,7 +251,7 @@ def _populate(session: so.Session) -> None:
     ]
     physicians = _physicians(session)
     now = utcnow()
-    _insert(session, Patient, _patient_rows(centers, physicians, now))
+    _insert(session, Patient, _patient_rows(centers, physicians, now, patients))
     patient_ids = list(session.scalars(sa.select(Patient.id).order_by(Patient.id)))
     # The course of each patient: (cycle, its first day, the version) up to TODAY.
     courses: dict[int, list[tuple[int, dt.date, int]]] = {}
@@ -524,7 +524,8 @@ def _measure(
     return {"median_ms": round(median_ms(once, repeat, warmup=1), 1), "queries": len(queries)}
 
 
-def main() -> None:
+def run(patients: int = PATIENTS) -> dict[str, Any]:
+    """Populate a throwaway clinic of `patients` and measure; the figures and their targets."""
     results: dict[str, Any] = {"database": os.environ.get("BENCH_DB", "sqlite").split("://")[0]}
     with throwaway_database() as url:
         settings: Settings = settings_for(url)
@@ -532,8 +533,8 @@ def main() -> None:
         factory = make_session_factory(engine, settings)
         built = time.perf_counter()
         with factory() as session:
-            _populate(session)
-            results["patients"] = PATIENTS
+            _populate(session, patients)
+            results["patients"] = patients
             results["infusions"] = session.scalar(sa.select(sa.func.count()).select_from(Infusion))
             results["suggestions"] = session.scalar(
                 sa.select(sa.func.count()).select_from(Suggestion)
@@ -597,6 +598,11 @@ def main() -> None:
         "fixed_ledger_queries": queries == {4, 5},
         "fixed_rule_queries": results["rule_outcomes"]["queries"] == 3,
     }
+    return results
+
+
+def main() -> None:
+    results = run()
     print(json.dumps(results, indent=2))
     if not all(results["targets"].values()):
         sys.exit(1)
