@@ -113,7 +113,7 @@ def _patient(
     if lower:
         yield {"record": "weight", "mrn": mrn, "date": switch, "weight_kg": later_weight}
     versions = [(start, 2.0, weight)] + ([(switch, 1.5, later_weight)] if lower else [])
-    for on, dose, _kg in versions:
+    for on, dose, kg in versions:
         yield {
             "record": "regimen",
             "mrn": mrn,
@@ -124,6 +124,7 @@ def _patient(
             "interval_weeks": 4,
             "weight_basis": "adjusted",
             "preferred_time": dt.time(9),
+            "weight_kg": kg,
             "reason": "first course" if on == start else "de-escalation: stable response",
         }
     if index % 3 == 0:

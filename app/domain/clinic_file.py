@@ -9,9 +9,10 @@ uses some of the columns and leaves the others empty:
 - weight: mrn, date, weight_kg
 - regimen: mrn, date (its first cycle), product, dose_g_per_kg, days_per_cycle, interval_weeks,
   weight_basis, preferred_weekday (0 Monday to 6 Sunday), preferred_time (HH:MM), center
-  (empty: the patient's), reason
+  (empty: the patient's), weight_kg (the weight it was dosed on; empty: the latest weight row
+  on or before its date), reason; it may start in the future
 - taper: mrn, date (its first step), drug, start_mg, template (banded, fixed: decrement_mg and
-  step_days, percent: percent and step_days), reason
+  step_days, percent: percent and step_days), reason; it may start in the future
 - assessment: mrn, date, the scores (cdasi_activity ... extramuscular_global), notes
 - lab: mrn, date, test, value, unit, ref_low, ref_high
 - infusion (a past one): mrn, date, cycle, day, status (given, partial, missed), grams (given),
@@ -142,7 +143,7 @@ KINDS: Mapping[str, Kind] = {
             "weight_basis",
             "reason",
         ),
-        optional=("preferred_weekday", "preferred_time", "center"),
+        optional=("preferred_weekday", "preferred_time", "center", "weight_kg"),
         key=(),
     ),
     "taper": Kind(

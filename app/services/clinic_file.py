@@ -154,9 +154,13 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+#: Kinds that are prescriptions, which may start later; the rest is what happened.
+_MAY_START_LATER = frozenset({"regimen", "taper"})
+
+
 def _not_future(row: Row, today: dt.date, birth: dt.date) -> None:
     day: dt.date = row.get("date")
-    if day > today:
+    if day > today and row.kind not in _MAY_START_LATER:
         raise InvalidInput(f"{day} is in the future (today is {today})", field="date")
     if day < birth:
         raise InvalidInput(f"{day} is before the patient's birth date ({birth})", field="date")
@@ -274,11 +278,15 @@ def _check_regimen(row: Row, at: _Checking) -> None:
     if not data.reason.strip():
         raise InvalidInput("say why the regimen was set", field="reason")
     known = [kg for day, kg in at.weights if day <= data.starts_on]
-    if not known:
+    weight = row.get("weight_kg") or (known[-1] if known else None)
+    if weight is None:
         raise InvalidInput(
-            f"no weight on or before {data.starts_on}: add a weight row", field="weight_kg"
+            f"no weight on or before {data.starts_on}: give the regimen's weight_kg or add a "
+            "weight row",
+            field="weight_kg",
         )
-    result = regimens.calculate(regimens.dose_request(patient, known[-1], data), at.settings)
+    patients.check_weight(weight, at.settings)
+    result = regimens.calculate(regimens.dose_request(patient, weight, data), at.settings)
     if result.soft_stops:
         warnings = "; ".join(problem.message for problem in result.soft_stops)
         raise InvalidInput(
@@ -287,7 +295,7 @@ def _check_regimen(row: Row, at: _Checking) -> None:
         )
     center = at.found.center(row.get("center"), "center") if row.get("center") else None
     center_id = center.id if center else patient.home_center_id
-    at.plan.regimens.append(_Regimen(row, data, known[-1], result, center_id))
+    at.plan.regimens.append(_Regimen(row, data, weight, result, center_id))
 
 
 def _check_infusion(row: Row, at: _Checking) -> None:
@@ -632,6 +640,8 @@ def import_file(
             if progress is not None:
                 progress("checking therapy", 0, 1)
             problems = _violations(session, plans)
+            if progress is not None:
+                progress("checking therapy", 1, 1)
             if problems or dry_run:
                 raise _Abandon
             audit.record(
@@ -697,6 +707,7 @@ def _records(session: so.Session) -> Iterator[dict[str, object]]:
                 "preferred_weekday": r.preferred_weekday,
                 "preferred_time": r.preferred_time,
                 "center": None if r.center_id == home[r.patient_id] else centers[r.center_id].name,
+                "weight_kg": r.weight_kg,
                 "reason": r.reason,
             },
         )

@@ -12,6 +12,7 @@ import io
 import pytest
 import sqlalchemy as sa
 
+from app import clock
 from app.db import make_engine, make_session_factory
 from app.domain import clinic_file as file_rules
 from app.models import (
@@ -24,7 +25,8 @@ from app.models import (
     TaperPlan,
     WeightMeasurement,
 )
-from app.services import clinic_file, users
+from app.services import clinic as clinic_service
+from app.services import clinic_file, demo, users
 from app.services.context import system_actor
 from bench.clinic_rows import clinic_file_text
 from tests.conftest import PASSWORD
@@ -56,9 +58,9 @@ def generated(settings, patients: int = 6) -> str:
     )
 
 
-def run(session, settings, text: str | bytes, dry_run: bool = False):
+def run(session, settings, text: str | bytes, dry_run: bool = False, today: dt.date = TODAY):
     raw = text.encode() if isinstance(text, str) else text
-    return clinic_file.import_file(session, ACTOR, raw, settings, TODAY, dry_run=dry_run)
+    return clinic_file.import_file(session, ACTOR, raw, settings, today, dry_run=dry_run)
 
 
 def test_a_generated_clinic_imports_exports_and_imports_again_with_no_difference(
@@ -75,25 +77,58 @@ def test_a_generated_clinic_imports_exports_and_imports_again_with_no_difference
     assert rows == sum(report.counts.values())
 
     # A second clinic with the same centers and physician, in a database of its own.
-    engine = make_engine(databases.create())
-    other = make_session_factory(engine, settings)()
+    engine, other = other_clinic(
+        databases, settings, ["Riverside", "Hillcrest"], "dr.ames@test.clinic"
+    )
     try:
-        make_center(other, "Riverside")
-        make_center(other, "Hillcrest")
-        users.create_user(
-            other,
-            ACTOR,
-            email="dr.ames@test.clinic",
-            full_name="Dr Ames",
-            role="physician",
-            password=PASSWORD,
-            settings=settings.auth,
-        )
         again = run(other, settings, first)
         assert again.ok, again.problems
         second, _ = clinic_file.export_file(other, ACTOR)
         assert second == first
         assert counts(other) == counts(db_session)
+    finally:
+        other.close()
+        engine.dispose()
+
+
+def other_clinic(databases, settings, centers: list[str], physician: str):
+    """An empty clinic in a database of its own: these centers and one physician."""
+    engine = make_engine(databases.create())
+    other = make_session_factory(engine, settings)()
+    for name in centers:
+        make_center(other, name)
+    users.create_user(
+        other,
+        ACTOR,
+        email=physician,
+        full_name="Dr Other",
+        role="physician",
+        password=PASSWORD,
+        settings=settings.auth,
+    )
+    return engine, other
+
+
+def test_a_clinic_made_on_the_pages_exports_imports_elsewhere_and_exports_the_same(
+    db_session, settings, databases
+):
+    """The demo clinic, written by the services as the pages write: regimens that start next
+    week, doses computed on a weight recorded since, tapers, booked and given infusions."""
+    demo.load_demo_data(db_session, settings)
+    exported, _rows = clinic_file.export_file(db_session, ACTOR)
+    assert "\r\nregimen," in exported
+    engine, other = other_clinic(
+        databases,
+        settings,
+        [c.name for c in clinic_service.list_centers(db_session)],
+        "physician@demo.clinic",
+    )
+    try:
+        report = run(other, settings, exported, today=clock.clinic_today("America/New_York"))
+        assert report.ok, report.problems
+        assert report.counts["regimen"] >= 10 and report.counts["infusion"] > 0
+        again, _ = clinic_file.export_file(other, ACTOR)
+        assert again == exported
     finally:
         other.close()
         engine.dispose()
