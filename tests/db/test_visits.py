@@ -132,9 +132,9 @@ def test_a_visit_from_check_in_to_completion(db_session, settings, booked):
     assert {v.lot_number for v in done.vials} <= {"A123", "B456"}
     assert len(done.vitals) == 4 and done.premedications[0].dose == 1000
     actions = db_session.scalars(
-        sa.select(AuditEvent.action).where(
-            AuditEvent.entity_id == str(infusion.id), AuditEvent.action.like("visit.%")
-        )
+        sa.select(AuditEvent.action)
+        .where(AuditEvent.entity_id == str(infusion.id), AuditEvent.action.like("visit.%"))
+        .order_by(AuditEvent.id)  # without it PostgreSQL may return them in another order
     ).all()
     assert actions[:2] == ["visit.check_in", "visit.check"] and "visit.complete" in actions
 
