@@ -37,18 +37,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-SCORES: tuple[str, ...] = (
-    "cdasi_activity",
-    "cdasi_damage",
-    "mmt8",
-    "ck",
-    "ck_uln",
-    "physician_global",
-    "patient_global",
-    "pruritus",
-    "haq",
-    "extramuscular_global",
-)
+from app.domain.scores import SCORES
 
 #: Every column, in the order the file has them.
 COLUMNS: tuple[str, ...] = (

@@ -9,21 +9,8 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from app.db import Base, UTCDateTime, utcnow
+from app.domain.scores import SCORE_RANGES
 from app.models.user import User
-
-#: (column, lowest, highest) for every score; the CHECK constraints and the 422s use it.
-SCORE_RANGES: tuple[tuple[str, float, float], ...] = (
-    ("cdasi_activity", 0, 100),
-    ("cdasi_damage", 0, 32),
-    ("mmt8", 0, 80),
-    ("ck", 0, 100_000),
-    ("ck_uln", 1, 10_000),
-    ("physician_global", 0, 10),
-    ("patient_global", 0, 10),
-    ("pruritus", 0, 10),
-    ("haq", 0, 3),
-    ("extramuscular_global", 0, 10),
-)
 
 
 class Assessment(Base):

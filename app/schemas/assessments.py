@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.models.assessment import SCORE_RANGES
+from app.domain.scores import SCORE_RANGES
 from app.schemas.base import Input, Output
 from app.services import assessments as assessment_service
 

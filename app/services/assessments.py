@@ -10,13 +10,11 @@ from collections.abc import Callable
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from app.domain.scores import SCORE_RANGES, SCORES
 from app.models import Assessment, Patient
-from app.models.assessment import SCORE_RANGES
 from app.services import audit
 from app.services.context import Actor, unit_of_work
 from app.services.errors import InvalidInput, NotFound
-
-SCORE_NAMES = tuple(name for name, _low, _high in SCORE_RANGES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,10 +26,10 @@ class AssessmentInput:
 
 def check_scores(scores: dict[str, float | None]) -> dict[str, float | None]:
     """Return the scores, or raise InvalidInput naming the first field out of its range."""
-    unknown = set(scores) - set(SCORE_NAMES)
+    unknown = set(scores) - set(SCORES)
     if unknown:
         name = sorted(unknown)[0]
-        raise InvalidInput(f"{name}: not a score; known: {', '.join(SCORE_NAMES)}", field=name)
+        raise InvalidInput(f"{name}: not a score; known: {', '.join(SCORES)}", field=name)
     for name, low, high in SCORE_RANGES:
         value = scores.get(name)
         if value is None:
@@ -44,7 +42,7 @@ def check_scores(scores: dict[str, float | None]) -> dict[str, float | None]:
             raise InvalidInput(f"{name}: give a number", field=name)
         if not low <= value <= high:
             raise InvalidInput(f"{name}: {value:g} is outside {low:g}-{high:g}", field=name)
-    if all(scores.get(name) is None for name in SCORE_NAMES):
+    if all(scores.get(name) is None for name in SCORES):
         raise InvalidInput("cdasi_activity: record at least one score", field="cdasi_activity")
     if (scores.get("ck") is None) != (scores.get("ck_uln") is None):
         raise InvalidInput(
@@ -81,7 +79,7 @@ def record_assessment(
             assessed_on=data.assessed_on,
             notes=data.notes.strip(),
             recorded_by_id=actor.user_id,
-            **{name: scores.get(name) for name in SCORE_NAMES},
+            **{name: scores.get(name) for name in SCORES},
         )
         session.add(assessment)
         session.flush()

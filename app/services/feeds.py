@@ -439,6 +439,7 @@ class _Records:
         staff = self.staff
         summaries, cancelled = self.summaries, self.cancelled
         locations, descriptions = self.locations, self.descriptions
+        cancelled_status = InfusionStatus.CANCELLED  # an enum member: looked up once
         out: list[ical.TimedRecord] = []
         append = out.append
         for (
@@ -480,7 +481,7 @@ class _Records:
                 description = descriptions.get(cycle * 8 + day)
                 if description is None:
                     description = descriptions[cycle * 8 + day] = f"Cycle {cycle}, day {day}"
-            if status == InfusionStatus.CANCELLED:
+            if status == cancelled_status:
                 # Some Outlook versions show STATUS:CANCELLED as a normal event: say it.
                 title = cancelled.get(pid)
                 if title is None:

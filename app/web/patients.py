@@ -70,7 +70,7 @@ def patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
             ),
             suggestions=suggestion_service.for_patient(http.db(), patient_id),
             adverse_events=adverse_event_service.adverse_events_of(http.db(), patient_id),
-            score_names=assessment_service.SCORE_NAMES,
+            score_names=assessment_service.SCORES,
             chart=dose_chart(taper_view.daily, today),
             current=current,
             products=list(settings.product_catalog()),
