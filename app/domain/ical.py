@@ -403,6 +403,20 @@ class Writer:
             add_day(slot[2])
         return texts, days
 
+    def remembered(self) -> int:
+        """How many texts the writer keeps: one that serves many renders is replaced past a
+        bound (every text is keyed by the values it is made of, so none goes stale)."""
+        heads = sum(len(by_summary) for s in self._heads.values() for by_summary in s.values())
+        return (
+            heads
+            + sum(len(by_description) for by_description in self._tails.values())
+            + len(self._slots)
+            + len(self._summaries)
+            + len(self._locations)
+            + len(self._descriptions)
+            + len(self._whens)
+        )
+
     def _slot(self, starts_at: Any, ends_at: Any, stamp: Any) -> tuple[Any, str, int]:
         """Remember a start time's end, DTSTART and DTEND lines and UTC day (YYYYMMDD)."""
         if len(self._slots) > _SLOTS_KEPT:

@@ -36,6 +36,7 @@ from app.csvout import safe_cell
 from app.db import Base, utcnow
 from app.domain import clinic_file, integrity, schedule, taper
 from app.domain.clinic_file import FileProblem, Row
+from app.domain.scores import SCORES
 from app.models import (
     Assessment,
     Center,
@@ -236,7 +237,7 @@ def _taper_input(row: Row) -> tapers.PlanInput:
 
 
 def _scores(row: Row) -> dict[str, float | None]:
-    return {name: row.get(name) for name in clinic_file.SCORES}
+    return {name: row.get(name) for name in SCORES}
 
 
 def _lab_input(row: Row) -> labs.LabInput:
@@ -734,7 +735,7 @@ def _records(session: so.Session) -> Iterator[dict[str, object]]:
             a.id,
             {
                 "date": a.assessed_on,
-                **{n: getattr(a, n) for n in clinic_file.SCORES},
+                **{n: getattr(a, n) for n in SCORES},
                 "notes": a.notes or None,
             },
         )

@@ -396,7 +396,7 @@ def _render(
         extras = _patient_steps(session, sub, window)
     elif sub.scope == "physician":
         extras = _approvals(session, sub, now, detailed, secret)
-    writer = ical.Writer()
+    writer, records = _SHARED.get(staff=sub.scope != "patient", detailed=detailed, secret=secret)
     body = ical.Body(
         # Escaped right, `,;\` still come back as `\,` in icalendar and ical.js: none in names.
         writer.header(ical.plain_name(sub.label), PRODID, settings.feeds.refresh_minutes),
@@ -406,7 +406,6 @@ def _render(
     # byte-identical within a day.
     today = _day_number(now.date())
     dialect = session.get_bind().dialect.name
-    records = _Records(staff=sub.scope != "patient", detailed=detailed, secret=secret)
     iso_text = dialect == "sqlite"
     events: list[tuple[int, str]] = []
     for batch in _driver_rows(session, *driver_statement(session, sub, settings, now)):
@@ -429,11 +428,17 @@ class _Records:
 
     def __init__(self, *, staff: bool, detailed: bool, secret: str) -> None:
         self.staff, self.detailed, self.secret = staff, detailed, secret
-        # A feed repeats the same patients, chairs and cycles many times: each text once.
-        self.summaries: dict[int, str] = {}
-        self.cancelled: dict[int, str] = {}
+        # A feed repeats the same patients, chairs and cycles many times, and every render the
+        # same again: each text once per process (see _shared).
+        self.summaries: dict[int, tuple[str, str, str]] = {}
+        self.cancelled: dict[str, str] = {}
         self.locations: dict[str, dict[str | None, str]] = {}
         self.descriptions: dict[int, str] = {}
+
+    def remembered(self) -> int:
+        """How many texts these records keep (see _shared)."""
+        places = sum(len(by_place) for by_place in self.locations.values())
+        return len(self.summaries) + len(self.cancelled) + len(self.descriptions) + places
 
     def __call__(self, rows: Iterable[Any]) -> list[ical.TimedRecord]:
         staff = self.staff
@@ -458,11 +463,15 @@ class _Records:
             address,
             chair_name,
         ) in rows:
-            summary = summaries.get(pid)
-            if summary is None:
-                summary = summaries[pid] = _summary(
-                    pid, given, family, staff, self.detailed, self.secret
+            # Kept per process: checked against the names, so a renamed patient is renamed.
+            named = summaries.get(pid)
+            if named is None or named[0] != given or named[1] != family:
+                named = summaries[pid] = (
+                    given,
+                    family,
+                    _summary(pid, given, family, staff, self.detailed, self.secret),
                 )
+            summary = named[2]
             # Staff feeds say the center and chair, a patient's the center and its address.
             by_place = locations.get(center_name)
             if by_place is None:
@@ -483,9 +492,9 @@ class _Records:
                     description = descriptions[cycle * 8 + day] = f"Cycle {cycle}, day {day}"
             if status == cancelled_status:
                 # Some Outlook versions show STATUS:CANCELLED as a normal event: say it.
-                title = cancelled.get(pid)
+                title = cancelled.get(summary)
                 if title is None:
-                    title = cancelled[pid] = f"Cancelled: {summary}"
+                    title = cancelled[summary] = f"Cancelled: {summary}"
                 append(
                     (
                         uid,
@@ -514,6 +523,33 @@ class _Records:
                     )
                 )
         return out
+
+
+class _Shared:
+    """The writer and the record makers every render in this process shares: the next render
+    (any feed, any request of the worker) repeats the same patients, chairs, cycles and chair
+    slots, and their texts are made once. Each text is keyed by the values it is made of, so
+    none goes stale; past _KEPT_TEXTS a maker is replaced by a fresh one before a render.
+    Threads may share them: a render only reads and adds entries (a lost race makes a text
+    twice)."""
+
+    def __init__(self) -> None:
+        self.writer = ical.Writer()
+        self.records: dict[tuple[bool, bool, str], _Records] = {}
+
+    def get(self, *, staff: bool, detailed: bool, secret: str) -> tuple[ical.Writer, _Records]:
+        if self.writer.remembered() > _KEPT_TEXTS:
+            self.writer = ical.Writer()
+        key = (staff, detailed, secret)
+        records = self.records.get(key)
+        if records is None or records.remembered() > _KEPT_TEXTS:
+            records = self.records[key] = _Records(staff=staff, detailed=detailed, secret=secret)
+        return self.writer, records
+
+
+#: Texts a shared writer or record maker keeps before it is replaced (a few MB).
+_KEPT_TEXTS = 50_000
+_SHARED = _Shared()
 
 
 @functools.lru_cache(maxsize=32_768)

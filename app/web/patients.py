@@ -6,6 +6,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from app import clock, http
 from app.auth import require
+from app.domain.scores import SCORES
 from app.models.review import REVIEW_DECISIONS
 from app.policy import Action
 from app.schemas.assessments import AssessmentIn
@@ -70,7 +71,7 @@ def patient_page(patient_id: int, status: int = 200) -> http.ResponseValue:
             ),
             suggestions=suggestion_service.for_patient(http.db(), patient_id),
             adverse_events=adverse_event_service.adverse_events_of(http.db(), patient_id),
-            score_names=assessment_service.SCORES,
+            score_names=SCORES,
             chart=dose_chart(taper_view.daily, today),
             current=current,
             products=list(settings.product_catalog()),

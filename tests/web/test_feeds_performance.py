@@ -97,3 +97,22 @@ def test_the_body_in_blocks_is_the_body_whole_gzipped_or_not(client, bearer, cli
     assert packed.get_data() == gzip.compress(body, compresslevel=6, mtime=0)
     assert int(packed.headers["Content-Length"]) == len(packed.get_data())
     assert packed.headers["ETag"] == plain.headers["ETag"][:-1] + '-gzip"'
+
+
+def test_a_renamed_patient_is_renamed_in_the_next_render_of_the_same_worker(
+    client, bearer, clinic, db_session
+):
+    # The process keeps each patient's title between renders: it must follow the names.
+    path = subscribe(client, bearer, clinic.nurse, "center", clinic.center.id)
+
+    def titles() -> set[str]:
+        body = client.get(path).get_data()
+        return {str(e["SUMMARY"]) for e in icalendar.Calendar.from_ical(body).walk("VEVENT")}
+
+    before = titles()
+    assert before and all(t.startswith("Infusion: ") for t in before)
+    clinic.patient.given_name, clinic.patient.family_name = "Quentin", "Zimmer"
+    db_session.commit()
+    after = titles()
+    assert after and all(t.startswith("Infusion: QZ #") for t in after), after
+    assert not before & after
